@@ -1,0 +1,181 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import createDebug from 'debug';
+import { AgentError, KvmtestError } from '../errors.js';
+import { encodeFrame, FrameDecoder } from './codec.js';
+import { PROTOCOL_VERSION, type AgentMessage, type Frame, type HelloAnswer, type HostMessage } from './protocol.js';
+
+const debug = createDebug('kvmtest:agent');
+
+type Handler = (frame: Frame<AgentMessage>) => void;
+
+/** One request's view of the link: frames for its id come in, frames with its id go out. */
+export interface Channel {
+  readonly id: number;
+  send(header: DistributiveOmit<HostMessage, 'id'>, body?: Uint8Array): Promise<void>;
+  /** Stops routing frames to this channel. */
+  close(): void;
+}
+
+type DistributiveOmit<T, K extends keyof never> = T extends unknown ? Omit<T, K> : never;
+
+export interface ChannelHandlers {
+  onFrame: Handler;
+  /** The link died while this channel was open. */
+  onLinkError: (error: KvmtestError) => void;
+}
+
+/**
+ * The host end of the agent link over any byte stream (the virtio-serial unix socket, or the
+ * agent's stdio in tests). Multiplexes concurrent requests by id; fails every open request at
+ * once when the link drops.
+ */
+export class AgentClient {
+  private readonly decoder = new FrameDecoder<AgentMessage>();
+  private readonly channels = new Map<number, ChannelHandlers>();
+  private nextId = 1;
+  private helloWaiter: { nonce: string; resolve: (h: HelloAnswer) => void } | undefined;
+  private failure: KvmtestError | undefined;
+  private readonly failureListeners = new Set<(error: KvmtestError) => void>();
+
+  constructor(private readonly stream: Duplex) {
+    stream.on('data', (chunk: Buffer) => this.receive(chunk));
+    stream.on('error', (error) => this.fail(new AgentError('AGENT_DISCONNECTED', `agent link error: ${error.message}`, { cause: error })));
+    stream.on('close', () => this.fail(new AgentError('AGENT_DISCONNECTED', 'the agent link closed')));
+  }
+
+  /**
+   * Sends hello and waits for the answer carrying our nonce; everything before it is skipped.
+   * With repeatMs the hello is repeated until answered (an agent restarted mid-boot may have eaten it).
+   */
+  async handshake(options: { signal?: AbortSignal; repeatMs?: number } = {}): Promise<HelloAnswer> {
+    const nonce = randomBytes(8).toString('hex');
+    let stop = () => {};
+    const hello = new Promise<HelloAnswer>((resolve, reject) => {
+      this.helloWaiter = { nonce, resolve };
+      const unlisten = this.onFailure(reject);
+      const onAbort = () => reject(options.signal!.reason);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      stop = () => {
+        unlisten();
+        options.signal?.removeEventListener('abort', onAbort);
+      };
+    });
+    const send = () => this.write(encodeFrame({ t: 'hello', id: 0, nonce } satisfies HostMessage)).catch(() => {});
+    void send();
+    const timer = options.repeatMs ? setInterval(send, options.repeatMs) : undefined;
+    let answer: HelloAnswer;
+    try {
+      answer = await hello;
+    } finally {
+      clearInterval(timer);
+      stop();
+    }
+    if (answer.protocol !== PROTOCOL_VERSION) {
+      throw new AgentError('AGENT_PROTOCOL', `the guest agent speaks protocol ${answer.protocol}, this kvmtest speaks ${PROTOCOL_VERSION}`);
+    }
+    return answer;
+  }
+
+  /** Opens a request channel with a fresh id. */
+  open(handlers: ChannelHandlers): Channel {
+    if (this.failure) throw this.failure;
+    const id = this.nextId++;
+    this.channels.set(id, handlers);
+    return {
+      id,
+      send: (header, body) => this.write(encodeFrame({ ...header, id } as HostMessage, body)),
+      close: () => {
+        this.channels.delete(id);
+      },
+    };
+  }
+
+  /** Round trip of one ping frame. */
+  async ping(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const channel = this.open({
+        onFrame: () => {
+          channel.close();
+          resolve();
+        },
+        onLinkError: reject,
+      });
+      channel.send({ t: 'ping' }).catch(reject);
+    });
+  }
+
+  /** The error that ended the link, if it ended. */
+  get error(): KvmtestError | undefined {
+    return this.failure;
+  }
+
+  onFailure(listener: (error: KvmtestError) => void): () => void {
+    if (this.failure) {
+      listener(this.failure);
+      return () => {};
+    }
+    this.failureListeners.add(listener);
+    return () => this.failureListeners.delete(listener);
+  }
+
+  /** Ends the link; open requests fail with the given error. */
+  close(error?: KvmtestError): void {
+    this.fail(error ?? new AgentError('AGENT_DISCONNECTED', 'the agent link was closed by the host'));
+    this.stream.destroy();
+  }
+
+  private write(frame: Buffer): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      // resolve on flush, so a producer (push, stdin) is paced by the guest's reading speed
+      this.stream.write(frame, (error) => (error ? reject(this.failure ?? error) : resolve()));
+    });
+  }
+
+  private receive(chunk: Buffer): void {
+    let frames: Frame<AgentMessage>[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (error) {
+      this.close(error as KvmtestError);
+      return;
+    }
+    for (const frame of frames) this.dispatch(frame);
+  }
+
+  private dispatch(frame: Frame<AgentMessage>): void {
+    const { header } = frame;
+    if (!this.decoder.synced) {
+      if (header.t === 'hello' && header.nonce === this.helloWaiter?.nonce) {
+        this.decoder.synced = true;
+        this.helloWaiter.resolve(header);
+        this.helloWaiter = undefined;
+      } else {
+        debug('skipping %s frame before hello', header.t);
+      }
+      return;
+    }
+    if (header.t === 'log') {
+      debug('guest: [%s] %s', header.level, header.message);
+      return;
+    }
+    const channel = this.channels.get(header.id);
+    if (!channel) {
+      debug('frame %s for closed request %d', header.t, header.id);
+      return;
+    }
+    channel.onFrame(frame);
+  }
+
+  private fail(error: KvmtestError): void {
+    if (this.failure) return;
+    this.failure = error;
+    debug('link failed: %s', error.message);
+    const channels = [...this.channels.values()];
+    this.channels.clear();
+    for (const channel of channels) channel.onLinkError(error);
+    for (const listener of this.failureListeners) listener(error);
+    this.failureListeners.clear();
+  }
+}

@@ -1,0 +1,42 @@
+import { judgeKvm, probeKvm } from '../host/accel.js';
+import { findIsoTool, installHint, qemuSystemName, qemuVersion, which } from '../host/tools.js';
+
+export interface DoctorLine {
+  ok: boolean;
+  what: string;
+  detail: string;
+  fix?: string;
+}
+
+/** Checks what kvmtest needs on this host; each line says what is there, or how to get it. */
+export async function doctor(): Promise<DoctorLine[]> {
+  const lines: DoctorLine[] = [];
+  const qemuName = qemuSystemName();
+  const qemu = await which(qemuName);
+  lines.push(qemu ? { ok: true, what: qemuName, detail: `${qemu} (QEMU ${await qemuVersion(qemu).catch(() => 'unknown')})` } : { ok: false, what: qemuName, detail: 'not found on PATH', fix: installHint('qemu') });
+  const qemuImg = await which('qemu-img');
+  lines.push(qemuImg ? { ok: true, what: 'qemu-img', detail: qemuImg } : { ok: false, what: 'qemu-img', detail: 'not found on PATH', fix: installHint('qemu-img') });
+  try {
+    const iso = await findIsoTool();
+    lines.push({ ok: true, what: 'ISO tool', detail: `${iso.path} (writes the cloud-init seed)` });
+  } catch {
+    lines.push({ ok: false, what: 'ISO tool', detail: 'neither genisoimage nor xorriso found', fix: installHint('iso') });
+  }
+  const verdict = judgeKvm(await probeKvm());
+  lines.push(
+    verdict.usable
+      ? { ok: true, what: 'acceleration', detail: `KVM: ${verdict.reason}` }
+      : { ok: true, what: 'acceleration', detail: `TCG (software emulation, 10-20x slower): KVM not usable: ${verdict.reason}`, ...(verdict.fix ? { fix: verdict.fix } : {}) },
+  );
+  const debootstrap = await which('debootstrap');
+  lines.push(
+    debootstrap
+      ? { ok: true, what: 'debootstrap', detail: `${debootstrap} (kvmtest image build debian-12)` }
+      : { ok: true, what: 'debootstrap', detail: 'not found: needed only to build images offline (kvmtest image build)', fix: 'sudo apt-get install -y debootstrap' },
+  );
+  return lines;
+}
+
+export function formatDoctor(lines: DoctorLine[]): string {
+  return lines.map((l) => `${l.ok ? '✔' : '✖'} ${l.what.padEnd(22)} ${l.detail}${l.fix ? `\n  ${''.padEnd(22)} fix: ${l.fix}` : ''}`).join('\n');
+}

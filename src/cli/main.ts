@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { isKvmtestError } from '../errors.js';
+import { ensureImage } from '../image/build.js';
+import { isRecipeName, RECIPES } from '../image/recipes.js';
+import { createProgress } from '../util/progress.js';
+import { doctor, formatDoctor } from './doctor.js';
+import { runCommand } from './run.js';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+const program = new Command()
+  .name('kvmtest')
+  .description('Run tests inside throwaway KVM/QEMU guests booted from cloud images')
+  .showHelpAfterError();
+
+program
+  .command('run')
+  .description('boot a guest, run a command with live output, pull results, exit with its status')
+  .requiredOption('--image <image>', 'disk image path (qcow2/raw) or a name such as debian-12')
+  .option('--memory <size>', 'guest memory', '1G')
+  .option('--cpus <n>', 'vCPUs', (v) => Number(v), 2)
+  .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']).default('auto'))
+  .addOption(new Option('--boot <method>', 'firmware boot or the named image\'s kernel').choices(['firmware', 'kernel']).default('firmware'))
+  .option('--push <src:dest>', 'copy a host path into the guest before the command (repeatable)', collect, [])
+  .option('--pull <src:dest>', 'copy a guest path to the host after the command (repeatable)', collect, [])
+  .option('--env <name=value>', 'environment for the command (repeatable)', collect, [])
+  .option('--cwd <dir>', 'working directory in the guest')
+  .option('--timeout <duration>', 'command timeout, e.g. 10m')
+  .option('--boot-timeout <duration>', 'how long to wait for the guest agent')
+  .argument('<command...>', 'the command and its arguments (after --)')
+  .action(async (command: string[], opts) => {
+    process.exitCode = await runCommand(command, {
+      image: opts.image,
+      memory: opts.memory,
+      cpus: opts.cpus,
+      accel: opts.accel,
+      boot: opts.boot,
+      push: opts.push,
+      pull: opts.pull,
+      env: opts.env,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      ...(opts.timeout ? { timeout: opts.timeout } : {}),
+      ...(opts.bootTimeout ? { bootTimeout: opts.bootTimeout } : {}),
+    });
+  });
+
+program
+  .command('doctor')
+  .description('check QEMU, qemu-img, the ISO tool and KVM, and say how to fix what is missing')
+  .action(async () => {
+    const lines = await doctor();
+    process.stdout.write(`${formatDoctor(lines)}\n`);
+    process.exitCode = lines.every((l) => l.ok) ? 0 : 1;
+  });
+
+const image = program.command('image').description('images kvmtest builds and caches');
+image
+  .command('build')
+  .description(`build an image offline from Debian's archive (${Object.keys(RECIPES).join(', ')})`)
+  .argument('<name>')
+  .option('--force', 'rebuild even when cached')
+  .action(async (name: string, opts) => {
+    if (!isRecipeName(name)) throw new Error(`unknown image ${name}; known: ${Object.keys(RECIPES).join(', ')}`);
+    const progress = createProgress(`image ${name}`);
+    progress.phase('building');
+    const built = await ensureImage(name, { force: Boolean(opts.force), onLine: (line) => progress.update(line) }).catch((error) => {
+      progress.fail('failed');
+      throw error;
+    });
+    progress.done(`ready: ${built.disk}`);
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  if (isKvmtestError(error)) {
+    process.stderr.write(`kvmtest: ${error.message} [${error.code}]\n`);
+    if (error.consoleTail) process.stderr.write(`--- last console lines ---\n${error.consoleTail}\n`);
+  } else process.stderr.write(`kvmtest: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = process.exitCode || 2;
+});

@@ -1,0 +1,55 @@
+import { boot } from '../guest/boot.js';
+import type { BootOptions } from '../guest/options.js';
+import { InputError } from '../errors.js';
+import { constants } from 'node:os';
+
+export interface RunCommandOptions extends BootOptions {
+  push: string[];
+  pull: string[];
+  timeout?: string;
+  cwd?: string;
+  env: string[];
+}
+
+/** SRC:DEST, splitting at the last colon so host paths may contain colons. */
+export function parseCopySpec(spec: string, flag: string): { source: string; dest: string } {
+  const at = spec.lastIndexOf(':');
+  if (at <= 0 || at === spec.length - 1) throw new InputError('INVALID_OPTION', `Expected ${flag} as SRC:DEST, got ${JSON.stringify(spec)}`);
+  return { source: spec.slice(0, at), dest: spec.slice(at + 1) };
+}
+
+export function parseEnv(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new InputError('INVALID_OPTION', `Expected --env as NAME=VALUE, got ${JSON.stringify(pair)}`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
+
+/** kvmtest run: boot, push, run with live output, pull, stop. Returns the exit status to exit with. */
+export async function runCommand(command: string[], options: RunCommandOptions): Promise<number> {
+  if (command.length === 0) throw new InputError('INVALID_OPTION', 'kvmtest run needs a command after --, e.g. kvmtest run --image debian-12 -- uname -a');
+  const pushes = options.push.map((p) => parseCopySpec(p, '--push'));
+  const pulls = options.pull.map((p) => parseCopySpec(p, '--pull'));
+  const env = parseEnv(options.env);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await using vm = await boot({ ...options, progress: true, signal: controller.signal });
+    for (const { source, dest } of pushes) await vm.push(source, dest);
+    const child = vm.spawn(command, [], { ...(options.timeout ? { timeout: options.timeout } : {}), ...(options.cwd ? { cwd: options.cwd } : {}), env, signal: controller.signal, buffer: false });
+    child.stdout.pipe(process.stdout, { end: false });
+    child.stderr.pipe(process.stderr, { end: false });
+    const result = await child;
+    for (const { source, dest } of pulls) await vm.pull(source, dest);
+    if (result.signal) return 128 + (constants.signals[result.signal] ?? 0);
+    return result.exitCode ?? 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

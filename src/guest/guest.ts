@@ -1,0 +1,200 @@
+import { rm } from 'node:fs/promises';
+import createDebug from 'debug';
+import { AgentError, BootError, KvmtestError } from '../errors.js';
+import type { AgentClient } from '../agent/client.js';
+import { GuestProcess, type ExecOptions, type ExecResult } from '../agent/exec.js';
+import type { HelloAnswer } from '../agent/protocol.js';
+import { pull, push } from '../agent/transfer.js';
+import type { Accel } from '../host/accel.js';
+import type { QmpClient } from '../qemu/qmp.js';
+import type { QemuProcess } from '../qemu/process.js';
+import { parseDuration } from '../util/units.js';
+import { canMove, type GuestState } from './state.js';
+
+const debug = createDebug('kvmtest:guest');
+
+export interface GuestExecOptions extends Omit<ExecOptions, 'timeoutMs'> {
+  /** '10m', '90s' or milliseconds. */
+  timeout?: string | number;
+}
+
+export interface GuestInfo {
+  name: string;
+  accel: Accel;
+  cpus: number;
+  memoryMiB: number;
+  /** The guest's private host directory: overlay, seed, sockets, console log. */
+  dir: string;
+  consolePath: string;
+  /** What the agent said in its hello: OS release, kernel, architecture, hostname. */
+  agent: HelloAnswer;
+  /** Milliseconds from boot() to the agent's hello. */
+  bootMs: number;
+}
+
+export interface GuestParts {
+  info: GuestInfo;
+  qemu: QemuProcess;
+  qmp: QmpClient;
+  agent: AgentClient;
+  untrack: () => void;
+}
+
+/** A running guest: exec, spawn, push, pull; dispose() (or `await using`) stops it and removes its files. */
+export class Guest implements AsyncDisposable {
+  readonly info: GuestInfo;
+  private currentState: GuestState = 'running';
+  private disposing: Promise<void> | undefined;
+  private readonly qemu: QemuProcess;
+  private readonly qmp: QmpClient;
+  private readonly agent: AgentClient;
+  private readonly untrack: () => void;
+
+  constructor(parts: GuestParts) {
+    this.info = parts.info;
+    this.qemu = parts.qemu;
+    this.qmp = parts.qmp;
+    this.agent = parts.agent;
+    this.untrack = parts.untrack;
+    // an unexpected QEMU exit or kernel panic fails every pending request at once, with the console tail
+    void this.qemu.exited.then((exit) => {
+      if (this.currentState === 'stopping' || this.currentState === 'stopped') return;
+      this.failWith(new AgentError('AGENT_DISCONNECTED', `QEMU exited unexpectedly (${exit.signal ?? `code ${exit.code}`})${exit.stderr ? `: ${exit.stderr}` : ''}`));
+    });
+    this.qemu.console.onFatal((verdict) => {
+      if (verdict.kind === 'panic') this.failWith(new BootError('KERNEL_PANIC', `the guest kernel panicked: ${verdict.line}`));
+    });
+    this.qmp.on('event', (event) => {
+      if (event.event === 'SHUTDOWN' && this.currentState === 'running') {
+        this.failWith(new AgentError('AGENT_DISCONNECTED', `the guest shut down (${String(event.data?.reason ?? 'unknown reason')})`));
+      }
+    });
+  }
+
+  get state(): GuestState {
+    return this.currentState;
+  }
+
+  /** Runs a command to completion: an argv array runs directly, a string runs under /bin/sh -c. */
+  exec(command: string | string[], options: GuestExecOptions = {}): Promise<ExecResult> {
+    return Promise.resolve(this.start(command, options, false));
+  }
+
+  /** Starts a command and returns it live: stdout/stderr streams, stdin, lines(), kill(); await it for the result. */
+  spawn(file: string | string[], args: string[] = [], options: GuestExecOptions = {}): GuestProcess {
+    const argv = Array.isArray(file) ? [...file, ...args] : [file, ...args];
+    return this.start(argv, options, true);
+  }
+
+  /** Copies a host file or directory into the guest (dest is the path it becomes). */
+  async push(source: string, dest: string): Promise<void> {
+    this.assertRunning();
+    await push(this.agent, source, dest).catch((error) => this.rethrow(error));
+  }
+
+  /** Copies a guest file or directory to the host. */
+  async pull(source: string, dest: string): Promise<void> {
+    this.assertRunning();
+    await pull(this.agent, source, dest).catch((error) => this.rethrow(error));
+  }
+
+  /** One agent round trip. */
+  async ping(): Promise<void> {
+    this.assertRunning();
+    await this.agent.ping().catch((error) => this.rethrow(error));
+  }
+
+  /** A QMP command to QEMU, for what kvmtest does not wrap. */
+  qmpCommand<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
+    return this.qmp.execute<T>(command, args);
+  }
+
+  /** The last lines of the serial console. */
+  consoleTail(lines = 50): string {
+    return this.qemu.console.lastLines(lines);
+  }
+
+  get pid(): number | undefined {
+    return this.qemu.pid;
+  }
+
+  /**
+   * Stops QEMU (QMP quit, then SIGTERM, then SIGKILL) and removes the overlay, seed, sockets and
+   * console log. Safe to call twice; the second call waits for the first.
+   */
+  dispose(): Promise<void> {
+    this.disposing ??= this.stop();
+    return this.disposing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+
+  private async stop(): Promise<void> {
+    this.move('stopping');
+    this.agent.close(new AgentError('GUEST_DISPOSED', 'the guest was disposed'));
+    if (!this.qemu.hasExited) {
+      await this.qmp.execute('quit').catch(() => {});
+      if (!(await settlesWithin(this.qemu.exited, 3000))) {
+        this.qemu.kill('SIGTERM');
+        if (!(await settlesWithin(this.qemu.exited, 2000))) this.qemu.kill('SIGKILL');
+      }
+    }
+    await this.qemu.exited;
+    this.qmp.close();
+    await this.qemu.console.close();
+    await rm(this.info.dir, { recursive: true, force: true });
+    this.untrack();
+    this.move('stopped');
+    debug('%s stopped', this.info.name);
+  }
+
+  private start(command: string | string[], options: GuestExecOptions, live: boolean): GuestProcess {
+    this.assertRunning();
+    const target = Array.isArray(command) ? { argv: command } : { shell: command };
+    if (Array.isArray(command) && (command.length === 0 || command.some((a) => typeof a !== 'string'))) {
+      throw new KvmtestError('INVALID_OPTION', `Expected the command to be a non-empty array of strings or a shell string, got ${JSON.stringify(command)}`);
+    }
+    const { timeout, ...rest } = options;
+    const child = new GuestProcess(this.agent, target, { ...rest, ...(timeout !== undefined ? { timeoutMs: parseDuration(timeout) } : {}) }, { live });
+    child.then(undefined, (error) => this.rethrow(error)).catch(() => {});
+    return child;
+  }
+
+  private assertRunning(): void {
+    if (this.currentState === 'running') return;
+    const failure = this.agent.error;
+    if (this.currentState === 'failed' && failure) throw failure;
+    throw new AgentError('GUEST_DISPOSED', `the guest is ${this.currentState}; boot a new one`);
+  }
+
+  /** Attaches the console tail to link failures, which are explained by the guest's state. */
+  private rethrow(error: unknown): never {
+    if (error instanceof KvmtestError && (error.code === 'AGENT_DISCONNECTED' || error.code === 'KERNEL_PANIC') && error.consoleTail === undefined) {
+      error.consoleTail = this.consoleTail();
+    }
+    throw error;
+  }
+
+  private failWith(error: KvmtestError): void {
+    if (this.currentState !== 'running') return;
+    error.consoleTail = this.consoleTail();
+    this.move('failed');
+    debug('%s failed: %s', this.info.name, error.message);
+    this.agent.close(error);
+  }
+
+  private move(to: GuestState): void {
+    if (!canMove(this.currentState, to)) return;
+    this.currentState = to;
+  }
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const result = await Promise.race([promise.then(() => true), timeout]);
+  clearTimeout(timer);
+  return result;
+}

@@ -1,0 +1,101 @@
+import { InputError } from '../errors.js';
+import type { AccelRequest } from '../host/accel.js';
+import type { CloudConfig } from '../seed/cloud-config.js';
+import { describe, parseCpus, parseDuration, parseMemoryMiB } from '../util/units.js';
+
+export interface BootOptions {
+  /** A qcow2 or raw disk image path, or the name of a built image such as 'debian-12'. */
+  image: string;
+  /** Guest RAM: '1G', '512M', or a number of MiB. Default 1G. */
+  memory?: string | number;
+  /** vCPUs. Default 2. */
+  cpus?: number;
+  /** 'auto' (default) uses KVM only where it really works, else TCG with a warning. */
+  accel?: AccelRequest;
+  /** Boot by the disk's own bootloader (default) or directly from a kernel: 'kernel' uses a named image's own kernel. */
+  boot?: 'firmware' | 'kernel';
+  /** Direct kernel boot from these host files (implies boot: 'kernel'). */
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  /** Firmware for firmware boot: SeaBIOS (default) or UEFI (needs OVMF: uefiCode/uefiVars). */
+  firmware?: 'bios' | 'uefi';
+  uefiCode?: string;
+  uefiVars?: string;
+  /** Extra cloud-config (object or YAML), merged with kvmtest's own. */
+  cloudConfig?: CloudConfig | string;
+  /** The guest's hostname; default kvmtest-<random>. */
+  hostname?: string;
+  /** No network by default. true: user-mode NAT; forwards bind to 127.0.0.1. */
+  network?: boolean | { forwards?: { host?: number; guest: number }[] };
+  /** How long to wait for the agent's hello. Default 2m on KVM, scaled 5× under TCG. */
+  bootTimeout?: string | number;
+  signal?: AbortSignal;
+  /** Print boot progress to stderr (a live line on a terminal, plain lines in CI). */
+  progress?: boolean;
+  /** Extra QEMU arguments, appended verbatim. */
+  qemuArgs?: string[];
+}
+
+export interface ResolvedBootOptions {
+  image: string;
+  memoryMiB: number;
+  cpus: number;
+  accel: AccelRequest;
+  bootMode: 'firmware' | 'kernel';
+  kernel?: { kernel: string; initrd?: string; append?: string };
+  firmware: 'bios' | 'uefi';
+  uefi?: { code: string; vars: string };
+  hostname?: string;
+  network: false | { forwards: { host?: number; guest: number }[] };
+  bootTimeoutMs?: number;
+}
+
+export const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
+
+/** Checks and normalises boot options; every mistake is an InputError naming the option. Pure. */
+export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
+  if (typeof options !== 'object' || options === null) throw new InputError('INVALID_OPTION', `Expected boot options to be an object, got ${describe(options)}`);
+  if (typeof options.image !== 'string' || options.image.length === 0) throw new InputError('INVALID_OPTION', `Expected the "image" option to be an image path or name, got ${describe(options.image)}`);
+  const accel = options.accel ?? 'auto';
+  if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new InputError('INVALID_OPTION', `Expected the "accel" option to be 'auto', 'kvm' or 'tcg', got ${describe(accel)}`);
+  const firmware = options.firmware ?? 'bios';
+  if (firmware !== 'bios' && firmware !== 'uefi') throw new InputError('INVALID_OPTION', `Expected the "firmware" option to be 'bios' or 'uefi', got ${describe(firmware)}`);
+  let uefi: ResolvedBootOptions['uefi'];
+  if (firmware === 'uefi') {
+    if (!options.uefiCode || !options.uefiVars) throw new InputError('INVALID_OPTION', 'firmware: "uefi" needs the "uefiCode" and "uefiVars" options (OVMF_CODE.fd and a copy of OVMF_VARS.fd, from the ovmf package)');
+    uefi = { code: options.uefiCode, vars: options.uefiVars };
+  }
+  if (options.boot !== undefined && options.boot !== 'firmware' && options.boot !== 'kernel') throw new InputError('INVALID_OPTION', `Expected the "boot" option to be 'firmware' or 'kernel', got ${describe(options.boot)}`);
+  if ((options.initrd || options.append) && !options.kernel && options.boot !== 'kernel') throw new InputError('INVALID_OPTION', 'the "initrd" and "append" options need "kernel" (or boot: "kernel" with a named image)');
+  const bootMode = options.kernel || options.boot === 'kernel' ? 'kernel' : 'firmware';
+  if (options.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(options.hostname)) {
+    throw new InputError('INVALID_OPTION', `Expected the "hostname" option to be a valid host name (letters, digits, hyphens), got ${describe(options.hostname)}`);
+  }
+  let network: ResolvedBootOptions['network'] = false;
+  if (options.network === true) network = { forwards: [] };
+  else if (typeof options.network === 'object' && options.network !== null) {
+    const forwards = options.network.forwards ?? [];
+    for (const f of forwards) {
+      for (const port of [f.guest, f.host ?? 1]) {
+        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InputError('INVALID_OPTION', `Expected network forward ports from 1 to 65535, got ${describe(f)}`);
+      }
+    }
+    network = { forwards };
+  } else if (options.network !== undefined && options.network !== false) {
+    throw new InputError('INVALID_OPTION', `Expected the "network" option to be a boolean or { forwards }, got ${describe(options.network)}`);
+  }
+  return {
+    image: options.image,
+    memoryMiB: parseMemoryMiB(options.memory ?? '1G'),
+    cpus: parseCpus(options.cpus ?? 2),
+    accel,
+    bootMode,
+    ...(options.kernel ? { kernel: { kernel: options.kernel, ...(options.initrd ? { initrd: options.initrd } : {}), ...(options.append ? { append: options.append } : {}) } } : {}),
+    firmware,
+    ...(uefi ? { uefi } : {}),
+    ...(options.hostname ? { hostname: options.hostname } : {}),
+    network,
+    ...(options.bootTimeout !== undefined ? { bootTimeoutMs: parseDuration(options.bootTimeout, 'bootTimeout') } : {}),
+  };
+}

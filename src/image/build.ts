@@ -1,0 +1,122 @@
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import lockfile from 'proper-lockfile';
+import createDebug from 'debug';
+import { KvmtestError } from '../errors.js';
+import { cacheDir } from './cache.js';
+import { RECIPES, recipeDir, recipeKey, type RecipeName } from './recipes.js';
+
+const debug = createDebug('kvmtest:image');
+
+/** A built image in the cache: its disk plus kernel, initrd and command line for direct boot. */
+export interface BuiltImage {
+  name: RecipeName;
+  dir: string;
+  disk: string;
+  kernel: string;
+  initrd: string;
+  append: string;
+}
+
+interface ImageManifest {
+  disk: string;
+  kernel: string;
+  initrd: string;
+  append: string;
+}
+
+export interface BuildOptions {
+  /** Called with each progress line of the build. */
+  onLine?: (line: string) => void;
+  signal?: AbortSignal;
+  /** Rebuild even when the cache has the image. */
+  force?: boolean;
+}
+
+/**
+ * Returns the named image from the cache, building it first when the cache lacks it (keyed by the
+ * recipe's content). Concurrent callers build once: one holds the lock, the others wait for it.
+ */
+export async function ensureImage(name: RecipeName, options: BuildOptions = {}): Promise<BuiltImage> {
+  const key = await recipeKey(name);
+  const root = join(cacheDir(), 'images');
+  const dir = join(root, `${name}-${key}`);
+  if (!options.force) {
+    const ready = await readBuilt(name, dir);
+    if (ready) return ready;
+  }
+  await mkdir(root, { recursive: true });
+  const release = await lockfile.lock(dir, {
+    realpath: false,
+    lockfilePath: `${dir}.lock`,
+    stale: 60_000,
+    update: 10_000,
+    retries: { retries: 2000, minTimeout: 500, maxTimeout: 2000 },
+  });
+  try {
+    if (!options.force) {
+      const ready = await readBuilt(name, dir);
+      if (ready) return ready;
+    }
+    await build(name, dir, options);
+    await prune(root, name, dir);
+    const built = await readBuilt(name, dir);
+    if (!built) throw new KvmtestError('IMAGE_BUILD_FAILED', `the ${name} recipe finished but left no image.json in ${dir}`);
+    return built;
+  } finally {
+    await release();
+  }
+}
+
+async function build(name: RecipeName, dir: string, options: BuildOptions): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new KvmtestError('IMAGE_BUILD_FAILED', `building ${name} runs debootstrap, which needs root: run \`sudo npx kvmtest image build ${name}\` once (the image is cached for every user of this cache directory)`);
+  }
+  const tmp = `${dir}.tmp-${randomBytes(4).toString('hex')}`;
+  await mkdir(tmp, { recursive: true });
+  const script = join(recipeDir(name), 'build.sh');
+  const say = options.onLine ?? (() => {});
+  say(`[image] building ${name} (Debian ${RECIPES[name].suite}) into ${dir}`);
+  const child = execa('bash', [script, RECIPES[name].suite, tmp], { all: true, buffer: false, reject: false, ...(options.signal ? { cancelSignal: options.signal } : {}) });
+  const tail: string[] = [];
+  const lines = createInterface({ input: child.all! });
+  lines.on('line', (line) => {
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+    if (line.startsWith('[image]')) say(line);
+    else debug(line);
+  });
+  const result = await child;
+  if (result.exitCode !== 0 || result.isCanceled) {
+    await rm(tmp, { recursive: true, force: true });
+    throw new KvmtestError('IMAGE_BUILD_FAILED', `building ${name} failed (${result.isCanceled ? 'cancelled' : `exit ${result.exitCode}`}); last lines:\n${tail.join('\n')}`);
+  }
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+  say(`[image] ${name} ready`);
+}
+
+async function readBuilt(name: RecipeName, dir: string): Promise<BuiltImage | undefined> {
+  let manifest: ImageManifest;
+  try {
+    manifest = JSON.parse(await readFile(join(dir, 'image.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const built = { name, dir, disk: join(dir, manifest.disk), kernel: join(dir, manifest.kernel), initrd: join(dir, manifest.initrd), append: manifest.append };
+  for (const file of [built.disk, built.kernel, built.initrd]) if (!(await stat(file).catch(() => undefined))) return undefined;
+  return built;
+}
+
+/** Removes this image's builds for older recipe keys, and abandoned temporary builds. */
+async function prune(root: string, name: RecipeName, keep: string): Promise<void> {
+  for (const entry of await readdir(root)) {
+    const path = join(root, entry);
+    if (path === keep || path === `${keep}.lock` || !entry.startsWith(`${name}-`) || entry.endsWith('.lock')) continue;
+    debug('pruning %s', path);
+    await rm(path, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,10 @@
+export { boot } from './guest/boot.js';
+export { Guest, type GuestExecOptions, type GuestInfo } from './guest/guest.js';
+export type { BootOptions } from './guest/options.js';
+export type { GuestState } from './guest/state.js';
+export { ExecResult, GuestProcess } from './agent/exec.js';
+export type { HelloAnswer, OsRelease } from './agent/protocol.js';
+export { KvmtestError, HostError, InputError, BootError, AgentError, GuestCommandError, isKvmtestError, type ErrorCode } from './errors.js';
+export { chooseAccel, judgeKvm, probeKvm, type AccelChoice, type KvmProbe } from './host/accel.js';
+export { ensureImage, type BuiltImage } from './image/build.js';
+export { RECIPES, type RecipeName } from './image/recipes.js';

@@ -1,0 +1,78 @@
+import type { Accel } from '../host/accel.js';
+import { PORT_NAME } from '../agent/protocol.js';
+
+export type BootMethod =
+  | { kind: 'firmware'; firmware: 'bios' }
+  | { kind: 'firmware'; firmware: 'uefi'; code: string; vars: string }
+  | { kind: 'kernel'; kernel: string; initrd?: string; append?: string };
+
+export interface PortForward {
+  host: number;
+  guest: number;
+}
+
+/** Everything that shapes the QEMU command line. */
+export interface MachineSpec {
+  name: string;
+  accel: Accel;
+  cpus: number;
+  memoryMiB: number;
+  /** The guest's writable qcow2 overlay. */
+  disk: string;
+  /** The NoCloud seed ISO. */
+  seed: string;
+  boot: BootMethod;
+  qmpSocket: string;
+  agentSocket: string;
+  /** false: no NIC at all. Otherwise user-mode networking with forwards bound to 127.0.0.1. */
+  network: false | { forwards: PortForward[] };
+  /** Appended verbatim, for what kvmtest does not model. */
+  extraArgs?: string[];
+}
+
+/** QEMU's option syntax doubles commas inside values. */
+export function escapeOpt(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+/** Turns a machine spec into QEMU's argv (without the binary). Pure. */
+export function buildQemuArgs(spec: MachineSpec): string[] {
+  const args: string[] = [
+    '-name', `${escapeOpt(spec.name)},process=${escapeOpt(spec.name)}`,
+    '-machine', 'q35,graphics=off',
+    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
+    '-smp', String(spec.cpus),
+    '-m', `${spec.memoryMiB}M`,
+    '-nodefaults', '-no-user-config', '-display', 'none',
+    // the serial console comes out on QEMU's stdout, where the host logs and watches it
+    '-chardev', 'stdio,id=console0,signal=off', '-serial', 'chardev:console0',
+    '-chardev', `socket,id=qmp0,path=${escapeOpt(spec.qmpSocket)},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control',
+    // entropy at boot: without it python and cloud-init can stall waiting for the pool
+    '-device', 'virtio-rng-pci',
+    '-blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: spec.disk } }),
+    '-device', 'virtio-blk-pci,drive=disk0,bootindex=0',
+    '-blockdev', JSON.stringify({ driver: 'raw', 'node-name': 'seed0', 'read-only': true, file: { driver: 'file', filename: spec.seed, 'read-only': true } }),
+    '-device', 'virtio-blk-pci,drive=seed0',
+    '-device', 'virtio-serial-pci,id=vser0',
+    '-chardev', `socket,id=agent0,path=${escapeOpt(spec.agentSocket)},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${PORT_NAME}`,
+  ];
+  if (spec.network === false) args.push('-nic', 'none');
+  else {
+    const forwards = spec.network.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
+    args.push('-nic', `user,model=virtio-net-pci${forwards}`);
+  }
+  const boot = spec.boot;
+  if (boot.kind === 'kernel') {
+    args.push('-kernel', boot.kernel);
+    if (boot.initrd) args.push('-initrd', boot.initrd);
+    if (boot.append) args.push('-append', boot.append);
+  } else if (boot.firmware === 'uefi') {
+    args.push(
+      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${escapeOpt(boot.code)}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${escapeOpt(boot.vars)}`,
+    );
+  }
+  if (spec.extraArgs) args.push(...spec.extraArgs);
+  return args;
+}

@@ -1,0 +1,62 @@
+import { execa, type ResultPromise } from 'execa';
+import createDebug from 'debug';
+import { ConsoleLog } from './console.js';
+
+const debug = createDebug('kvmtest:qemu');
+
+export interface QemuExit {
+  code: number | null;
+  signal: string | null;
+  /** QEMU's own stderr (its error messages), trimmed. */
+  stderr: string;
+}
+
+/** A running QEMU: its console, its exit, and a hard kill. */
+export class QemuProcess {
+  readonly exited: Promise<QemuExit>;
+  private stderrText = '';
+  private exit: QemuExit | undefined;
+
+  private constructor(private readonly child: ResultPromise, readonly console: ConsoleLog) {
+    child.stderr?.on('data', (chunk: Buffer) => {
+      this.stderrText = (this.stderrText + chunk.toString('utf8')).slice(-8192);
+    });
+    console.attach(child.stdout!);
+    this.exited = child.then(
+      (result) => {
+        this.exit = { code: result.exitCode ?? null, signal: result.signal ?? null, stderr: this.stderrText.trim() };
+        debug('pid %d exited: %o', child.pid, this.exit);
+        return this.exit;
+      },
+    );
+  }
+
+  /** Starts QEMU with the given argv; stdout is the serial console, logged to consolePath. */
+  static start(binary: string, args: string[], consolePath: string): QemuProcess {
+    debug('%s %s', binary, args.join(' '));
+    const child = execa(binary, args, {
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      buffer: false,
+      reject: false,
+      // execa kills QEMU when this process exits normally; signals are handled by the guest registry
+      cleanup: true,
+      // SIGKILL of the host process: QEMU loses its console pipe; issue 6's reaper covers the rest
+      detached: false,
+    });
+    return new QemuProcess(child, new ConsoleLog(consolePath));
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get hasExited(): QemuExit | undefined {
+    return this.exit;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (!this.exit) this.child.kill(signal);
+  }
+}

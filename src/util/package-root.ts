@@ -1,0 +1,18 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+let root: string | undefined;
+
+/** The kvmtest package's folder (holding guest/ and fixtures/), from the source tree or from dist/. */
+export function packageRoot(): string {
+  if (root) return root;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'kvmtest') return (root = dir);
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('kvmtest: cannot find the package folder (package.json named kvmtest)');
+    dir = parent;
+  }
+}
