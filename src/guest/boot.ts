@@ -49,7 +49,7 @@ export async function boot(options: BootOptions): Promise<Guest> {
   const agentSource = await readFile(join(packageRoot(), 'guest', 'agent.py'), 'utf8');
   const userConfig = normaliseCloudConfig(options.cloudConfig);
 
-  const tmp = await tmpDir({ prefix: 'kvmtest-', unsafeCleanup: true, mode: 0o700 });
+  const tmp = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
   const id = randomBytes(4).toString('hex');
   const name = `kvmtest-${id}`;
   let qemu: QemuProcess | undefined;
@@ -95,7 +95,7 @@ export async function boot(options: BootOptions): Promise<Guest> {
       progress.done(`${hello.os.prettyName ?? hello.os.id} up, kernel ${hello.kernel}`);
       debug('%s up in %d ms: %o', name, bootMs, hello);
       return new Guest({
-        info: { name, accel: choice.accel, cpus: opts.cpus, memoryMiB: opts.memoryMiB, dir: tmp.path, consolePath: qemu.console.path, agent: hello, bootMs },
+        info: { name, accel: choice.accel, cpus: opts.cpus, memoryMiB: opts.memoryMiB, dir: tmp.path, consolePath: qemu.console.path, agentSocket: spec.agentSocket, agent: hello, bootMs },
         qemu,
         qmp,
         agent,

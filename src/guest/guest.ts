@@ -1,7 +1,8 @@
 import { rm } from 'node:fs/promises';
 import createDebug from 'debug';
 import { AgentError, BootError, KvmtestError } from '../errors.js';
-import type { AgentClient } from '../agent/client.js';
+import { AgentClient } from '../agent/client.js';
+import { connectWithRetry } from '../qemu/qmp.js';
 import { GuestProcess, type ExecOptions, type ExecResult } from '../agent/exec.js';
 import type { HelloAnswer } from '../agent/protocol.js';
 import { pull, push } from '../agent/transfer.js';
@@ -26,6 +27,7 @@ export interface GuestInfo {
   /** The guest's private host directory: overlay, seed, sockets, console log. */
   dir: string;
   consolePath: string;
+  agentSocket: string;
   /** What the agent said in its hello: OS release, kernel, architecture, hostname. */
   agent: HelloAnswer;
   /** Milliseconds from boot() to the agent's hello. */
@@ -47,7 +49,7 @@ export class Guest implements AsyncDisposable {
   private disposing: Promise<void> | undefined;
   private readonly qemu: QemuProcess;
   private readonly qmp: QmpClient;
-  private readonly agent: AgentClient;
+  private agent: AgentClient;
   private readonly untrack: () => void;
 
   constructor(parts: GuestParts) {
@@ -102,6 +104,22 @@ export class Guest implements AsyncDisposable {
   async ping(): Promise<void> {
     this.assertRunning();
     await this.agent.ping().catch((error) => this.rethrow(error));
+  }
+
+  /**
+   * Drops the agent link and connects afresh (requests in flight fail with AGENT_DISCONNECTED;
+   * the agent kills what they started). Used after restoring a snapshot, and to prove the agent
+   * survives the host going away.
+   */
+  async reconnect(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<HelloAnswer> {
+    this.assertRunning();
+    this.agent.close(new AgentError('AGENT_DISCONNECTED', 'the host reconnected the agent link'));
+    const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 30_000), ...(options.signal ? [options.signal] : [])]);
+    const socket = await connectWithRetry(this.info.agentSocket, signal, 50);
+    this.agent = new AgentClient(socket);
+    const hello = await this.agent.handshake({ signal, repeatMs: 2000 }).catch((error) => this.rethrow(error));
+    Object.assign(this.info, { agent: hello });
+    return hello;
   }
 
   /** A QMP command to QEMU, for what kvmtest does not wrap. */
