@@ -50,7 +50,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     // entropy at boot: without it python and cloud-init can stall waiting for the pool
     '-device', 'virtio-rng-pci',
     '-blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: spec.disk } }),
-    '-device', 'virtio-blk-pci,drive=disk0,bootindex=0',
+    '-device', 'virtio-blk-pci,drive=disk0,bootindex=1',
     '-blockdev', JSON.stringify({ driver: 'raw', 'node-name': 'seed0', 'read-only': true, file: { driver: 'file', filename: spec.seed, 'read-only': true } }),
     '-device', 'virtio-blk-pci,drive=seed0',
     '-device', 'virtio-serial-pci,id=vser0',
