@@ -83,6 +83,7 @@ async function build(name: RecipeName, dir: string, options: BuildOptions): Prom
   const child = execa('bash', [script, RECIPES[name].suite, tmp], { all: true, buffer: false, reject: false, ...(options.signal ? { cancelSignal: options.signal } : {}) });
   const tail: string[] = [];
   const lines = createInterface({ input: child.all! });
+  lines.on('error', () => {});
   lines.on('line', (line) => {
     tail.push(line);
     if (tail.length > 40) tail.shift();

@@ -31,6 +31,7 @@ export class ConsoleLog {
 
   attach(stream: Readable): void {
     stream.on('data', (chunk: Buffer) => this.write(chunk));
+    stream.on('error', () => {});
   }
 
   write(chunk: Buffer): void {

@@ -27,6 +27,8 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     super();
     const lines = createInterface({ input: socket, crlfDelay: Infinity });
     lines.on('line', (line) => this.onLine(line));
+    // a reset when QEMU quits is the end of the session, not an error
+    lines.on('error', () => {});
     socket.on('error', (error) => debug('socket error: %s', error.message));
     socket.on('close', () => {
       this.closed = true;
