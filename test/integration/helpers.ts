@@ -22,3 +22,13 @@ export function isAlive(pid: number | undefined): boolean {
 export function guestDirs(): string[] {
   return readdirSync(tmpdir()).filter((name) => /^kvmtest-\d+-\w{12}$/.test(name));
 }
+
+/** Waits until a pid is gone (a killed QEMU may linger as a zombie until its new parent reaps it). */
+export async function goneWithin(pid: number | undefined, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
