@@ -1,0 +1,900 @@
+#!/usr/bin/env python3
+"""kvmtest guest agent: speaks the KVT1 protocol (docs/PROTOCOL.md) over a virtio-serial port.
+
+Standard library only, Python 3.7+ (it runs on whatever python3 a stock cloud image ships).
+Usage: agent.py [--port PATH | --stdio]
+"""
+
+import argparse
+import collections
+import errno
+import glob
+import json
+import os
+import platform
+import shlex
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import traceback
+
+VERSION = "0.1.0"
+PROTOCOL = 1
+PORT_NAME = "org.kvmtest.agent.0"
+MAGIC = b"KVT1"
+PREFIX = struct.Struct(">4sII")  # magic, header length, body length
+MAX_HEADER = 65536
+MAX_BODY = 1 << 20
+CHUNK = 256 * 1024  # largest body we emit (output reads, pull data)
+OUTBOX_LIMIT = 64  # queued bulk frames before producers block: a flood slows down, memory stays bounded
+INBOX_LIMIT = 16 << 20  # bytes buffered per stdin/push stream before the reader loop waits
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_MESSAGE = 4000  # keeps error/log headers far below MAX_HEADER
+ERRNO_CODES = {errno.ENOENT: "ENOENT", errno.EACCES: "EACCES", errno.EPERM: "EACCES", errno.ENOTDIR: "ENOTDIR",
+               errno.EISDIR: "EISDIR", errno.ENOSPC: "ENOSPC", errno.EDQUOT: "ENOSPC"}
+
+
+def log(message):
+    # stderr goes to the journal (port mode) or the test's output (stdio mode), never onto the link
+    try:
+        sys.stderr.write("kvmtest-agent[%d]: %s\n" % (os.getpid(), message))
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def spawn(target, name, *args):
+    thread = threading.Thread(target=target, name=name, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:  # pipes and virtio_console (32 KiB per call) accept partial writes
+        view = view[os.write(fd, view):]
+
+
+class AgentError(Exception):
+    """A failure reported to the host as an `error` frame with a stable code."""
+
+    def __init__(self, code, message):
+        Exception.__init__(self, message)
+        self.code, self.message = code, message
+
+
+class Aborted(Exception):
+    """The session ended (host gone or new hello): the work is abandoned silently."""
+
+
+def to_agent_error(exc, what):
+    """Maps an exception to a protocol error; call it from an except block."""
+    if isinstance(exc, AgentError):
+        return exc
+    if isinstance(exc, tarfile.TarError):
+        return AgentError("EBADTAR", "bad tar stream: %s" % exc)
+    if isinstance(exc, OSError):
+        return AgentError(ERRNO_CODES.get(exc.errno, "EIO"), "%s: %s" % (exc.filename or what, exc.strerror or exc))
+    log(traceback.format_exc())
+    return AgentError("EIO", "%s: internal error: %r" % (what, exc))
+
+
+# ---------------------------------------------------------------- codec
+
+class FrameError(Exception):
+    def __init__(self, message, req_id=None):
+        Exception.__init__(self, message)
+        self.req_id = req_id
+
+
+def encode(header, body=b""):
+    # ensure_ascii keeps undecodable file names (surrogates) valid in the UTF-8 header
+    raw = json.dumps(header, separators=(",", ":")).encode("ascii")
+    if len(raw) > MAX_HEADER or len(body) > MAX_BODY:
+        raise ValueError("frame too large")
+    return PREFIX.pack(MAGIC, len(raw), len(body)) + raw + body
+
+
+class Decoder:
+    """Incremental frame parser; never allocates for a length it has not validated."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.buf = bytearray()
+        self.skipping = False  # report a run of garbage once, not per byte
+
+    def feed(self, data):
+        """Returns the frames ((header, body) tuples) and FrameErrors completed by data, in order."""
+        self.buf += data
+        out = []
+        while len(self.buf) >= PREFIX.size:
+            magic, hlen, blen = PREFIX.unpack_from(self.buf)
+            if magic != MAGIC or not 2 <= hlen <= MAX_HEADER or blen > MAX_BODY:
+                if not self.skipping:
+                    out.append(FrameError("corrupt frame (magic %r, header %d, body %d); resynchronising"
+                                          % (magic, hlen, blen)))
+                self.skipping = True
+                i = self.buf.find(MAGIC, 1)  # skip to the next possible frame start
+                del self.buf[:i if i > 0 else max(1, len(self.buf) - 3)]
+                continue
+            end = PREFIX.size + hlen + blen
+            if len(self.buf) < end:
+                break
+            raw, body = bytes(self.buf[PREFIX.size:end - blen]), bytes(self.buf[end - blen:end])
+            del self.buf[:end]  # bytearray front deletion is amortised O(1)
+            self.skipping = False
+            out.append(self.parse_header(raw, body))
+        return out
+
+    @staticmethod
+    def parse_header(raw, body):
+        # the lengths were sound, so a bad header costs only its own frame
+        try:
+            header = json.loads(raw.decode("utf-8"))
+        except ValueError as e:
+            return FrameError("header is not UTF-8 JSON: %s" % e)
+        rid = header.get("id") if isinstance(header, dict) else None
+        if not isinstance(rid, int) or isinstance(rid, bool) or rid < 0:
+            return FrameError("header is not an object with a valid id")
+        if not isinstance(header.get("t"), str):
+            return FrameError("header has no type", rid)
+        return header, body
+
+
+# ---------------------------------------------------------------- queues
+
+class Outbox:
+    """FIFO of encoded frames for the writer thread, each stamped with its session generation.
+
+    Bulk frames (stdout/stderr/data) block their producer while OUTBOX_LIMIT of them are queued;
+    control frames never wait, so they are behind at most OUTBOX_LIMIT bulk frames. A single FIFO
+    keeps per-request order (`exit` after the last `stdout`).
+    """
+
+    def __init__(self, limit):
+        self.cond = threading.Condition()
+        self.items = collections.deque()
+        self.limit, self.bulk, self.gen, self.busy = limit, 0, 0, False
+
+    def put(self, gen, frame, bulk):
+        with self.cond:
+            while bulk and self.bulk >= self.limit and gen == self.gen:
+                self.cond.wait()
+            if gen != self.gen:
+                return False  # the session this frame belongs to is over
+            self.items.append((gen, frame, bulk))
+            self.bulk += bulk
+            self.cond.notify_all()
+            return True
+
+    def get(self):
+        with self.cond:
+            while not self.items:
+                self.cond.wait()
+            gen, frame, bulk = self.items.popleft()
+            self.bulk -= bulk
+            self.busy = True
+            self.cond.notify_all()
+            return frame if gen == self.gen else None
+
+    def written(self):
+        with self.cond:
+            self.busy = False
+            self.cond.notify_all()
+
+    def new_session(self):
+        # drops every queued frame and releases producers blocked on the old session
+        with self.cond:
+            self.gen += 1
+            self.items.clear()
+            self.bulk = 0
+            self.cond.notify_all()
+
+    def drain(self, timeout):
+        with self.cond:
+            self.cond.wait_for(lambda: not self.items and not self.busy, timeout)
+
+
+class ByteQueue:
+    """Bounded byte FIFO from the reader loop to one consumer thread (process stdin, tar extractor)."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.chunks = collections.deque()
+        self.offset = self.size = 0  # offset: bytes of chunks[0] already consumed
+        self.eof = self.dead = False
+
+    def put(self, data):
+        with self.cond:
+            while self.size >= INBOX_LIMIT and not self.dead:
+                self.cond.wait()  # backpressure: the host's writes stall instead of guest memory growing
+            if data and not (self.dead or self.eof):
+                self.chunks.append(data)
+                self.size += len(data)
+                self.cond.notify_all()
+
+    def close(self):
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def abort(self):
+        # consumer gone or session over: drop the data and never block the producer again
+        with self.cond:
+            self.dead = True
+            self.chunks.clear()
+            self.size = 0
+            self.cond.notify_all()
+
+    def read(self, n=-1, partial=False):
+        """Blocks until n bytes (any bytes if partial) or EOF; raises Aborted. Full reads suit tarfile."""
+        out = bytearray()
+        with self.cond:
+            while n < 0 or len(out) < n:
+                while not self.chunks and not self.eof and not self.dead:
+                    self.cond.wait()
+                if self.dead:
+                    raise Aborted()
+                if not self.chunks:
+                    break
+                head = self.chunks[0]
+                take = len(head) - self.offset if n < 0 else min(n - len(out), len(head) - self.offset)
+                out += head[self.offset:self.offset + take]
+                self.offset += take
+                self.size -= take
+                if self.offset == len(head):
+                    self.chunks.popleft()
+                    self.offset = 0
+                self.cond.notify_all()
+                if partial:
+                    break
+        return bytes(out)
+
+
+# ---------------------------------------------------------------- requests
+
+class Request:
+    """Plumbing shared by exec, push and pull: id, session generation, final answer."""
+
+    def __init__(self, agent, gen, rid):
+        self.agent, self.gen, self.rid = agent, gen, rid
+
+    def send(self, t, body=b"", bulk=False, **fields):
+        return self.agent.send(self.gen, self.rid, t, body, bulk, **fields)
+
+    def finish(self, t, **fields):
+        self.agent.unregister(self.rid, self)  # the id is free before the host sees the answer
+        self.send(t, **fields)
+
+    def fail(self, exc, what):
+        err = to_agent_error(exc, what)
+        self.finish("error", code=err.code, message=err.message[:MAX_MESSAGE])
+
+
+class Exec(Request):
+    """One process tree: stdout/stderr pumps, optional stdin feeder, `exit` after both pipes close."""
+
+    def __init__(self, agent, gen, rid, req):
+        Request.__init__(self, agent, gen, rid)
+        argv, shell, env, cwd = req.get("argv"), req.get("shell"), req.get("env") or {}, req.get("cwd")
+        if isinstance(shell, str):
+            argv = ["/bin/sh", "-c", shell]
+        if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
+            raise AgentError("EINVAL", "exec needs argv (non-empty string array) or shell (string)")
+        if not (isinstance(env, dict) and all(isinstance(v, str) for v in env.values())):
+            raise AgentError("EINVAL", "env must map names to strings")
+        if cwd is not None and not isinstance(cwd, str):
+            raise AgentError("EINVAL", "cwd must be a string")
+        self.argv, self.cwd = argv, cwd
+        self.env = dict(os.environ, PATH=os.environ.get("PATH", DEFAULT_PATH), HOME=os.path.expanduser("~"))
+        self.env.update(env)
+        self.stdin = ByteQueue() if req.get("stdin") is True else None
+        self.proc, self.done = None, False
+
+    def start(self):
+        if self.cwd is not None:  # checked first so the error names the cwd, not the command
+            try:
+                if not stat.S_ISDIR(os.stat(self.cwd).st_mode):
+                    raise AgentError("ENOTDIR", "cwd is not a directory: %s" % self.cwd)
+            except OSError as e:
+                if e.errno == errno.ENOENT:
+                    raise AgentError("ENOENT", "cwd not found: %s" % self.cwd)
+                raise to_agent_error(e, "cwd")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=self.env, bufsize=0, close_fds=True,
+                stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True)  # own process group: a signal reaches the whole tree
+        except OSError as e:
+            if self.cwd is not None and e.filename == self.cwd:
+                raise to_agent_error(e, "cwd")
+            if e.errno == errno.ENOENT:
+                raise AgentError("ENOENT", "command not found: %s" % self.argv[0])
+            if e.errno in (errno.EACCES, errno.EPERM):
+                raise AgentError("EACCES", "permission denied: %s" % self.argv[0])
+            raise to_agent_error(e, self.argv[0])
+        except ValueError as e:  # NUL in an argument, "=" in an env name, ...
+            raise AgentError("EINVAL", "exec: %s" % e)
+        self.send("started", pid=self.proc.pid)
+        if self.stdin:
+            spawn(self._feed_stdin, "stdin-%d" % self.rid)
+        spawn(self._run, "exec-%d" % self.rid)
+
+    def _pump(self, kind, pipe):
+        try:
+            while True:
+                data = os.read(pipe.fileno(), CHUNK)
+                if not data or not self.send(kind, data, bulk=True):
+                    break  # EOF, or the session is over and the process is being killed
+        except Exception:
+            log("exec %d: %s pump failed:\n%s" % (self.rid, kind, traceback.format_exc()))
+        finally:
+            pipe.close()
+
+    def _run(self):
+        err = spawn(self._pump, "stderr-%d" % self.rid, "stderr", self.proc.stderr)
+        self._pump("stdout", self.proc.stdout)
+        err.join()  # `exit` goes out only after every output byte
+        rc = self.proc.wait()
+        self.done = True
+        if self.stdin:
+            self.stdin.abort()  # nobody will read it: later stdin frames must never block the reader
+        self.finish("exit", code=rc if rc >= 0 else None, signal=signal_name(-rc) if rc < 0 else None)
+
+    def _feed_stdin(self):
+        try:
+            while True:
+                chunk = self.stdin.read(MAX_BODY, partial=True)
+                if not chunk:
+                    break
+                write_all(self.proc.stdin.fileno(), chunk)
+        except (Aborted, OSError):
+            pass  # EPIPE: the process stopped reading; further stdin is dropped
+        finally:
+            self.stdin.abort()
+            self.proc.stdin.close()
+
+    def kill(self, sig):
+        if self.proc is not None and not self.done:  # once reaped, the group id may be reused
+            try:
+                os.killpg(self.proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def abort(self):
+        self.kill(signal.SIGKILL)
+        if self.stdin:
+            self.stdin.abort()
+
+
+def signal_number(name):
+    sig = getattr(signal, name, None) if isinstance(name, str) and name.startswith("SIG") else None
+    if not isinstance(sig, signal.Signals):
+        raise AgentError("EINVAL", "unknown signal: %r" % (name,))
+    return sig
+
+
+def signal_name(num):
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return "SIG%d" % num  # e.g. real-time signals
+
+
+# ---------------------------------------------------------------- push
+
+def inside(root, path):
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def member_path(name, what="member"):
+    """Relative, normalised archive path; refuses absolute names and `..`."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if name.startswith("/") or ".." in parts:
+        raise AgentError("EBADTAR", "unsafe %s name: %s" % (what, name))
+    return "/".join(parts)
+
+
+def clear_path(path, rel):
+    # a file or link in the way is replaced, never followed; a real directory is not replaced
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise AgentError("EISDIR", "a directory is in the way of %s: %s" % (rel, path))
+    if os.path.lexists(path):
+        os.unlink(path)
+
+
+def copy_member(tar, member, fd):
+    with tar.extractfile(member) as src:
+        data = src.read(CHUNK)
+        while data:
+            write_all(fd, data)
+            data = src.read(CHUNK)
+    os.fchmod(fd, member.mode & 0o7777)
+
+
+def flush_fs(path):
+    # syncfs() flushes just the destination's filesystem; os.sync() is the fallback
+    try:
+        import ctypes
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except Exception:
+        pass
+    os.sync()
+
+
+class Push(Request):
+    """Receives a tar stream through a ByteQueue and extracts it in its own thread."""
+
+    def __init__(self, agent, gen, rid, req):
+        Request.__init__(self, agent, gen, rid)
+        self.dest, self.kind = req.get("dest"), req.get("kind")
+        if not isinstance(self.dest, str) or not self.dest.startswith("/"):
+            raise AgentError("EINVAL", "push needs an absolute dest")
+        if self.kind not in ("file", "dir"):
+            raise AgentError("EINVAL", "push kind must be 'file' or 'dir'")
+        self.queue = ByteQueue()
+        self.parents = {}  # archive dir -> real path; cleared whenever a symlink appears
+
+    def start(self):
+        spawn(self._run, "push-%d" % self.rid)
+
+    def abort(self):
+        self.queue.abort()
+
+    def _run(self):
+        try:
+            self._extract_dir() if self.kind == "dir" else self._extract_file()
+            while self.queue.read(CHUNK):
+                pass  # wait for `end`: record padding may follow the end-of-archive blocks
+            flush_fs(self.dest if self.kind == "dir" else os.path.dirname(self.dest))  # `done` means on disk
+            self.finish("done")
+        except Aborted:
+            pass
+        except Exception as e:
+            self.fail(e, "push %s" % self.dest)
+        finally:
+            self.queue.abort()  # data frames still coming for a failed push are dropped
+
+    def _tar(self):
+        return tarfile.open(fileobj=self.queue, mode="r|*", bufsize=CHUNK)
+
+    def _makedirs(self, path):
+        try:
+            os.makedirs(path, exist_ok=True)
+        except FileExistsError:
+            raise AgentError("ENOTDIR", "not a directory: %s" % path)
+
+    def _extract_file(self):
+        parent = os.path.dirname(self.dest)
+        if os.path.isdir(self.dest):
+            raise AgentError("EISDIR", "is a directory: %s" % self.dest)
+        self._makedirs(parent)
+        tmp = None
+        try:
+            with self._tar() as tar:
+                for member in tar:
+                    if member.isdir():
+                        continue  # e.g. a "./" entry; the member's name is ignored anyway
+                    if not member.isreg() or tmp is not None:
+                        raise AgentError("EBADTAR", "kind file needs exactly one regular file, got %s" % member.name)
+                    fd, tmp = tempfile.mkstemp(dir=parent, prefix=".kvmtest-")
+                    try:
+                        copy_member(tar, member, fd)
+                    finally:
+                        os.close(fd)
+                    os.utime(tmp, (member.mtime, member.mtime))
+            if tmp is None:
+                raise AgentError("EBADTAR", "archive holds no regular file")
+            os.rename(tmp, self.dest)  # atomic: nobody sees a half-written file
+            tmp = None
+        finally:
+            if tmp is not None:
+                os.unlink(tmp)
+
+    def _parent(self, root, rel):
+        """Real path of the directory that holds `rel`, created if missing; it must stay inside root."""
+        dirname = os.path.dirname(rel)
+        if dirname not in self.parents:
+            real = os.path.realpath(os.path.join(root, dirname))  # follows links already on disk
+            if not inside(root, real):
+                raise AgentError("EBADTAR", "%s would be written outside the destination" % rel)
+            os.makedirs(real, exist_ok=True)
+            self.parents[dirname] = real
+        return self.parents[dirname]
+
+    def _extract_dir(self):
+        self._makedirs(self.dest)
+        root = os.path.realpath(self.dest)
+        dirs = []  # directory modes and mtimes are applied last, after their contents
+        with self._tar() as tar:
+            for member in tar:
+                rel = member_path(member.name)
+                target = os.path.join(self._parent(root, rel), os.path.basename(rel)) if rel else root
+                if member.isdir():
+                    if target != root and (os.path.islink(target) or not os.path.isdir(target)):
+                        clear_path(target, rel)
+                        os.mkdir(target, 0o700)
+                        self.parents.clear()
+                    dirs.append((target, member))
+                elif not rel:
+                    raise AgentError("EBADTAR", "non-directory member for the root: %s" % member.name)
+                elif member.isreg():
+                    clear_path(target, rel)
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                    try:
+                        copy_member(tar, member, fd)
+                    finally:
+                        os.close(fd)
+                    os.utime(target, (member.mtime, member.mtime))
+                elif member.issym():
+                    resolved = os.path.realpath(os.path.join(os.path.dirname(target), member.linkname))
+                    if os.path.isabs(member.linkname) or not inside(root, resolved):
+                        raise AgentError("EBADTAR", "symlink %s -> %s leaves the destination" % (rel, member.linkname))
+                    clear_path(target, rel)
+                    os.symlink(member.linkname, target)
+                    self.parents.clear()  # a new link can change where later names resolve
+                elif member.islnk():
+                    source = os.path.realpath(os.path.join(root, member_path(member.linkname, "link target")))
+                    if not inside(root, source) or not os.path.isfile(source):
+                        raise AgentError("EBADTAR", "hard link %s -> %s: no target in the destination" % (rel, member.linkname))
+                    clear_path(target, rel)
+                    os.link(source, target)
+                else:
+                    raise AgentError("EBADTAR", "device, fifo or other special member refused: %s" % rel)
+        for path, member in reversed(dirs):
+            os.chmod(path, member.mode & 0o7777)
+            os.utime(path, (member.mtime, member.mtime))
+
+
+# ---------------------------------------------------------------- pull
+
+class FrameWriter:
+    """File-like sink for tarfile that emits `data` frames of at most CHUNK bytes."""
+
+    def __init__(self, pull):
+        self.pull, self.buf = pull, bytearray()
+
+    def write(self, data):
+        self.buf += data
+        while len(self.buf) >= CHUNK:
+            self.emit(bytes(self.buf[:CHUNK]))
+            del self.buf[:CHUNK]
+        return len(data)
+
+    def emit(self, chunk):
+        if chunk and (self.pull.aborted or not self.pull.send("data", chunk, bulk=True)):
+            raise Aborted()
+
+
+def raise_error(exc):
+    raise exc
+
+
+class Pull(Request):
+    """Streams a file, or a directory's contents, as a pax tar."""
+
+    def __init__(self, agent, gen, rid, req):
+        Request.__init__(self, agent, gen, rid)
+        self.path, self.aborted, self.file = req.get("path"), False, None
+        if not isinstance(self.path, str) or not self.path.startswith("/"):
+            raise AgentError("EINVAL", "pull needs an absolute path")
+
+    def start(self):
+        try:  # most failures (missing path, no permission) are answered before pull-start
+            mode = os.stat(self.path).st_mode
+            if stat.S_ISREG(mode):
+                self.file = open(self.path, "rb")
+            elif not stat.S_ISDIR(mode):
+                raise AgentError("EINVAL", "not a regular file or directory: %s" % self.path)
+        except OSError as e:
+            raise to_agent_error(e, self.path)
+        spawn(self._run, "pull-%d" % self.rid)
+
+    def abort(self):
+        self.aborted = True
+
+    def _run(self):
+        try:
+            self.send("pull-start", kind="file" if self.file else "dir")
+            writer = FrameWriter(self)
+            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK) as tar:
+                if self.file:
+                    tar.addfile(tar.gettarinfo(arcname=os.path.basename(self.path), fileobj=self.file), self.file)
+                else:
+                    self._add_tree(tar)
+            writer.emit(bytes(writer.buf))
+            self.finish("end")
+        except Aborted:
+            pass
+        except Exception as e:  # after some data: the host discards the partial stream
+            self.fail(e, "pull %s" % self.path)
+        finally:
+            if self.file:
+                self.file.close()
+
+    def _add_tree(self, tar):
+        for top, dirs, files in os.walk(self.path, onerror=raise_error):
+            dirs.sort()  # deterministic order: os.walk descends in this order
+            rel = os.path.relpath(top, self.path)
+            for name in sorted(dirs + files):
+                full = os.path.join(top, name)
+                info = tar.gettarinfo(full, arcname=name if rel == "." else rel + "/" + name)  # lstat: links stay links
+                if info is None or not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
+                    log("pull %d: skipping special file %s" % (self.rid, full))
+                    continue  # sockets, fifos, devices: a push would refuse them too
+                if info.isreg():
+                    with open(full, "rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    tar.addfile(info)
+
+
+# ---------------------------------------------------------------- agent
+
+def os_release():
+    values, text = {}, ""
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            break
+        except OSError:
+            pass
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            try:
+                values[key] = " ".join(shlex.split(value))  # values are shell-quoted
+            except ValueError:
+                values[key] = value.strip("\"'")
+    return {"id": values.get("ID"), "versionId": values.get("VERSION_ID"), "prettyName": values.get("PRETTY_NAME")}
+
+
+class Link:
+    """The byte transport: one fd for the virtio port, or stdin/stdout."""
+
+    def __init__(self, rfd, wfd):
+        self.rfd, self.wfd, self.failing = rfd, wfd, False
+        self.buf = memoryview(bytearray(CHUNK))  # reused: polling a disconnected port allocates nothing
+
+    def read(self):
+        """Bytes from the host; b"" means EOF (on the port: host not connected)."""
+        try:
+            data = bytes(self.buf[:os.readv(self.rfd, [self.buf])])
+            self.failing = False
+            return data
+        except OSError as e:  # e.g. EIO from a hung-up tty given with --port: same as EOF
+            if not self.failing:
+                log("read error: %s" % e)
+            self.failing = True
+            return b""
+
+    def write(self, data):
+        write_all(self.wfd, data)  # on the port this blocks while the host is away
+
+
+class Agent:
+    REQUESTS = ("hello", "ping", "exec", "stdin", "stdin-end", "signal", "push", "data", "end", "pull")
+
+    def __init__(self, link, stdio):
+        self.link, self.stdio = link, stdio
+        self.outbox = Outbox(OUTBOX_LIMIT)
+        self.decoder = Decoder()
+        self.lock = threading.Lock()
+        self.requests = {}  # id -> Exec/Push/Pull of the current session
+
+    def send(self, gen, rid, t, body=b"", bulk=False, **fields):
+        header = {"t": t, "id": rid}
+        header.update(fields)
+        return self.outbox.put(gen, encode(header, body), bulk)
+
+    def _writer(self):
+        while True:
+            frame = self.outbox.get()
+            try:
+                if frame is not None:
+                    self.link.write(frame)
+            except OSError as e:
+                log("write error: %s" % e)
+                time.sleep(0.1)  # e.g. EPIPE on stdout: don't spin
+            finally:
+                self.outbox.written()
+
+    def register(self, rid, obj):
+        with self.lock:
+            if rid in self.requests:
+                raise AgentError("EINVAL", "request id %d is already in use" % rid)
+            self.requests[rid] = obj
+
+    def unregister(self, rid, obj):
+        with self.lock:
+            if self.requests.get(rid) is obj:
+                del self.requests[rid]
+
+    def lookup(self, rid, cls):
+        with self.lock:
+            obj = self.requests.get(rid)
+        return obj if isinstance(obj, cls) else None
+
+    def abort_all(self):
+        with self.lock:
+            old, self.requests = self.requests, {}
+        for obj in old.values():
+            obj.abort()  # SIGKILL to exec process groups, transfers abandoned
+        return len(old)
+
+    def new_session(self, why):
+        count = self.abort_all()
+        self.outbox.new_session()  # queued frames of the old session are dropped
+        if count:
+            log("%s: abandoned %d request(s)" % (why, count))
+
+    def dispatch(self, header, body):
+        t, rid, gen = header["t"], header["id"], self.outbox.gen
+        try:
+            if t not in self.REQUESTS:
+                raise AgentError("EINVAL", "unknown request type: %s" % t)
+            if t in ("exec", "push", "pull"):
+                return self._start(gen, rid, {"exec": Exec, "push": Push, "pull": Pull}[t], header)
+            getattr(self, "on_" + t.replace("-", "_"))(gen, rid, header, body)
+        except Exception as e:
+            err = to_agent_error(e, t)
+            self.send(gen, rid, "error", code=err.code, message=err.message[:MAX_MESSAGE])
+
+    def _start(self, gen, rid, cls, req):
+        if rid == 0:
+            raise AgentError("EINVAL", "id 0 is reserved for the link")
+        obj = cls(self, gen, rid, req)
+        self.register(rid, obj)
+        try:
+            obj.start()
+        except BaseException:
+            self.unregister(rid, obj)
+            raise
+
+    def on_hello(self, gen, rid, req, body):
+        self.new_session("new hello")  # a hello always starts a session, even if no EOF was seen
+        uname = os.uname()
+        self.send(self.outbox.gen, rid, "hello", nonce=req.get("nonce"), protocol=PROTOCOL, version=VERSION,
+                  os=os_release(), kernel=platform.release() or uname.release,
+                  arch=platform.machine() or uname.machine, hostname=socket.gethostname(), pid=os.getpid())
+
+    def on_ping(self, gen, rid, req, body):
+        self.send(gen, rid, "pong")
+
+    # stream frames for a finished or unknown request are dropped: they may cross its answer
+    def on_stdin(self, gen, rid, req, body):
+        proc = self.lookup(rid, Exec)
+        if proc and proc.stdin:
+            proc.stdin.put(body)
+
+    def on_stdin_end(self, gen, rid, req, body):
+        proc = self.lookup(rid, Exec)
+        if proc and proc.stdin:
+            proc.stdin.close()
+
+    def on_signal(self, gen, rid, req, body):
+        proc = self.lookup(rid, Exec)
+        try:
+            sig = signal_number(req.get("signal"))
+        except AgentError as e:  # an error frame would end the exec on the host: warn instead
+            log("exec %d: %s" % (rid, e.message))
+            return self.send(gen, 0, "log", level="warn", message="exec %d: %s" % (rid, e.message[:MAX_MESSAGE]))
+        if proc:
+            proc.kill(sig)
+
+    def on_data(self, gen, rid, req, body):
+        push = self.lookup(rid, Push)
+        if push:
+            push.queue.put(body)
+
+    def on_end(self, gen, rid, req, body):
+        push = self.lookup(rid, Push)
+        if push:
+            push.queue.close()
+
+    def run(self):
+        spawn(self._writer, "writer")
+        connected = False
+        while True:
+            data = self.link.read()
+            if data:
+                connected = True
+                for item in self.decoder.feed(data):
+                    if isinstance(item, FrameError):
+                        log("malformed frame: %s" % item)
+                        if item.req_id is not None:
+                            self.send(self.outbox.gen, item.req_id, "error", code="EINVAL",
+                                      message="malformed frame: %s" % item)
+                    else:
+                        self.dispatch(*item)
+            elif self.stdio:  # EOF on stdin ends the agent
+                self.abort_all()
+                self.outbox.drain(1.0)
+                return
+            else:
+                if connected:
+                    connected = False
+                    log("host disconnected")
+                    self.new_session("disconnect")
+                    self.decoder.reset()
+                time.sleep(0.1)  # the port returns EOF at once until the host is back: poll slowly
+
+
+def find_port():
+    direct = "/dev/virtio-ports/" + PORT_NAME
+    if os.path.exists(direct):
+        return direct
+    for name_file in sorted(glob.glob("/sys/class/virtio-ports/*/name")):
+        try:
+            with open(name_file) as f:
+                dev = "/dev/" + os.path.basename(os.path.dirname(name_file))
+                if f.read().strip() == PORT_NAME and os.path.exists(dev):
+                    return dev
+        except OSError:
+            pass
+    return None
+
+
+def open_port(path):
+    logged = None
+    while True:
+        target = path or find_port()
+        try:
+            if target:
+                return os.open(target, os.O_RDWR | os.O_CLOEXEC), target
+            why = "waiting for virtio port %s" % PORT_NAME
+        except OSError as e:  # not there yet, or EBUSY while another agent holds it
+            why = "cannot open %s: %s" % (target, e)
+        if why != logged:
+            log(why)
+            logged = why
+        time.sleep(0.2)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="kvmtest guest agent")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--port", help="character device to use instead of the virtio port")
+    group.add_argument("--stdio", action="store_true", help="speak the protocol on stdin/stdout")
+    args = parser.parse_args(argv)
+    if args.stdio:
+        wfd = os.dup(1)
+        os.dup2(2, 1)  # stray prints must not corrupt the frame stream
+        sys.stdout = sys.stderr
+        link = Link(0, wfd)
+    else:
+        fd, path = open_port(args.port)
+        log("agent %s listening on %s" % (VERSION, path))
+        link = Link(fd, fd)
+    agent = Agent(link, args.stdio)
+
+    def terminate(signum, frame):
+        for obj in list(agent.requests.values()):  # no locks here: the main thread may hold them
+            if isinstance(obj, Exec):
+                obj.kill(signal.SIGKILL)  # children live in their own sessions; don't leave them behind
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    agent.run()
+    sys.stderr.flush()
+    os._exit(0)  # daemon threads may sit in blocking reads; leave without joining them
+
+
+if __name__ == "__main__":
+    main()
