@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import platform
+import select
 import shlex
 import signal
 import socket
@@ -687,6 +688,12 @@ class Link:
     def write(self, data):
         write_all(self.wfd, data)  # on the port this blocks while the host is away
 
+    def hung_up(self):
+        """True while nobody is on the other side (the virtio port reports POLLHUP)."""
+        poller = select.poll()
+        poller.register(self.rfd, select.POLLIN)
+        return any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in poller.poll(0))
+
 
 class Agent:
     REQUESTS = ("hello", "ping", "exec", "stdin", "stdin-end", "signal", "push", "data", "end", "pull")
@@ -828,12 +835,15 @@ class Agent:
                 self.outbox.drain(1.0)
                 return
             else:
-                if connected:
+                time.sleep(0.1)  # the port returns EOF at once until the host is back: poll slowly
+                # virtio_console learns of host open/close on a control queue handled apart from the
+                # data, so an EOF can show up just after the next session's first bytes; only a
+                # hang-up that is still there now ends the session (a quick reconnect is caught by hello)
+                if connected and self.link.hung_up():
                     connected = False
                     log("host disconnected")
                     self.new_session("disconnect")
                     self.decoder.reset()
-                time.sleep(0.1)  # the port returns EOF at once until the host is back: poll slowly
 
 
 def find_port():
