@@ -13,6 +13,7 @@ import { parseDuration } from '../util/units.js';
 import { canMove, type GuestState } from './state.js';
 
 const debug = createDebug('kvmtest:guest');
+const RECONNECT_PAUSE_MS = 300;
 
 export interface GuestExecOptions extends Omit<ExecOptions, 'timeoutMs'> {
   /** '10m', '90s' or milliseconds. */
@@ -78,8 +79,8 @@ export class Guest implements AsyncDisposable {
   }
 
   /** Runs a command to completion: an argv array runs directly, a string runs under /bin/sh -c. */
-  exec(command: string | string[], options: GuestExecOptions = {}): Promise<ExecResult> {
-    return Promise.resolve(this.start(command, options, false));
+  async exec(command: string | string[], options: GuestExecOptions = {}): Promise<ExecResult> {
+    return this.start(command, options, false);
   }
 
   /** Starts a command and returns it live: stdout/stderr streams, stdin, lines(), kill(); await it for the result. */
@@ -114,6 +115,8 @@ export class Guest implements AsyncDisposable {
   async reconnect(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<HelloAnswer> {
     this.assertRunning();
     this.agent.close(new AgentError('AGENT_DISCONNECTED', 'the host reconnected the agent link'));
+    // the guest learns of the hang-up on a separate queue: give it time to end the old session
+    await new Promise((r) => setTimeout(r, RECONNECT_PAUSE_MS));
     const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 30_000), ...(options.signal ? [options.signal] : [])]);
     const socket = await connectWithRetry(this.info.agentSocket, signal, 50);
     this.agent = new AgentClient(socket);
