@@ -20,7 +20,7 @@ async function holdThenSignal(signal: 'SIGINT' | 'SIGTERM') {
 }
 
 describe('host process signals', () => {
-  it.each(['SIGINT', 'SIGTERM'] as const)('%s to the host process stops the guest and removes its files', async (signal) => {
+  it.concurrent.each(['SIGINT', 'SIGTERM'] as const)('%s to the host process stops the guest and removes its files', async (signal) => {
     const { pid, dir, result } = await holdThenSignal(signal);
     expect(result.signal).toBe(signal);
     expect(await goneWithin(pid, 5000)).toBe(true);

@@ -34,7 +34,8 @@ describe('boots that fail', () => {
   it('times out with BOOT_TIMEOUT and the console tail', async () => {
     const error = await boot({ image: image.disk, kernel: image.kernel, initrd: image.initrd, append: image.append, bootTimeout: '6s' }).catch((e) => e);
     expect(error).toMatchObject({ code: 'BOOT_TIMEOUT' });
-    expect(error.consoleTail).toMatch(/Linux version|SeaBIOS|Booting/);
+    // the kernel got going, and the tail shows how far
+    expect(error.consoleTail).toMatch(/^\[\s*\d+\.\d+\] /m);
     expect(guestDirs()).toEqual([]);
   });
 
