@@ -647,6 +647,33 @@ class Pull(Request):
 
 # ---------------------------------------------------------------- agent
 
+RNDADDENTROPY = 0x40085203  # _IOW('R', 0x03, int[2])
+RNDRESEEDCRNG = 0x5207      # _IO('R', 0x07), Linux 4.17+
+
+
+def reseed(seed):
+    """Mixes host entropy into the kernel pool (credited) and forces the CRNG to reseed from it now."""
+    import fcntl
+    with open("/dev/urandom", "wb", buffering=0) as f:
+        try:
+            fcntl.ioctl(f, RNDADDENTROPY, struct.pack("ii", len(seed) * 8, len(seed)) + seed)
+        except OSError:
+            f.write(seed)  # not root: mixed in, not credited
+        try:
+            fcntl.ioctl(f, RNDRESEEDCRNG)
+        except OSError:
+            pass  # older kernels reseed on their own schedule
+
+
+def write_text(path, text):
+    """Replaces a file atomically (a symlinked /etc/machine-id is replaced, not written through)."""
+    tmp = "%s.kvmtest-%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o444 if path.endswith("machine-id") else 0o644)
+    os.rename(tmp, path)
+
+
 def os_release():
     values, text = {}, ""
     for path in ("/etc/os-release", "/usr/lib/os-release"):
@@ -696,7 +723,7 @@ class Link:
 
 
 class Agent:
-    REQUESTS = ("hello", "ping", "exec", "stdin", "stdin-end", "signal", "push", "data", "end", "pull")
+    REQUESTS = ("hello", "ping", "identity", "exec", "stdin", "stdin-end", "signal", "push", "data", "end", "pull")
 
     def __init__(self, link, stdio):
         self.link, self.stdio = link, stdio
@@ -783,6 +810,22 @@ class Agent:
 
     def on_ping(self, gen, rid, req, body):
         self.send(gen, rid, "pong")
+
+    def on_identity(self, gen, rid, req, body):
+        """Makes a clone restored from a snapshot its own machine: entropy, clock, hostname, machine-id."""
+        if body:
+            reseed(body)
+        if isinstance(req.get("timeMs"), (int, float)):
+            time.clock_settime(time.CLOCK_REALTIME, req["timeMs"] / 1000.0)
+        hostname = req.get("hostname")
+        if isinstance(hostname, str) and hostname:
+            with open("/proc/sys/kernel/hostname", "w") as f:
+                f.write(hostname)
+            write_text("/etc/hostname", hostname + "\n")
+        machine_id = req.get("machineId")
+        if isinstance(machine_id, str) and len(machine_id) == 32:
+            write_text("/etc/machine-id", machine_id + "\n")
+        self.send(gen, rid, "done")
 
     # stream frames for a finished or unknown request are dropped: they may cross its answer
     def on_stdin(self, gen, rid, req, body):

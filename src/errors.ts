@@ -30,7 +30,8 @@ export type ErrorCode =
   | 'HOST_IO'
   | 'LOCAL_PATH_NOT_FOUND'
   | 'UNSAFE_ARCHIVE'
-  | 'ABORTED';
+  | 'ABORTED'
+  | 'SNAPSHOT_FAILED';
 
 export class KvmtestError extends Error {
   readonly code: ErrorCode;

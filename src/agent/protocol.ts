@@ -16,6 +16,8 @@ export type SignalName = NodeJS.Signals;
 // host → agent
 export interface HelloRequest { t: 'hello'; id: 0; nonce: string }
 export interface PingRequest { t: 'ping'; id: number }
+/** Makes a restored clone its own machine; the body is host entropy for the guest's RNG. Answer: done. */
+export interface IdentityRequest { t: 'identity'; id: number; hostname: string; machineId: string; timeMs: number }
 export interface ExecRequest {
   t: 'exec';
   id: number;
@@ -34,7 +36,7 @@ export interface DataFrame { t: 'data'; id: number }
 export interface EndFrame { t: 'end'; id: number }
 
 export type HostMessage =
-  | HelloRequest | PingRequest | ExecRequest | StdinData | StdinEnd | SignalRequest
+  | HelloRequest | PingRequest | IdentityRequest | ExecRequest | StdinData | StdinEnd | SignalRequest
   | PushRequest | PullRequest | DataFrame | EndFrame;
 
 // agent → host

@@ -33,6 +33,8 @@ export interface GuestInfo {
   agent: HelloAnswer;
   /** Milliseconds from boot() to the agent's hello. */
   bootMs: number;
+  /** Key of the warm snapshot this guest was restored from; absent for a cold boot. */
+  snapshot?: string;
 }
 
 export interface GuestParts {

@@ -35,6 +35,11 @@ export interface BootOptions {
   progress?: boolean;
   /** Extra QEMU arguments, appended verbatim. */
   qemuArgs?: string[];
+  /**
+   * Restore from a warm snapshot of this image and these settings instead of booting (the first
+   * use makes it with one cold boot). Falls back to a cold boot, saying why once, where it cannot.
+   */
+  snapshot?: boolean;
 }
 
 export interface ResolvedBootOptions {

@@ -90,10 +90,16 @@ export async function findIsoTool(): Promise<IsoTool> {
   throw new HostError('ISO_TOOL_NOT_FOUND', `neither genisoimage nor xorriso is on PATH; one is needed to write the cloud-init seed. Install one: ${installHint('iso')}`);
 }
 
-/** "7.2.19" from `qemu-system-x86_64 --version`. */
-export async function qemuVersion(qemu: string): Promise<string> {
-  const { stdout } = await execa(qemu, ['--version']);
-  return parseQemuVersion(stdout);
+const versions = new Map<string, Promise<string>>();
+
+/** "7.2.19" from `qemu-system-x86_64 --version` (asked once per binary). */
+export function qemuVersion(qemu: string): Promise<string> {
+  let version = versions.get(qemu);
+  if (!version) {
+    version = execa(qemu, ['--version']).then(({ stdout }) => parseQemuVersion(stdout));
+    versions.set(qemu, version);
+  }
+  return version;
 }
 
 export function parseQemuVersion(text: string): string {

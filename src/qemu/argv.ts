@@ -28,6 +28,13 @@ export interface MachineSpec {
   network: false | { forwards: PortForward[] };
   /** Appended verbatim, for what kvmtest does not model. */
   extraArgs?: string[];
+  /** Restore from a saved state file instead of booting. */
+  incomingState?: string;
+}
+
+/** A single-quoted word for /bin/sh, which runs QEMU's exec: migration commands. */
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
 /** QEMU's option syntax doubles commas inside values. */
@@ -49,6 +56,8 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-chardev', `socket,id=qmp0,path=${escapeOpt(spec.qmpSocket)},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control',
     // entropy at boot: without it python and cloud-init can stall waiting for the pool
     '-device', 'virtio-rng-pci',
+    // a new generation id on every start: Linux reseeds its RNG when a snapshot is restored
+    '-device', 'vmgenid,guid=auto',
     '-blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: spec.disk } }),
     '-device', 'virtio-blk-pci,drive=disk0,bootindex=1',
     '-blockdev', JSON.stringify({ driver: 'raw', 'node-name': 'seed0', 'read-only': true, file: { driver: 'file', filename: spec.seed, 'read-only': true } }),
@@ -74,5 +83,6 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     );
   }
   if (spec.extraArgs) args.push(...spec.extraArgs);
+  if (spec.incomingState) args.push('-incoming', `exec:cat ${shellQuote(spec.incomingState)}`);
   return args;
 }

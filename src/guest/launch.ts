@@ -1,0 +1,89 @@
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import createDebug from 'debug';
+import { AgentClient } from '../agent/client.js';
+import type { HelloAnswer } from '../agent/protocol.js';
+import { BootError, KvmtestError } from '../errors.js';
+import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
+import { QemuProcess } from '../qemu/process.js';
+import { QmpClient, connectWithRetry } from '../qemu/qmp.js';
+import { waitRunning } from '../snapshot/migrate.js';
+import type { Prepared } from './prepare.js';
+
+const debug = createDebug('kvmtest:launch');
+/** How often hello is repeated while waiting: an agent restarted mid-boot may have eaten the first. */
+const HELLO_REPEAT_MS = 5000;
+
+export interface Launched {
+  qemu: QemuProcess;
+  qmp: QmpClient;
+  agent: AgentClient;
+  hello: HelloAnswer;
+}
+
+/**
+ * Starts QEMU for a spec (booting, or restoring when spec.incomingState is set) and waits for the
+ * agent's hello, racing everything that means it will never come. On failure QEMU is killed; the
+ * caller owns the directory.
+ */
+export async function launch(prep: Prepared, spec: MachineSpec, dir: string, timeoutMs: number, onStart: (qemu: QemuProcess) => void): Promise<Launched> {
+  const qemu = QemuProcess.start(prep.tools.qemu, buildQemuArgs(spec), join(dir, 'console.log'));
+  onStart(qemu);
+  const stopLines = qemu.console.onLine((line) => line.trim() && prep.progress.update(line));
+  try {
+    return await waitForAgent(qemu, spec, timeoutMs, prep, prep.options.signal);
+  } catch (error) {
+    if (error instanceof KvmtestError && error.consoleTail === undefined) error.consoleTail = qemu.console.lastLines();
+    qemu.kill('SIGKILL');
+    await qemu.exited;
+    await qemu.console.close();
+    throw error;
+  } finally {
+    stopLines();
+  }
+}
+
+async function waitForAgent(qemu: QemuProcess, spec: MachineSpec, timeoutMs: number, prep: Prepared, signal?: AbortSignal): Promise<Launched> {
+  const controller = new AbortController();
+  const what = spec.incomingState ? 'restore' : 'boot';
+  const fatal = new Promise<never>((_, reject) => {
+    const fail = (error: KvmtestError) => {
+      error.consoleTail = qemu.console.lastLines();
+      reject(error);
+    };
+    void qemu.exited.then((exit) =>
+      fail(new BootError('QEMU_EXITED', `QEMU exited during ${what} (${exit.signal ?? `code ${exit.code}`})${exit.stderr ? `: ${exit.stderr}` : ''}`)),
+    );
+    qemu.console.onFatal((verdict) => {
+      if (verdict.kind === 'panic') fail(new BootError('KERNEL_PANIC', `the guest kernel panicked during ${what}: ${verdict.line}`));
+      else fail(new BootError('NOT_BOOTABLE', `the firmware found nothing to boot (${verdict.line.trim()}): is the image a bootable disk? For a bare root filesystem use direct kernel boot (kernel, initrd, append)`));
+    });
+    const timer = setTimeout(
+      () => fail(new BootError('BOOT_TIMEOUT', `the guest agent did not say hello within ${Math.round(timeoutMs / 1000)} s (${prep.choice.accel}${prep.choice.accel === 'tcg' ? ', software emulation' : ''}); the console tail shows how far ${what} got`)),
+      timeoutMs,
+    );
+    controller.signal.addEventListener('abort', () => clearTimeout(timer));
+    signal?.addEventListener('abort', () => fail(new BootError('ABORTED', `${what} was aborted`, { cause: signal.reason })), { once: true });
+  });
+  fatal.catch(() => {});
+  let qmp: QmpClient | undefined;
+  let socket: Socket | undefined;
+  try {
+    const link = (async () => {
+      qmp = await QmpClient.connect(spec.qmpSocket, { signal: controller.signal });
+      if (spec.incomingState) await waitRunning(qmp, controller.signal);
+      socket = await connectWithRetry(spec.agentSocket, controller.signal, 20);
+      const agent = new AgentClient(socket);
+      const hello = await agent.handshake({ signal: controller.signal, repeatMs: spec.incomingState ? 1000 : HELLO_REPEAT_MS });
+      debug('%s: hello %o', spec.name, hello);
+      return { qemu, qmp, agent, hello };
+    })();
+    return await Promise.race([link, fatal]);
+  } catch (error) {
+    qmp?.close();
+    socket?.destroy();
+    throw error;
+  } finally {
+    controller.abort();
+  }
+}

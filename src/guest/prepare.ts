@@ -1,0 +1,107 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { KvmtestError } from '../errors.js';
+import { chooseAccel, probeKvmOnce, type AccelChoice } from '../host/accel.js';
+import { findTools, type HostTools } from '../host/tools.js';
+import { ensureImage, type BuiltImage } from '../image/build.js';
+import { inspectDisk, type DiskInfo } from '../image/disk.js';
+import { isRecipeName } from '../image/recipes.js';
+import type { BootMethod, MachineSpec } from '../qemu/argv.js';
+import { normaliseCloudConfig, type CloudConfig } from '../seed/cloud-config.js';
+import { packageRoot } from '../util/package-root.js';
+import { createProgress, silentProgress, type Progress } from '../util/progress.js';
+import { resolveBootOptions, type BootOptions, type ResolvedBootOptions } from './options.js';
+
+/** Everything boot() settles before it starts a QEMU: checked options, tools, accelerator, base image. */
+export interface Prepared {
+  options: BootOptions;
+  opts: ResolvedBootOptions;
+  tools: HostTools;
+  choice: AccelChoice;
+  built: BuiltImage | undefined;
+  base: DiskInfo;
+  bootMethod: BootMethod;
+  agentSource: string;
+  userConfig: CloudConfig;
+  progress: Progress;
+}
+
+const warned = new Set<string>();
+
+/** Prints a one-line warning once per process. */
+export function warnOnce(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  process.stderr.write(`${message}\n`);
+}
+
+export async function prepare(options: BootOptions): Promise<Prepared> {
+  const opts = resolveBootOptions(options);
+  const tools = await findTools();
+  const choice = chooseAccel(opts.accel, await probeKvmOnce());
+  if (choice.warning) warnOnce(choice.warning);
+  const progress = options.progress ? createProgress(`boot ${opts.image}`) : silentProgress;
+  const built = isRecipeName(opts.image)
+    ? await ensureImage(opts.image, { onLine: (line) => progress.update(line), ...(options.signal ? { signal: options.signal } : {}) })
+    : undefined;
+  const base = await inspectDisk(tools.qemuImg, built?.disk ?? opts.image);
+  return {
+    options,
+    opts,
+    tools,
+    choice,
+    built,
+    base,
+    bootMethod: chooseBootMethod(opts, built),
+    agentSource: await readFile(join(packageRoot(), 'guest', 'agent.py'), 'utf8'),
+    userConfig: normaliseCloudConfig(options.cloudConfig),
+    progress,
+  };
+}
+
+function chooseBootMethod(opts: ResolvedBootOptions, built: BuiltImage | undefined): BootMethod {
+  if (opts.bootMode === 'kernel') {
+    if (opts.kernel) return { kind: 'kernel', kernel: resolve(opts.kernel.kernel), ...(opts.kernel.initrd ? { initrd: resolve(opts.kernel.initrd) } : {}), ...(opts.kernel.append ? { append: opts.kernel.append } : {}) };
+    if (!built) throw new KvmtestError('INVALID_OPTION', `boot: 'kernel' without a "kernel" path needs a named image (such as debian-12) whose kernel kvmtest knows; ${opts.image} is a path`);
+    return { kind: 'kernel', kernel: built.kernel, initrd: built.initrd, append: built.append };
+  }
+  if (opts.firmware === 'uefi') return { kind: 'firmware', firmware: 'uefi', code: opts.uefi!.code, vars: opts.uefi!.vars };
+  return { kind: 'firmware', firmware: 'bios' };
+}
+
+/** The machine spec for one guest: its own disk, seed and sockets in dir. */
+export function machineSpec(prep: Prepared, name: string, dir: string, disk: string, seed: string, network: MachineSpec['network']): MachineSpec {
+  return {
+    name,
+    accel: prep.choice.accel,
+    cpus: prep.opts.cpus,
+    memoryMiB: prep.opts.memoryMiB,
+    disk,
+    seed,
+    boot: prep.bootMethod,
+    qmpSocket: join(dir, 'qmp.sock'),
+    agentSocket: join(dir, 'agent.sock'),
+    network,
+    ...(prep.options.qemuArgs ? { extraArgs: prep.options.qemuArgs } : {}),
+  };
+}
+
+/** Fills in host ports left unset with free ones on 127.0.0.1. */
+export async function withFreePorts(network: ResolvedBootOptions['network']): Promise<MachineSpec['network']> {
+  if (network === false) return false;
+  const forwards = [];
+  for (const f of network.forwards) forwards.push({ guest: f.guest, host: f.host ?? (await freePort()) });
+  return { forwards };
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolvePort(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}

@@ -1,0 +1,100 @@
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import createDebug from 'debug';
+import { cacheDir } from '../image/cache.js';
+
+const debug = createDebug('kvmtest:snapshot');
+
+/** Snapshots not restored for this long are pruned. */
+export const SNAPSHOT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+
+/** A warm snapshot in the cache: the VM state, the disk it is consistent with, and its seed. */
+export interface Snapshot {
+  key: string;
+  dir: string;
+  /** Migration stream of RAM and devices. */
+  state: string;
+  /** The template's overlay at the moment of the save; clones put their own overlay on it. */
+  disk: string;
+  seed: string;
+  meta: SnapshotMeta;
+}
+
+export interface SnapshotMeta {
+  key: string;
+  createdAt: string;
+  baseImage: string;
+  stateBytes: number;
+  saveMs: number;
+}
+
+export function snapshotsRoot(): string {
+  return join(cacheDir(), 'snapshots');
+}
+
+export function snapshotPaths(key: string): Omit<Snapshot, 'meta'> {
+  const dir = join(snapshotsRoot(), key);
+  return { key, dir, state: join(dir, 'state.bin'), disk: join(dir, 'disk.qcow2'), seed: join(dir, 'seed.iso') };
+}
+
+/** The snapshot for a key, when complete (meta.json is written last), else undefined. */
+export async function readSnapshot(key: string): Promise<Snapshot | undefined> {
+  const paths = snapshotPaths(key);
+  try {
+    const meta = JSON.parse(await readFile(join(paths.dir, 'meta.json'), 'utf8')) as SnapshotMeta;
+    const state = await stat(paths.state);
+    if (state.size !== meta.stateBytes) return undefined;
+    await stat(paths.disk);
+    await stat(paths.seed);
+    return { ...paths, meta };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeMeta(snapshot: Omit<Snapshot, 'meta'>, meta: SnapshotMeta): Promise<Snapshot> {
+  await writeFile(join(snapshot.dir, 'meta.json'), JSON.stringify(meta, null, 2));
+  return { ...snapshot, meta };
+}
+
+/** Marks a snapshot as used now, so pruning keeps it. */
+export async function touchSnapshot(snapshot: Snapshot): Promise<void> {
+  const now = new Date();
+  await utimes(join(snapshot.dir, 'meta.json'), now, now).catch(() => {});
+}
+
+export async function removeSnapshot(key: string): Promise<void> {
+  debug('removing snapshot %s', key);
+  await rm(snapshotPaths(key).dir, { recursive: true, force: true });
+}
+
+/** Runs fn holding the key's lock: concurrent first uses build a snapshot once, the others wait. */
+export async function withSnapshotLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  await mkdir(snapshotsRoot(), { recursive: true });
+  const release = await lockfile.lock(snapshotPaths(key).dir, {
+    realpath: false,
+    lockfilePath: `${snapshotPaths(key).dir}.lock`,
+    stale: 30_000,
+    update: 5_000,
+    retries: { retries: 2000, minTimeout: 200, maxTimeout: 1000 },
+  });
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
+}
+
+/** Removes snapshots unused for maxAgeMs and half-written ones whose builder is gone. */
+export async function pruneSnapshots(keep: string, maxAgeMs = SNAPSHOT_MAX_AGE_MS): Promise<void> {
+  const root = snapshotsRoot();
+  for (const entry of await readdir(root).catch(() => [] as string[])) {
+    if (entry === keep || entry.endsWith('.lock')) continue;
+    const dir = join(root, entry);
+    const meta = await stat(join(dir, 'meta.json')).catch(() => undefined);
+    const locked = await lockfile.check(dir, { realpath: false, lockfilePath: `${dir}.lock`, stale: 30_000 }).catch(() => false);
+    if (locked) continue;
+    if (!meta || Date.now() - meta.mtimeMs > maxAgeMs) await removeSnapshot(entry);
+  }
+}

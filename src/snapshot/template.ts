@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { mkdir, stat } from 'node:fs/promises';
+import { dir as tmpDir } from 'tmp-promise';
+import createDebug from 'debug';
+import { GuestProcess } from '../agent/exec.js';
+import { KvmtestError } from '../errors.js';
+import { qemuVersion } from '../host/tools.js';
+import { createOverlay } from '../image/disk.js';
+import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
+import type { QemuProcess } from '../qemu/process.js';
+import { renderSeed } from '../seed/cloud-config.js';
+import { writeSeedIso } from '../seed/iso.js';
+import { DEFAULT_BOOT_TIMEOUT_MS } from '../guest/options.js';
+import { launch } from '../guest/launch.js';
+import { machineSpec, withFreePorts, type Prepared } from '../guest/prepare.js';
+import { track } from '../guest/registry.js';
+import { fileDigest } from './digest.js';
+import { snapshotKey } from './key.js';
+import { saveState } from './migrate.js';
+import { pruneSnapshots, readSnapshot, removeSnapshot, snapshotPaths, withSnapshotLock, writeMeta, type Snapshot } from './store.js';
+
+const debug = createDebug('kvmtest:snapshot');
+/** How long the template may take to finish cloud-init before its state is saved. */
+const SETTLE_TIMEOUT_MS = 10 * 60_000;
+
+/** The snapshot key for a prepared boot: base content, QEMU, machine, agent, cloud-config. */
+export async function keyFor(prep: Prepared): Promise<string> {
+  const placeholders = machineSpec(prep, 'NAME', '/DIR', '/DIR/disk.qcow2', '/DIR/seed.iso', normalisedNetwork(prep));
+  const kernelFiles = prep.bootMethod.kind === 'kernel' ? [prep.bootMethod.kernel, prep.bootMethod.initrd].filter((f): f is string => Boolean(f)) : [];
+  return snapshotKey({
+    baseDigest: [await fileDigest(prep.base.path), ...(prep.base.backingFile ? [await fileDigest(prep.base.backingFile)] : [])].join('+'),
+    qemuVersion: await qemuVersion(prep.tools.qemu),
+    machineArgs: buildQemuArgs(placeholders),
+    agentDigest: createHash('sha256').update(prep.agentSource).digest('hex'),
+    cloudConfig: prep.userConfig,
+    kernelDigests: await Promise.all(kernelFiles.map(fileDigest)),
+  });
+}
+
+/** Host ports do not shape a snapshot (they are not guest state): keyed as 0. */
+function normalisedNetwork(prep: Prepared): MachineSpec['network'] {
+  const network = prep.opts.network;
+  return network === false ? false : { forwards: network.forwards.map((f) => ({ guest: f.guest, host: 0 })) };
+}
+
+/**
+ * The warm snapshot for these settings, made now by one cold boot if the cache lacks it. Concurrent
+ * callers make it once: the first holds the key's lock, the others wait and then find it.
+ */
+export async function ensureSnapshot(prep: Prepared): Promise<Snapshot> {
+  const key = await keyFor(prep);
+  const ready = await readSnapshot(key);
+  if (ready) return ready;
+  return withSnapshotLock(key, async () => {
+    const existing = await readSnapshot(key);
+    if (existing) return existing;
+    await removeSnapshot(key); // a half-made one from a builder that died
+    try {
+      const made = await makeSnapshot(prep, key);
+      await pruneSnapshots(key);
+      return made;
+    } catch (error) {
+      await removeSnapshot(key);
+      throw error;
+    }
+  });
+}
+
+async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
+  const paths = snapshotPaths(key);
+  await mkdir(paths.dir, { recursive: true });
+  const work = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
+  let qemu: QemuProcess | undefined;
+  const untrack = track({ pid: () => qemu?.pid, dir: work.path });
+  const started = performance.now();
+  try {
+    prep.progress.phase('making a warm snapshot (once per image and settings)');
+    await createOverlay(prep.tools.qemuImg, prep.base, paths.disk);
+    const name = `kvmtest-template-${key.slice(0, 8)}`;
+    const files = renderSeed({ instanceId: name, hostname: name, agentSource: prep.agentSource, user: prep.userConfig });
+    await writeSeedIso(prep.tools.iso, work.path, files, paths.seed);
+    const spec = machineSpec(prep, name, work.path, paths.disk, paths.seed, await withFreePorts(prep.opts.network));
+    const timeoutMs = prep.opts.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS * prep.choice.timeoutScale;
+    const { qmp, agent } = await launch(prep, spec, work.path, timeoutMs, (q) => (qemu = q));
+    // let the guest settle: clones should not inherit a half-run cloud-init eating their CPU
+    prep.progress.phase('snapshot: waiting for cloud-init to finish');
+    const settled = await new GuestProcess(agent, { shell: 'cloud-init status --wait >/dev/null 2>&1; sync' }, { timeoutMs: SETTLE_TIMEOUT_MS }, { live: false });
+    debug('template settled (exit %s)', settled.exitCode);
+    // save with the host hung up, so every clone starts with a fresh session and a hello
+    agent.close();
+    await new Promise((r) => setTimeout(r, 500));
+    prep.progress.phase('snapshot: saving the VM state');
+    const saveStarted = performance.now();
+    await saveState(qmp, paths.state, prep.options.signal).catch((error) => {
+      throw error instanceof KvmtestError ? error : new KvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${(error as Error).message}`, { cause: error });
+    });
+    const saveMs = performance.now() - saveStarted;
+    await qmp.execute('quit').catch(() => {});
+    await qemu!.exited;
+    qmp.close();
+    const stateBytes = (await stat(paths.state)).size;
+    debug('snapshot %s: %d bytes, saved in %d ms, made in %d ms', key, stateBytes, saveMs, performance.now() - started);
+    return await writeMeta(paths, { key, createdAt: new Date().toISOString(), baseImage: prep.base.path, stateBytes, saveMs });
+  } finally {
+    qemu?.kill('SIGKILL');
+    await qemu?.exited;
+    await qemu?.console.close();
+    await work.cleanup();
+    untrack();
+  }
+}
