@@ -28,6 +28,7 @@ program
   .option('--cwd <dir>', 'working directory in the guest')
   .option('--timeout <duration>', 'command timeout, e.g. 10m')
   .option('--boot-timeout <duration>', 'how long to wait for the guest agent')
+  .option('--snapshot', 'restore from a warm snapshot of the image and settings (made on first use)')
   .argument('<command...>', 'the command and its arguments (after --)')
   .action(async (command: string[], opts) => {
     process.exitCode = await runCommand(command, {
@@ -42,6 +43,7 @@ program
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.timeout ? { timeout: opts.timeout } : {}),
       ...(opts.bootTimeout ? { bootTimeout: opts.bootTimeout } : {}),
+      snapshot: Boolean(opts.snapshot),
     });
   });
 

@@ -77,7 +77,11 @@ async function waitForAgent(qemu: QemuProcess, spec: MachineSpec, timeoutMs: num
       const hello = await agent.handshake({ signal: controller.signal, repeatMs: spec.incomingState ? 1000 : HELLO_REPEAT_MS });
       debug('%s: hello %o', spec.name, hello);
       return { qemu, qmp, agent, hello };
-    })();
+    })().catch(async (error: unknown) => {
+      // a socket that closes is usually QEMU going away: let its exit explain the failure
+      await Promise.race([fatal, new Promise((r) => setTimeout(r, 1000))]);
+      throw error;
+    });
     return await Promise.race([link, fatal]);
   } catch (error) {
     qmp?.close();

@@ -3,13 +3,12 @@ import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { goneWithin, isAlive } from './helpers.js';
 
-const image = inject('debian12');
 
 async function holdThenSignal(signal: 'SIGINT' | 'SIGTERM') {
-  const child = execa('node', [join(__dirname, 'fixtures/hold-guest.mjs'), image.disk, image.kernel, image.initrd, image.append], { reject: false, stderr: 'inherit' });
+  const child = execa('node', [join(__dirname, 'fixtures/hold-guest.mjs')], { reject: false, stderr: 'inherit' });
   const [line] = await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next().then((r) => [r.value as string]);
   const { pid, dir } = JSON.parse(line!) as { pid: number; dir: string };
   expect(isAlive(pid)).toBe(true);
