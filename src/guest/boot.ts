@@ -17,6 +17,7 @@ import { machineSpec, prepare, warnOnce, withFreePorts, type Prepared } from './
 import { track } from './registry.js';
 
 const debug = createDebug('kvmtest:boot');
+const RESTORE_TIMEOUT_MS = 20_000;
 
 /**
  * Boots a throwaway guest: a qcow2 overlay on the base image (never written), a NoCloud seed that
@@ -73,7 +74,8 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
     }
     const spec = { ...machineSpec(prep, name, tmp.path, disk, seed, await withFreePorts(opts.network)), ...(snapshot ? { incomingState: snapshot.state } : {}) };
     progress.phase(`${snapshot ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`);
-    const timeoutMs = opts.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS * prep.choice.timeoutScale;
+    // a restore takes a second or two: one that hangs is broken, not slow
+    const timeoutMs = opts.bootTimeoutMs ?? (snapshot ? RESTORE_TIMEOUT_MS : DEFAULT_BOOT_TIMEOUT_MS) * prep.choice.timeoutScale;
     const launched: Launched = await launch(prep, spec, tmp.path, timeoutMs, (q) => (qemu = q));
     if (snapshot) {
       await sendIdentity(launched.agent, opts.hostname ?? name);
