@@ -58,9 +58,13 @@ export class ConsoleLog {
     return lines.slice(-n).join('\n');
   }
 
+  /** Flushes and closes the log file; safe to call again. */
   close(): Promise<void> {
-    return new Promise((resolve) => this.file.end(resolve));
+    this.closing ??= new Promise((resolve) => this.file.end(resolve));
+    return this.closing;
   }
+
+  private closing: Promise<void> | undefined;
 
   private addLine(raw: string): void {
     // strip ANSI escapes and stray CRs that firmware and systemd print
