@@ -1,0 +1,343 @@
+#!/usr/bin/env node
+// kvmtest benchmark: `npm run bench` (builds first). One run prints a table and writes
+// bench/results/latest.json with the host, the accelerator, every sample, medians and ratios.
+//
+//   1. boot() call → first exec(['true']) result: cold boot vs restored from a warm snapshot
+//   2. host RSS of the QEMU process: restored vs cold guest, and 4 restored guests at once
+//   3. exec round trip of `true`: agent vs ssh (fresh connection; and ControlMaster multiplexing)
+//   4. push of a 256 MiB random file: agent vs scp, sha256 checked in the guest
+//
+// env: BENCH_BOOTS (5), BENCH_EXECS (200), BENCH_SSH (200; 50 when a fresh ssh connection takes
+// more than 300 ms under TCG), BENCH_PUSH_MIB (256).
+import { execFile as execFileCb } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { boot } from '../dist/index.js';
+
+const execFile = promisify(execFileCb);
+const here = dirname(fileURLToPath(import.meta.url));
+const BOOTS = Number(process.env.BENCH_BOOTS ?? 5);
+const EXECS = Number(process.env.BENCH_EXECS ?? 200);
+const SSH_WANTED = Number(process.env.BENCH_SSH ?? 200);
+const PUSH_MIB = Number(process.env.BENCH_PUSH_MIB ?? 256);
+const BASE = { image: 'debian-12', boot: 'kernel', cpus: 2, memory: '1G' };
+
+const t0 = performance.now();
+const log = (msg) => process.stderr.write(`[bench +${((performance.now() - t0) / 1000).toFixed(0)}s] ${msg}\n`);
+const median = (xs) => {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const round = (x, d = 2) => (x == null ? null : Number(x.toFixed(d)));
+const rssMiB = async (pid) => {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
+  return kb / 1024;
+};
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+const must = (result, what) => {
+  if (result.exitCode !== 0) throw new Error(`${what} failed (exit ${result.exitCode}): ${result.stderr ?? ''}`);
+  return result;
+};
+
+const results = {
+  date: new Date().toISOString(),
+  host: {
+    cpus: os.cpus().length,
+    model: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    kernel: os.release(),
+    node: process.version,
+  },
+  accel: null,
+  qemu: null,
+  guest: BASE,
+  boot: {},
+  rss: {},
+  exec: {},
+  push: {},
+  notes: [],
+};
+
+const live = new Set();
+async function startGuest(options) {
+  const vm = await boot(options);
+  live.add(vm);
+  return vm;
+}
+async function stopGuest(vm) {
+  live.delete(vm);
+  await vm.dispose();
+}
+
+/** boot() call → first exec(['true']) result; RSS read after that true. */
+async function timedBoot(options) {
+  const start = performance.now();
+  const vm = await startGuest(options);
+  try {
+    must(await vm.exec(['true']), 'true');
+    const ms = performance.now() - start;
+    const rss = await rssMiB(vm.pid);
+    results.accel ??= vm.info.accel;
+    return { ms, rss, snapshot: vm.info.snapshot ?? null, bootMs: vm.info.bootMs };
+  } finally {
+    await stopGuest(vm);
+  }
+}
+
+async function bootSection() {
+  log('warm-up: first snapshot boot (makes the snapshot with one cold boot)');
+  const warm = await timedBoot({ ...BASE, snapshot: true });
+  results.boot.warmupMs = round(warm.ms, 0);
+  if (!warm.snapshot) results.notes.push('warm-up boot did not report a snapshot key');
+  log(`  warm-up done in ${(warm.ms / 1000).toFixed(1)} s`);
+
+  const restored = [];
+  for (let i = 0; i < BOOTS; i++) {
+    const r = await timedBoot({ ...BASE, snapshot: true });
+    if (!r.snapshot) throw new Error('snapshot boot fell back to a cold boot; the comparison would be meaningless');
+    restored.push(r);
+    log(`  restored ${i + 1}/${BOOTS}: ${r.ms.toFixed(0)} ms, RSS ${r.rss.toFixed(0)} MiB`);
+  }
+  const cold = [];
+  for (let i = 0; i < BOOTS; i++) {
+    const r = await timedBoot(BASE);
+    cold.push(r);
+    log(`  cold ${i + 1}/${BOOTS}: ${(r.ms / 1000).toFixed(1)} s, RSS ${r.rss.toFixed(0)} MiB`);
+  }
+  const b = results.boot;
+  b.coldMs = cold.map((r) => round(r.ms, 0));
+  b.restoredMs = restored.map((r) => round(r.ms, 0));
+  b.coldMedianMs = round(median(b.coldMs), 0);
+  b.restoredMedianMs = round(median(b.restoredMs), 0);
+  b.speedup = round(b.coldMedianMs / b.restoredMedianMs, 1);
+  b.restoredOverCold = round(b.restoredMedianMs / b.coldMedianMs, 4);
+  results.rss.coldMiB = cold.map((r) => round(r.rss, 1));
+  results.rss.restoredMiB = restored.map((r) => round(r.rss, 1));
+  results.rss.coldMedianMiB = round(median(results.rss.coldMiB), 1);
+  results.rss.restoredMedianMiB = round(median(results.rss.restoredMiB), 1);
+}
+
+async function fourRestored() {
+  log('4 restored guests at once');
+  const start = performance.now();
+  const settled = await Promise.allSettled([0, 1, 2, 3].map(() => startGuest({ ...BASE, snapshot: true })));
+  const vms = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value);
+  try {
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    await Promise.all(vms.map(async (vm) => must(await vm.exec(['true']), 'true')));
+    const ms = performance.now() - start;
+    const each = await Promise.all(vms.map((vm) => rssMiB(vm.pid)));
+    results.rss.fourRestoredMiB = each.map((x) => round(x, 1));
+    results.rss.fourRestoredSumMiB = round(each.reduce((a, b) => a + b, 0), 1);
+    results.boot.fourRestoredAllReadyMs = round(ms, 0);
+    log(`  all 4 answered true after ${ms.toFixed(0)} ms; RSS sum ${results.rss.fourRestoredSumMiB} MiB`);
+  } finally {
+    await Promise.all(vms.map(stopGuest));
+  }
+}
+
+async function sshSection(tmp) {
+  const key = join(tmp, 'id_ed25519');
+  await execFile('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'kvmtest-bench', '-f', key]);
+  const port = await freePort();
+  log(`ssh guest: cold boot with a forward 127.0.0.1:${port} → 22`);
+  const vm = await startGuest({ ...BASE, network: { forwards: [{ host: port, guest: 22 }] } });
+  const sshBase = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-i', key];
+  const sshArgs = [...sshBase, '-p', String(port), 'root@127.0.0.1'];
+  const ctl = join(tmp, 'ctl.sock');
+  let master = false;
+  try {
+    results.accel ??= vm.info.accel;
+    // sshd: public key in, unmask, host key, start
+    await vm.push(`${key}.pub`, '/root/bench_key.pub');
+    must(
+      await vm.exec(['sh', '-c', 'set -e; install -d -m 700 /root/.ssh; cat /root/bench_key.pub >> /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys; systemctl unmask ssh.service ssh.socket; ssh-keygen -A; systemctl start ssh'], { timeout: '120s' }),
+      'starting sshd',
+    );
+    for (let i = 0; ; i++) {
+      try {
+        await execFile('ssh', [...sshArgs, '-o', 'ConnectTimeout=20', 'true'], { timeout: 60_000 });
+        break;
+      } catch (error) {
+        if (i >= 20) throw new Error(`ssh to the guest never worked: ${error.stderr || error.message}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    log('  sshd answers');
+
+    // agent exec round trips
+    const agent = [];
+    for (let i = 0; i < 10; i++) must(await vm.exec(['true']), 'true'); // warm-up
+    for (let i = 0; i < EXECS; i++) {
+      const s = performance.now();
+      must(await vm.exec(['true']), 'true');
+      agent.push(performance.now() - s);
+    }
+    results.exec.agentMs = agent.map((x) => round(x, 2));
+    results.exec.agentMedianMs = round(median(agent), 2);
+    log(`  agent exec true: median ${results.exec.agentMedianMs} ms over ${EXECS}`);
+
+    // ssh, fresh connection per call
+    const fresh = [];
+    let wanted = SSH_WANTED;
+    for (let i = 0; i < wanted; i++) {
+      const s = performance.now();
+      await execFile('ssh', [...sshArgs, 'true'], { timeout: 60_000 });
+      fresh.push(performance.now() - s);
+      if (i === 9 && median(fresh) > 300 && wanted > 50) {
+        wanted = 50;
+        results.notes.push(`ssh (fresh connection) took ${median(fresh).toFixed(0)} ms per call under ${vm.info.accel}: measured 50 round trips instead of ${SSH_WANTED}`);
+        log(`  ssh is slow (${median(fresh).toFixed(0)} ms/call): 50 round trips instead of ${SSH_WANTED}`);
+      }
+    }
+    results.exec.sshFreshMs = fresh.map((x) => round(x, 1));
+    results.exec.sshFreshMedianMs = round(median(fresh), 1);
+    results.exec.sshFreshCount = fresh.length;
+    results.exec.sshFreshOverAgent = round(results.exec.sshFreshMedianMs / results.exec.agentMedianMs, 1);
+    log(`  ssh true (fresh connection): median ${results.exec.sshFreshMedianMs} ms over ${fresh.length}`);
+
+    // ssh, ControlMaster multiplexing (one connection, a new session per call)
+    await execFile('ssh', [...sshBase, '-p', String(port), '-o', 'ControlMaster=yes', '-o', `ControlPath=${ctl}`, '-fN', 'root@127.0.0.1'], { timeout: 60_000 });
+    master = true;
+    const muxArgs = [...sshBase, '-p', String(port), '-o', 'ControlMaster=no', '-o', `ControlPath=${ctl}`, 'root@127.0.0.1', 'true'];
+    for (let i = 0; i < 5; i++) await execFile('ssh', muxArgs, { timeout: 60_000 });
+    const mux = [];
+    for (let i = 0; i < SSH_WANTED; i++) {
+      const s = performance.now();
+      await execFile('ssh', muxArgs, { timeout: 60_000 });
+      mux.push(performance.now() - s);
+    }
+    results.exec.sshMuxMs = mux.map((x) => round(x, 1));
+    results.exec.sshMuxMedianMs = round(median(mux), 1);
+    results.exec.sshMuxOverAgent = round(results.exec.sshMuxMedianMs / results.exec.agentMedianMs, 1);
+    log(`  ssh true (ControlMaster): median ${results.exec.sshMuxMedianMs} ms over ${mux.length}`);
+
+    // push throughput
+    const file = join(tmp, 'big');
+    const sha = createHash('sha256');
+    await new Promise((resolve, reject) => {
+      const out = createWriteStream(file);
+      out.on('error', reject);
+      out.on('finish', resolve);
+      let left = PUSH_MIB;
+      const writeMore = () => {
+        while (left > 0) {
+          const chunk = randomBytes(1 << 20);
+          sha.update(chunk);
+          left--;
+          if (!out.write(chunk)) return out.once('drain', writeMore);
+        }
+        out.end();
+      };
+      writeMore();
+    });
+    const want = sha.digest('hex');
+    log(`  pushing ${PUSH_MIB} MiB over the agent`);
+    let s = performance.now();
+    await vm.push(file, '/root/big');
+    const agentPushMs = performance.now() - s;
+    log(`  scp ${PUSH_MIB} MiB`);
+    s = performance.now();
+    await execFile('scp', [...sshBase, '-P', String(port), file, 'root@127.0.0.1:/root/big2'], { timeout: 1_800_000 });
+    const scpMs = performance.now() - s;
+    const sums = must(await vm.exec(['sha256sum', '/root/big', '/root/big2'], { timeout: '300s' }), 'sha256sum').stdout;
+    const got = sums.trim().split('\n').map((l) => l.split(/\s+/)[0]);
+    if (got.length !== 2 || got.some((g) => g !== want)) throw new Error(`sha256 mismatch: want ${want}, guest says\n${sums}`);
+    const p = results.push;
+    p.mib = PUSH_MIB;
+    p.sha256Verified = true;
+    p.agentMs = round(agentPushMs, 0);
+    p.scpMs = round(scpMs, 0);
+    p.agentMiBps = round(PUSH_MIB / (agentPushMs / 1000), 1);
+    p.scpMiBps = round(PUSH_MIB / (scpMs / 1000), 1);
+    p.agentOverScp = round(p.agentMiBps / p.scpMiBps, 2);
+    log(`  push: agent ${p.agentMiBps} MiB/s, scp ${p.scpMiBps} MiB/s (sha256 verified)`);
+  } finally {
+    if (master) await execFile('ssh', [...sshBase, '-p', String(port), '-o', `ControlPath=${ctl}`, '-O', 'exit', 'root@127.0.0.1']).catch(() => {});
+    await stopGuest(vm);
+  }
+}
+
+function table() {
+  const b = results.boot;
+  const r = results.rss;
+  const e = results.exec;
+  const p = results.push;
+  const rows = [
+    ['boot() → first exec true, cold (median)', b.coldMedianMs != null ? `${(b.coldMedianMs / 1000).toFixed(1)} s` : '-'],
+    ['boot() → first exec true, restored (median)', b.restoredMedianMs != null ? `${b.restoredMedianMs} ms` : '-'],
+    ['  restored / cold', b.restoredOverCold != null ? `1/${b.speedup} (target ≤ 1/20: ${b.speedup >= 20 ? 'met' : 'NOT met'})` : '-'],
+    ['QEMU RSS, cold guest (median)', r.coldMedianMiB != null ? `${r.coldMedianMiB} MiB` : '-'],
+    ['QEMU RSS, restored guest (median)', r.restoredMedianMiB != null ? `${r.restoredMedianMiB} MiB` : '-'],
+    ['QEMU RSS, 4 restored guests (sum)', r.fourRestoredSumMiB != null ? `${r.fourRestoredSumMiB} MiB` : '-'],
+    ['exec true, agent (median)', e.agentMedianMs != null ? `${e.agentMedianMs} ms (n=${e.agentMs.length})` : '-'],
+    ['exec true, ssh fresh connection (median)', e.sshFreshMedianMs != null ? `${e.sshFreshMedianMs} ms (n=${e.sshFreshCount})` : '-'],
+    ['  ssh / agent', e.sshFreshOverAgent != null ? `${e.sshFreshOverAgent}× (target ≥ 5×: ${e.sshFreshOverAgent >= 5 ? 'met' : 'NOT met'})` : '-'],
+    ['exec true, ssh ControlMaster (median)', e.sshMuxMedianMs != null ? `${e.sshMuxMedianMs} ms (n=${e.sshMuxMs.length})` : '-'],
+    ['  ssh mux / agent', e.sshMuxOverAgent != null ? `${e.sshMuxOverAgent}×` : '-'],
+    [`push ${PUSH_MIB} MiB, agent`, p.agentMiBps != null ? `${p.agentMiBps} MiB/s (${(p.agentMs / 1000).toFixed(1)} s)` : '-'],
+    [`push ${PUSH_MIB} MiB, scp`, p.scpMiBps != null ? `${p.scpMiBps} MiB/s (${(p.scpMs / 1000).toFixed(1)} s)` : '-'],
+    ['  agent / scp', p.agentOverScp != null ? `${p.agentOverScp}× (target ≥ 1×: ${p.agentOverScp >= 1 ? 'met' : 'NOT met'})` : '-'],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  const lines = [
+    `kvmtest bench ${results.date}: ${results.host.cpus} × ${results.host.model}, ${results.host.memoryGiB} GiB, accel ${results.accel}, ${results.qemu}`,
+    `guest: debian-12, boot kernel, 2 vCPUs, 1 GiB`,
+    ...rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`),
+    ...results.notes.map((n) => `note: ${n}`),
+  ];
+  return lines.join('\n');
+}
+
+async function main() {
+  const qemu = await execFile('qemu-system-x86_64', ['--version']).catch(() => null);
+  results.qemu = qemu ? qemu.stdout.split('\n')[0].trim() : 'unknown';
+  for (const tool of ['ssh', 'scp', 'ssh-keygen']) {
+    await execFile('sh', ['-c', `command -v ${tool}`]).catch(() => {
+      throw new Error(`${tool} not found: apt-get install openssh-client (scripts/setup does)`);
+    });
+  }
+  const tmp = await mkdtemp(join(os.tmpdir(), 'kvmtest-bench-'));
+  let failure;
+  try {
+    await bootSection();
+    await fourRestored();
+    await sshSection(tmp);
+  } catch (error) {
+    failure = error;
+    results.error = String(error?.stack ?? error);
+  } finally {
+    await Promise.allSettled([...live].map((vm) => stopGuest(vm)));
+    await rm(tmp, { recursive: true, force: true });
+  }
+  results.totalSeconds = round((performance.now() - t0) / 1000, 0);
+  const outDir = join(here, 'results');
+  await mkdir(outDir, { recursive: true });
+  await writeFile(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`\n${table()}\n\nwrote ${join(outDir, 'latest.json')}\n`);
+  if (failure) {
+    process.stderr.write(`bench failed: ${failure.stack ?? failure}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main();
