@@ -26,7 +26,7 @@ describe('kvmtest CLI', () => {
     expect(result.exitCode).toBe(7);
     expect(readFileSync(join(work, 'out/result.txt'), 'utf8')).toBe('result\n');
     // progress went to stderr as plain lines (CI), ending in the guest's OS
-    expect(result.stderr).toMatch(/Debian GNU\/Linux 12 (restored|up)/);
+    expect(result.stderr).toMatch(/Debian GNU\/Linux 12 \(bookworm\) (restored|up)/);
     expect(guestDirs()).toEqual([]);
   });
 
