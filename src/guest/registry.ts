@@ -40,7 +40,3 @@ function reap(item: Leftover): void {
   }
   rmSync(item.dir, { recursive: true, force: true });
 }
-
-export function liveCount(): number {
-  return live.size;
-}
