@@ -103,9 +103,7 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
     });
   } catch (error) {
     progress.fail(error instanceof Error ? error.message.split('\n')[0]! : String(error));
-    qemu?.kill('SIGKILL');
-    await qemu?.exited;
-    await qemu?.console.close();
+    await qemu?.destroy();
     await tmp.cleanup();
     untrack();
     throw error;

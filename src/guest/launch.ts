@@ -34,9 +34,7 @@ export async function launch(prep: Prepared, spec: MachineSpec, dir: string, tim
     return await waitForAgent(qemu, spec, timeoutMs, prep, prep.options.signal);
   } catch (error) {
     if (error instanceof KvmtestError && error.consoleTail === undefined) error.consoleTail = qemu.console.lastLines();
-    qemu.kill('SIGKILL');
-    await qemu.exited;
-    await qemu.console.close();
+    await qemu.destroy();
     throw error;
   } finally {
     stopLines();

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { KvmtestError } from '../errors.js';
 import { chooseAccel, probeKvmOnce, type AccelChoice } from '../host/accel.js';
@@ -95,7 +96,6 @@ export async function withFreePorts(network: ResolvedBootOptions['network']): Pr
 }
 
 async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -59,4 +59,11 @@ export class QemuProcess {
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (!this.exit) this.child.kill(signal);
   }
+
+  /** Kills QEMU at once, waits for it to be reaped, and closes its console log. Safe to repeat. */
+  async destroy(): Promise<void> {
+    this.kill('SIGKILL');
+    await this.exited;
+    await this.console.close();
+  }
 }

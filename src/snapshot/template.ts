@@ -102,9 +102,7 @@ async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
     debug('snapshot %s: %d bytes, saved in %d ms, made in %d ms', key, stateBytes, saveMs, performance.now() - started);
     return await writeMeta(paths, { key, createdAt: new Date().toISOString(), baseImage: prep.base.path, stateBytes, saveMs });
   } finally {
-    qemu?.kill('SIGKILL');
-    await qemu?.exited;
-    await qemu?.console.close();
+    await qemu?.destroy();
     await work.cleanup();
     untrack();
   }
