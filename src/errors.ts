@@ -31,7 +31,14 @@ export type ErrorCode =
   | 'LOCAL_PATH_NOT_FOUND'
   | 'UNSAFE_ARCHIVE'
   | 'ABORTED'
-  | 'SNAPSHOT_FAILED';
+  | 'SNAPSHOT_FAILED'
+  // matrix and reports
+  | 'CONFIG_INVALID'
+  | 'REPORT_INVALID'
+  | 'NODE_UNSUPPORTED'
+  | 'CELL_TIMEOUT'
+  | 'SHARD_MISSING'
+  | 'RESULT_PARSE_FAILED';
 
 export class KvmtestError extends Error {
   readonly code: ErrorCode;
