@@ -1,0 +1,31 @@
+import type { CellResult, ReportTotals } from '../matrix/types.js';
+
+/** Counts cells by status and parsed test cases by status. */
+export function computeTotals(cells: readonly CellResult[]): ReportTotals {
+  const totals: ReportTotals = {
+    cells: cells.length,
+    passed: 0,
+    failed: 0,
+    error: 0,
+    timeout: 0,
+    flaky: 0,
+    skipped: 0,
+    cases: { total: 0, passed: 0, failed: 0, error: 0, skipped: 0 },
+  };
+  for (const cell of cells) {
+    totals[cell.status] += 1;
+    for (const testCase of cell.cases) {
+      totals.cases.total += 1;
+      totals.cases[testCase.status] += 1;
+    }
+  }
+  return totals;
+}
+
+/**
+ * True when no cell failed, errored or timed out. Flaky cells count as ok; skipped cells only occur
+ * under fail-fast after a failure (so ok is already false) or were never meant to run here.
+ */
+export function isOk(totals: ReportTotals): boolean {
+  return totals.failed + totals.error + totals.timeout === 0;
+}
