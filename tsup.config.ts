@@ -1,12 +1,13 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'cli/main': 'src/cli/main.ts' },
+  entry: { index: 'src/index.ts', 'cli/main': 'src/cli/main.ts', 'vitest/index': 'src/vitest/index.ts' },
   format: ['esm'],
   target: 'node20',
-  dts: { entry: { index: 'src/index.ts' } },
+  dts: { entry: { index: 'src/index.ts', 'vitest/index': 'src/vitest/index.ts' } },
   sourcemap: true,
   clean: true,
   splitting: true,
-  banner: ({ format }) => (format === 'esm' ? {} : {}),
+  // vitest is the user's (a peer): never bundled
+  external: ['vitest'],
 });

@@ -8,3 +8,14 @@ export { KvmtestError, HostError, InputError, BootError, AgentError, GuestComman
 export { chooseAccel, judgeKvm, probeKvm, type AccelChoice, type KvmProbe } from './host/accel.js';
 export { ensureImage, type BuiltImage } from './image/build.js';
 export { RECIPES, type RecipeName } from './image/recipes.js';
+export { runMatrix } from './matrix/run.js';
+export { defineConfig, loadConfig, type MatrixConfig } from './matrix/config.js';
+export { expandMatrix, cellId } from './matrix/expand.js';
+export { parseShard, shardCells, type Shard } from './matrix/shard.js';
+export type { AxisValue, CellMatch, CellSpec, CellResult, CellStatus, CellPhase, CaseStatus, TestCase, MatrixOptions, MatrixReport, MatrixEvent, ReportTotals } from './matrix/types.js';
+export { mergeReports } from './report/merge.js';
+export { toJUnit } from './report/junit.js';
+export { githubSummary, githubAnnotations } from './report/github.js';
+export { summaryTable } from './report/table.js';
+export { createTerminalReporter } from './report/terminal.js';
+export { parseResults } from './results/parse.js';

@@ -5,6 +5,7 @@ import { ensureImage } from '../image/build.js';
 import { isRecipeName, RECIPES } from '../image/recipes.js';
 import { createProgress } from '../util/progress.js';
 import { doctor, formatDoctor } from './doctor.js';
+import { matrixCommand, mergeCommand, REPORTERS } from './matrix.js';
 import { runCommand } from './run.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -45,6 +46,45 @@ program
       ...(opts.bootTimeout ? { bootTimeout: opts.bootTimeout } : {}),
       snapshot: Boolean(opts.snapshot),
     });
+  });
+
+program
+  .command('matrix')
+  .description('run one job in every cell of an OS matrix (images × axes) and report per cell; reads kvmtest.config.ts')
+  .option('--config <file>', 'config file (default: kvmtest.config.{ts,mts,js,mjs,json} in the current directory)')
+  .option('--image <image>', 'an image name or path (repeatable; replaces the config\'s images)', collect, [])
+  .option('--vary <axis=v1,v2>', 'an axis crossed with the images, such as cpus=1,2 (repeatable)', collect, [])
+  .option('--shard <i/n>', 'run shard i of n (for n parallel CI jobs; combine their reports with kvmtest merge)')
+  .option('--reporter <name>', `${REPORTERS.join(', ')} (repeatable; github is added under GitHub Actions)`, collect, [])
+  .option('--out <dir>', 'where the JSON report, JUnit XML, collected files and console logs go', 'kvmtest-results')
+  .option('--concurrency <n>', "cells at once, or 'auto' (fits the host's CPUs and free memory)")
+  .option('--timeout <duration>', 'per cell, boot to pull (default 30m)')
+  .option('--retries <n>', 'run a failing cell again up to n times; a later pass is reported as flaky')
+  .option('--fail-fast', 'stop at the first failing cell')
+  .addOption(new Option('--node <which>', "'host' copies this Node.js into each guest, first on PATH").choices(['host', 'guest']))
+  .option('--push <src:dest>', 'copy a host path into each guest (repeatable)', collect, [])
+  .option('--collect <path>', 'guest file or directory to pull back; JUnit/TAP files are parsed (repeatable)', collect, [])
+  .option('--env <name=value>', 'environment for the command (repeatable)', collect, [])
+  .option('--cwd <dir>', 'working directory in the guest')
+  .option('--memory <size>', 'guest memory for every cell')
+  .option('--cpus <n>', 'vCPUs for every cell')
+  .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']))
+  .addOption(new Option('--boot <method>', "firmware boot or the named image's kernel").choices(['firmware', 'kernel']))
+  .option('--no-snapshot', 'boot every cell cold instead of from a warm snapshot')
+  .argument('[command...]', 'the command (after --); replaces the config\'s run')
+  .action(async (command: string[], opts) => {
+    process.exitCode = await matrixCommand(command, opts);
+  });
+
+program
+  .command('merge')
+  .description("combine the JSON reports of a sharded matrix's CI jobs into one report")
+  .argument('<reports...>', 'JSON reports written by kvmtest matrix --shard')
+  .option('--junit <file>', 'write the merged JUnit XML here')
+  .option('--json <file>', 'write the merged JSON report here')
+  .option('--reporter <name>', `${REPORTERS.join(', ')} (repeatable)`, collect, [])
+  .action(async (files: string[], opts) => {
+    process.exitCode = await mergeCommand(files, opts);
   });
 
 program

@@ -44,8 +44,8 @@ export interface MatrixOptions {
   snapshot?: boolean;
   /** Where collected files and console logs go; default a temporary directory kept after the run. */
   outDir?: string;
-  /** Host directory relative push paths resolve against; default process.cwd(). */
-  cwd?: string;
+  /** Host directory relative push paths resolve against; default process.cwd() (the config file's directory for the CLI). */
+  projectDir?: string;
   /** Called as cells move through their phases (the terminal reporter listens here). */
   onEvent?: (event: MatrixEvent) => void;
   signal?: AbortSignal;
@@ -105,6 +105,8 @@ export interface CellResult extends CellSpec {
   outDir?: string;
   /** What the guest agent reported: OS release, kernel. */
   guest?: { os?: string; kernel?: string; node?: string };
+  /** What became of each `collect` path: pulled to `host` (and parsed into `cases`), or why not. */
+  collected?: { path: string; host?: string; cases?: number; error?: string }[];
   cases: TestCase[];
 }
 
@@ -139,6 +141,7 @@ export interface MatrixReport {
 }
 
 export type MatrixEvent =
+  | { type: 'prepare'; message: string }
   | { type: 'start'; cells: CellSpec[]; concurrency: number; shard: string }
   | { type: 'phase'; cell: CellSpec; phase: CellPhase; attempt: number }
   | { type: 'output'; cell: CellSpec; stream: 'stdout' | 'stderr'; line: string }

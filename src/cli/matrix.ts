@@ -1,0 +1,131 @@
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { InputError } from '../errors.js';
+import { loadConfig, type MatrixConfig } from '../matrix/config.js';
+import { parseShard } from '../matrix/shard.js';
+import { runMatrix } from '../matrix/run.js';
+import type { AxisValue, MatrixOptions, MatrixReport } from '../matrix/types.js';
+import { githubAnnotations, githubSummary } from '../report/github.js';
+import { toJUnit } from '../report/junit.js';
+import { mergeReports, readReportFile } from '../report/merge.js';
+import { summaryTable } from '../report/table.js';
+import { createTerminalReporter } from '../report/terminal.js';
+import { parseCopySpec, parseEnv } from './run.js';
+
+export const REPORTERS = ['default', 'json', 'junit', 'github'] as const;
+export type ReporterName = (typeof REPORTERS)[number];
+
+export interface MatrixFlags {
+  config?: string;
+  image: string[];
+  vary: string[];
+  shard?: string;
+  reporter: string[];
+  out: string;
+  concurrency?: string;
+  timeout?: string;
+  retries?: string;
+  failFast?: boolean;
+  node?: 'host' | 'guest';
+  push: string[];
+  collect: string[];
+  env: string[];
+  cwd?: string;
+  memory?: string;
+  cpus?: string;
+  accel?: 'auto' | 'kvm' | 'tcg';
+  boot?: 'firmware' | 'kernel';
+  snapshot: boolean;
+}
+
+/** `--vary cpus=1,2` → ['cpus', [1, 2]]: numbers and booleans where the text is one. Pure. */
+export function parseVary(spec: string): [string, AxisValue[]] {
+  const at = spec.indexOf('=');
+  if (at <= 0 || at === spec.length - 1) throw new InputError('INVALID_OPTION', `Expected --vary as NAME=V1,V2 (such as cpus=1,2), got ${JSON.stringify(spec)}`);
+  const values = spec.slice(at + 1).split(',').map((v): AxisValue => (/^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v));
+  return [spec.slice(0, at), values];
+}
+
+/** The config file's options with the command line's on top. Pure apart from reading the config. */
+export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): Promise<MatrixConfig> {
+  const loaded = await loadConfig(flags.config);
+  const base: Partial<MatrixConfig> = loaded?.config ?? {};
+  const options: Partial<MatrixConfig> = { ...base };
+  if (flags.image.length > 0) options.images = flags.image;
+  if (flags.vary.length > 0) options.vary = Object.fromEntries(flags.vary.map(parseVary));
+  if (command.length > 0) options.run = command;
+  if (flags.shard) options.shard = flags.shard;
+  if (flags.concurrency) options.concurrency = flags.concurrency === 'auto' ? 'auto' : Number(flags.concurrency);
+  if (flags.timeout) options.timeout = flags.timeout;
+  if (flags.retries) options.retries = Number(flags.retries);
+  if (flags.failFast) options.failFast = true;
+  if (flags.node) options.node = flags.node;
+  if (flags.push.length > 0) options.push = { ...base.push, ...Object.fromEntries(flags.push.map((p) => { const c = parseCopySpec(p, '--push'); return [c.source, c.dest]; })) };
+  if (flags.collect.length > 0) options.collect = flags.collect;
+  if (flags.env.length > 0) options.env = { ...base.env, ...parseEnv(flags.env) };
+  if (flags.cwd) options.cwd = flags.cwd;
+  const boot = { ...base.boot };
+  if (flags.memory) boot.memory = flags.memory;
+  if (flags.cpus) boot.cpus = Number(flags.cpus);
+  if (flags.accel) boot.accel = flags.accel;
+  if (flags.boot) boot.boot = flags.boot;
+  options.boot = boot;
+  if (!flags.snapshot) options.snapshot = false;
+  if (!options.images) throw new InputError('INVALID_OPTION', 'kvmtest matrix needs images: --image debian-12 (repeatable), or "images" in kvmtest.config.ts');
+  if (!options.run) throw new InputError('INVALID_OPTION', 'kvmtest matrix needs a command: after --, or "run" in kvmtest.config.ts');
+  return options as MatrixConfig;
+}
+
+/** The reporters to use: as asked, plus github under GitHub Actions. */
+export function chooseReporters(asked: string[], env: NodeJS.ProcessEnv = process.env): Set<ReporterName> {
+  for (const name of asked) if (!(REPORTERS as readonly string[]).includes(name)) throw new InputError('INVALID_OPTION', `Expected --reporter to be one of ${REPORTERS.join(', ')}, got ${JSON.stringify(name)}`);
+  const chosen = new Set<ReporterName>(asked.length > 0 ? (asked as ReporterName[]) : ['default']);
+  if (env.GITHUB_ACTIONS === 'true') chosen.add('github');
+  return chosen;
+}
+
+/** kvmtest matrix: runs the matrix with the chosen reporters; the JSON report and JUnit file always go to --out. */
+export async function matrixCommand(command: string[], flags: MatrixFlags): Promise<number> {
+  const reporters = chooseReporters(flags.reporter);
+  const options: MatrixOptions = await matrixOptionsFrom(command, flags);
+  const out = resolve(flags.out);
+  await mkdir(out, { recursive: true });
+  const terminal = createTerminalReporter(process.stderr);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let report: MatrixReport;
+  try {
+    report = await runMatrix({ ...options, outDir: out, onEvent: (e) => terminal.onEvent(e), signal: controller.signal });
+  } finally {
+    terminal.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const shard = options.shard ? parseShard(options.shard) : { index: 1, count: 1 };
+  const jsonPath = join(out, shard.count > 1 ? `shard-${shard.index}-of-${shard.count}.json` : 'report.json');
+  await writeReports(report, reporters, { json: jsonPath, junit: join(out, 'junit.xml') });
+  return report.ok ? 0 : 1;
+}
+
+/** kvmtest merge: one report (and JUnit file) from the shards' JSON reports. */
+export async function mergeCommand(files: string[], flags: { junit?: string; json?: string; reporter: string[] }): Promise<number> {
+  const reporters = chooseReporters(flags.reporter);
+  const report = mergeReports(await Promise.all(files.map((f) => readReportFile(f))));
+  if (reporters.has('default')) process.stderr.write(`${summaryTable(report, { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR })}\n`);
+  await writeReports(report, reporters, { ...(flags.json ? { json: resolve(flags.json) } : {}), ...(flags.junit ? { junit: resolve(flags.junit) } : {}) });
+  return report.ok ? 0 : 1;
+}
+
+async function writeReports(report: MatrixReport, reporters: Set<ReporterName>, paths: { json?: string; junit?: string }): Promise<void> {
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  if (paths.json) await writeFile(paths.json, json);
+  if (reporters.has('json')) process.stdout.write(json);
+  if (paths.junit) await writeFile(paths.junit, toJUnit(report));
+  if (reporters.has('github')) {
+    for (const line of githubAnnotations(report)) process.stdout.write(`${line}\n`);
+    if (process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, `${githubSummary(report)}\n`);
+  }
+  if (paths.json) process.stderr.write(`report: ${paths.json}${paths.junit ? `, JUnit: ${paths.junit}` : ''}\n`);
+}

@@ -1,0 +1,188 @@
+import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import createDebug from 'debug';
+import { isKvmtestError, KvmtestError } from '../errors.js';
+import { boot } from '../guest/boot.js';
+import type { BootOptions } from '../guest/options.js';
+import type { Guest } from '../guest/guest.js';
+import { parseResults } from '../results/parse.js';
+import { GUEST_DEFAULT_PATH, installHostNode, type HostNode } from './host-node.js';
+import { TailBuffer } from './tail.js';
+import type { AxisValue, CellAttempt, CellPhase, CellResult, CellSpec, MatrixOptions, TestCase } from './types.js';
+
+const debug = createDebug('kvmtest:matrix');
+
+/** Axes that are boot options; every other axis reaches the run as $KVMTEST_<NAME>. */
+const BOOT_AXES = ['cpus', 'memory', 'accel', 'boot', 'firmware'] as const;
+
+export interface CellContext {
+  options: MatrixOptions;
+  hostNode?: HostNode;
+  /** The cell's own host directory: collected files, console log. */
+  outDir: string;
+  onPhase: (phase: CellPhase) => void;
+  onOutput: (stream: 'stdout' | 'stderr', line: string) => void;
+}
+
+/** One attempt's full outcome: the attempt summary plus what the last attempt reports. */
+export type AttemptOutcome = CellAttempt & Omit<CellResult, keyof CellSpec | 'status' | 'attempts'>;
+
+/** The boot options of a cell: the matrix's shared ones with the cell's boot axes on top. Pure. */
+export function cellBootOptions(cell: CellSpec, options: Pick<MatrixOptions, 'boot' | 'snapshot'>): BootOptions {
+  const fromAxes: Record<string, AxisValue> = {};
+  for (const name of BOOT_AXES) if (cell.axes[name] !== undefined) fromAxes[name] = cell.axes[name];
+  return { ...options.boot, ...(fromAxes as Partial<BootOptions>), image: cell.image, snapshot: options.snapshot ?? true };
+}
+
+/** The run's environment: the user's, the cell's identity, each axis as KVMTEST_<AXIS>. Pure. */
+export function cellEnv(cell: CellSpec, env: Record<string, string> = {}): Record<string, string> {
+  const out: Record<string, string> = { ...env, KVMTEST_CELL: cell.id, KVMTEST_IMAGE: cell.image };
+  for (const [name, value] of Object.entries(cell.axes)) out[`KVMTEST_${name.toUpperCase()}`] = String(value);
+  return out;
+}
+
+/** passed / failed / error / timeout from what happened. Pure. */
+export function judgeAttempt(outcome: { exitCode: number | null; cases: TestCase[]; error?: { code: string } | undefined; timedOut: boolean }): CellAttempt['status'] {
+  if (outcome.timedOut) return 'timeout';
+  if (outcome.error) return 'error';
+  if (outcome.exitCode !== 0 || outcome.cases.some((c) => c.status === 'failed' || c.status === 'error')) return 'failed';
+  return 'passed';
+}
+
+/**
+ * Runs one attempt of a cell: boot (from the warm snapshot), the host's node, push, run, pull and
+ * parse; the guest is disposed whatever happens. Never throws: failures become the outcome.
+ */
+export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs: number, outer?: AbortSignal): Promise<AttemptOutcome> {
+  const started = performance.now();
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = outer ? AbortSignal.any([outer, timeout]) : timeout;
+  const durations: AttemptOutcome['durations'] = { total: 0 };
+  const stdout = new TailBuffer();
+  const stderr = new TailBuffer();
+  const collected: NonNullable<CellResult['collected']> = [];
+  const cases: TestCase[] = [];
+  let exitCode: number | null = null;
+  let exitSignal: string | undefined;
+  let error: AttemptOutcome['error'];
+  let vm: Guest | undefined;
+  let guest: AttemptOutcome['guest'];
+  let consoleLog: string | undefined;
+  // a timeout or cancel disposes the guest at once, which fails whatever request is pending
+  const onAbort = () => void vm?.dispose();
+  signal.addEventListener('abort', onAbort, { once: true });
+  const phase = async <T>(name: Exclude<CellPhase, 'queued' | 'done'>, work: () => Promise<T>): Promise<T> => {
+    signal.throwIfAborted();
+    ctx.onPhase(name);
+    const t = performance.now();
+    try {
+      return await work();
+    } finally {
+      durations[name] = Math.round(performance.now() - t);
+    }
+  };
+  try {
+    await mkdir(ctx.outDir, { recursive: true });
+    vm = await phase('boot', () => boot({ ...cellBootOptions(cell, ctx.options), signal }));
+    const about: NonNullable<AttemptOutcome['guest']> = { os: vm.info.agent.os.prettyName ?? vm.info.agent.os.id ?? 'unknown', kernel: vm.info.agent.kernel };
+    guest = about;
+    let path = GUEST_DEFAULT_PATH;
+    if (ctx.options.node === 'host') {
+      const hostNode = ctx.hostNode!;
+      path = await phase('node', () => installHostNode(vm!, hostNode, signal));
+      about.node = hostNode.version;
+    }
+    for (const [from, to] of Object.entries(ctx.options.push ?? {})) {
+      await phase('push', () => vm!.push(resolve(ctx.options.projectDir ?? process.cwd(), from), to));
+    }
+    const result = await phase('run', async () => {
+      const child = vm!.spawn(typeof ctx.options.run === 'string' ? ['/bin/sh', '-c', ctx.options.run] : ctx.options.run, [], {
+        env: { PATH: path, ...cellEnv(cell, ctx.options.env) },
+        ...(ctx.options.cwd ? { cwd: ctx.options.cwd } : {}),
+        signal,
+        buffer: false,
+      });
+      for (const [name, tail] of [['stdout', stdout], ['stderr', stderr]] as const) {
+        const lines = createInterface({ input: child[name] });
+        lines.on('line', (line) => {
+          tail.push(line);
+          ctx.onOutput(name, line);
+        });
+      }
+      return child;
+    });
+    exitCode = result.exitCode;
+    exitSignal = result.signal ?? undefined;
+    for (const path of ctx.options.collect ?? []) {
+      await phase('pull', () => collect(vm!, path, ctx.outDir, collected, cases));
+    }
+  } catch (caught) {
+    error = describeError(caught, timeout.aborted ? timeoutMs : undefined);
+    debug('%s: %s', cell.id, error.message);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    if (vm) {
+      consoleLog = join(ctx.outDir, 'console.log');
+      await copyFile(vm.info.consolePath, consoleLog).catch(() => (consoleLog = undefined));
+      await vm.dispose();
+    }
+  }
+  durations.total = Math.round(performance.now() - started);
+  const status = judgeAttempt({ exitCode, cases, error, timedOut: timeout.aborted && !outer?.aborted });
+  return {
+    status,
+    exitCode,
+    ...(exitSignal ? { signal: exitSignal } : {}),
+    ...(error ? { error } : {}),
+    durationMs: durations.total,
+    durations,
+    stdoutTail: stdout.toString(),
+    stderrTail: stderr.toString(),
+    ...(consoleLog ? { consoleLog } : {}),
+    outDir: ctx.outDir,
+    ...(guest ? { guest } : {}),
+    collected,
+    cases,
+  };
+}
+
+/** Pulls one guest path into the cell's directory and parses the result files in it. */
+async function collect(vm: Guest, guestPath: string, outDir: string, collected: NonNullable<CellResult['collected']>, cases: TestCase[]): Promise<void> {
+  const host = join(outDir, 'files', guestPath.replace(/^\/+/, ''));
+  await mkdir(join(host, '..'), { recursive: true });
+  try {
+    await vm.pull(guestPath, host);
+  } catch (error) {
+    if (isKvmtestError(error) && error.code === 'GUEST_IO') {
+      collected.push({ path: guestPath, error: error.message });
+      return;
+    }
+    throw error;
+  }
+  let found = 0;
+  for (const file of await filesUnder(host)) {
+    const parsed = parseResults(await readFile(file, 'utf8'), join(guestPath, file.slice(host.length)));
+    if (parsed) {
+      cases.push(...parsed);
+      found += parsed.length;
+    }
+  }
+  collected.push({ path: guestPath, host, cases: found });
+}
+
+async function filesUnder(path: string): Promise<string[]> {
+  const info = await stat(path);
+  if (!info.isDirectory()) return [path];
+  const out: string[] = [];
+  for (const entry of await readdir(path, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) out.push(join(entry.parentPath, entry.name));
+  }
+  return out.sort();
+}
+
+function describeError(error: unknown, timedOutAfterMs: number | undefined): NonNullable<AttemptOutcome['error']> {
+  if (timedOutAfterMs !== undefined) return { code: 'CELL_TIMEOUT', message: `the cell did not finish within ${Math.round(timedOutAfterMs / 1000)} s` };
+  if (error instanceof KvmtestError) return { code: error.code, message: error.message, ...(error.consoleTail ? { consoleTail: error.consoleTail } : {}) };
+  return { code: 'UNEXPECTED', message: error instanceof Error ? error.message : String(error) };
+}
