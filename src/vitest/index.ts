@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, test } from 'vitest';
+import { boot } from '../guest/boot.js';
+import type { Guest } from '../guest/guest.js';
+import type { BootOptions } from '../guest/options.js';
+import { cellBootOptions } from '../matrix/cell.js';
+import { expandMatrix } from '../matrix/expand.js';
+import type { CellSpec, MatrixOptions } from '../matrix/types.js';
+
+/** The image a test file gets when it does not say: $KVMTEST_IMAGE, else debian-12. */
+export const DEFAULT_TEST_IMAGE = process.env.KVMTEST_IMAGE ?? 'debian-12';
+
+/**
+ * `test` with a `guest` fixture: booted (from the warm snapshot) once per test file, disposed after
+ * the file, even when a test throws. Choose the image and settings per file with
+ * `guestTest.override({ guestOptions: { image: 'debian-13', cpus: 1 } })`.
+ */
+export const guestTest = test
+  .extend('guestOptions', { scope: 'file' }, { image: DEFAULT_TEST_IMAGE, snapshot: true } as BootOptions)
+  .extend('guest', { scope: 'file' }, async ({ guestOptions }, { onCleanup }): Promise<Guest> => {
+    const vm = await boot({ snapshot: true, ...guestOptions });
+    onCleanup(() => vm.dispose());
+    return vm;
+  });
+
+/** A matrix cell with the boot options it stands for, for `describe.each`. */
+export interface TestCell extends CellSpec {
+  boot: BootOptions;
+}
+
+/**
+ * The cells of a matrix (images × axes, include/exclude as in runMatrix), each with its boot
+ * options: `describe.each(matrixCells({ images: ['debian-11', 'debian-12'] }))('$id', (cell) => …)`.
+ */
+export function matrixCells(options: Pick<MatrixOptions, 'images' | 'vary' | 'include' | 'exclude' | 'boot' | 'snapshot'>): TestCell[] {
+  return expandMatrix(options).map((cell) => ({ ...cell, boot: cellBootOptions(cell, options) }));
+}
+
+/**
+ * Boots a guest for the enclosing describe block (beforeAll) and disposes it after (afterAll);
+ * returns a getter for the tests in the block.
+ */
+export function useGuest(options: BootOptions): () => Guest {
+  let vm: Guest | undefined;
+  beforeAll(async () => {
+    vm = await boot({ snapshot: true, ...options });
+  });
+  afterAll(async () => {
+    await vm?.dispose();
+  });
+  return () => {
+    if (!vm) throw new Error(`the guest for ${options.image} is not booted: call the getter inside a test, not while collecting`);
+    return vm;
+  };
+}
