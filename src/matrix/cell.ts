@@ -21,6 +21,8 @@ export interface CellContext {
   hostNode?: HostNode;
   /** The cell's own host directory: collected files, console log. */
   outDir: string;
+  /** 1 for the first attempt; the run sees it as $KVMTEST_ATTEMPT. */
+  attempt: number;
   onPhase: (phase: CellPhase) => void;
   onOutput: (stream: 'stdout' | 'stderr', line: string) => void;
 }
@@ -35,9 +37,9 @@ export function cellBootOptions(cell: CellSpec, options: Pick<MatrixOptions, 'bo
   return { ...options.boot, ...(fromAxes as Partial<BootOptions>), image: cell.image, snapshot: options.snapshot ?? true };
 }
 
-/** The run's environment: the user's, the cell's identity, each axis as KVMTEST_<AXIS>. Pure. */
-export function cellEnv(cell: CellSpec, env: Record<string, string> = {}): Record<string, string> {
-  const out: Record<string, string> = { ...env, KVMTEST_CELL: cell.id, KVMTEST_IMAGE: cell.image };
+/** The run's environment: the user's, the cell's identity and attempt, each axis as KVMTEST_<AXIS>. Pure. */
+export function cellEnv(cell: CellSpec, env: Record<string, string> = {}, attempt = 1): Record<string, string> {
+  const out: Record<string, string> = { ...env, KVMTEST_CELL: cell.id, KVMTEST_IMAGE: cell.image, KVMTEST_ATTEMPT: String(attempt) };
   for (const [name, value] of Object.entries(cell.axes)) out[`KVMTEST_${name.toUpperCase()}`] = String(value);
   return out;
 }
@@ -98,7 +100,7 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     }
     const result = await phase('run', async () => {
       const child = vm!.spawn(typeof ctx.options.run === 'string' ? ['/bin/sh', '-c', ctx.options.run] : ctx.options.run, [], {
-        env: { PATH: path, ...cellEnv(cell, ctx.options.env) },
+        env: { PATH: path, ...cellEnv(cell, ctx.options.env, ctx.attempt) },
         ...(ctx.options.cwd ? { cwd: ctx.options.cwd } : {}),
         signal,
         buffer: false,

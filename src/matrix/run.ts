@@ -66,6 +66,7 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
         options,
         ...(hostNode ? { hostNode } : {}),
         outDir: join(outDir, 'cells', cell.id.replace(/[^A-Za-z0-9._=-]+/g, '_')),
+        attempt,
         onPhase: (phase) => emit({ type: 'phase', cell, phase, attempt }),
         onOutput: (stream, line) => emit({ type: 'output', cell, stream, line }),
       }, resolved.timeoutMs, signal);

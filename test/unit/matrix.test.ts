@@ -146,7 +146,7 @@ describe('cells', () => {
   });
 
   it('gives the run its cell and axes as KVMTEST_ variables', () => {
-    expect(cellEnv(cell, { CI: '1' })).toEqual({ CI: '1', KVMTEST_CELL: cell.id, KVMTEST_IMAGE: 'debian-12', KVMTEST_CPUS: '1', KVMTEST_SUITE: 'fast' });
+    expect(cellEnv(cell, { CI: '1' }, 2)).toEqual({ CI: '1', KVMTEST_CELL: cell.id, KVMTEST_IMAGE: 'debian-12', KVMTEST_ATTEMPT: '2', KVMTEST_CPUS: '1', KVMTEST_SUITE: 'fast' });
   });
 
   it('judges an attempt by timeout, error, exit code and failed cases', () => {
