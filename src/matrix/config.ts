@@ -33,7 +33,7 @@ export async function loadConfig(file: string | undefined, dir = process.cwd()):
     if (ext === '.json') loaded = JSON.parse(await readFile(path, 'utf8'));
     else if (ext === '.ts' || ext === '.mts' || ext === '.cts') {
       const { createJiti } = await import('jiti');
-      loaded = await createJiti(import.meta.url, { moduleCache: false }).import(path, { default: true });
+      loaded = await createJiti(import.meta.url, { moduleCache: false, fsCache: false }).import(path, { default: true });
     } else loaded = ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
   } catch (error) {
     throw new KvmtestError('CONFIG_INVALID', `Could not load ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
