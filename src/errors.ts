@@ -38,7 +38,14 @@ export type ErrorCode =
   | 'NODE_UNSUPPORTED'
   | 'CELL_TIMEOUT'
   | 'SHARD_MISSING'
-  | 'RESULT_PARSE_FAILED';
+  | 'RESULT_PARSE_FAILED'
+  // image catalog, downloads and cache
+  | 'IMAGE_UNKNOWN'
+  | 'DOWNLOAD_FAILED'
+  | 'DOWNLOAD_NOT_FOUND'
+  | 'DOWNLOAD_TIMEOUT'
+  | 'CHECKSUM_MISMATCH'
+  | 'NO_CLOUD_INIT';
 
 export class KvmtestError extends Error {
   readonly code: ErrorCode;
