@@ -4,7 +4,7 @@ import type { CloudConfig } from '../seed/cloud-config.js';
 import { describe, parseCpus, parseDuration, parseMemoryMiB } from '../util/units.js';
 
 export interface BootOptions {
-  /** A qcow2 or raw disk image path, or the name of a built image such as 'debian-12'. */
+  /** A qcow2 or raw disk image path, a catalog name such as 'debian-12' or 'ubuntu-24.04', or an https URL ending in #sha256=HEX. */
   image: string;
   /** Guest RAM: '1G', '512M', or a number of MiB. Default 1G. */
   memory?: string | number;

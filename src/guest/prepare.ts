@@ -4,13 +4,14 @@ import { join, resolve } from 'node:path';
 import { KvmtestError } from '../errors.js';
 import { chooseAccel, probeKvmOnce, type AccelChoice } from '../host/accel.js';
 import { findTools, type HostTools } from '../host/tools.js';
-import { ensureImage, type BuiltImage } from '../image/build.js';
+import type { BuiltImage } from '../image/build.js';
 import { inspectDisk, type DiskInfo } from '../image/disk.js';
-import { isRecipeName } from '../image/recipes.js';
+import { catalogSource, hostArch, type CatalogEntry } from '../image/catalog.js';
+import { resolveImage, type ImageSource } from '../image/resolve.js';
 import type { BootMethod, MachineSpec } from '../qemu/argv.js';
 import { normaliseCloudConfig, type CloudConfig } from '../seed/cloud-config.js';
 import { packageRoot } from '../util/package-root.js';
-import { createProgress, silentProgress, type Progress } from '../util/progress.js';
+import { createProgress, formatTransfer, silentProgress, type Progress } from '../util/progress.js';
 import { resolveBootOptions, type BootOptions, type ResolvedBootOptions } from './options.js';
 
 /** Everything boot() settles before it starts a QEMU: checked options, tools, accelerator, base image. */
@@ -19,6 +20,8 @@ export interface Prepared {
   opts: ResolvedBootOptions;
   tools: HostTools;
   choice: AccelChoice;
+  /** Where the base image came from: a path, a built image, a catalog or URL download. */
+  source: ImageSource;
   built: BuiltImage | undefined;
   base: DiskInfo;
   bootMethod: BootMethod;
@@ -42,15 +45,20 @@ export async function prepare(options: BootOptions): Promise<Prepared> {
   const choice = chooseAccel(opts.accel, await probeKvmOnce());
   if (choice.warning) warnOnce(choice.warning);
   const progress = options.progress ? createProgress(`boot ${opts.image}`) : silentProgress;
-  const built = isRecipeName(opts.image)
-    ? await ensureImage(opts.image, { onLine: (line) => progress.update(line), ...(options.signal ? { signal: options.signal } : {}) })
-    : undefined;
-  const base = await inspectDisk(tools.qemuImg, built?.disk ?? opts.image);
+  const source = await resolveImage(opts.image, {
+    onLine: (line) => progress.update(line),
+    onProgress: (p) => progress.update(`downloading ${formatTransfer(p.received, p.total)}`),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const built = source.kind === 'built' ? source.built : undefined;
+  if (source.kind === 'catalog') checkFirmware(source.entry, opts.firmware);
+  const base = await inspectDisk(tools.qemuImg, source.path);
   return {
     options,
     opts,
     tools,
     choice,
+    source,
     built,
     base,
     bootMethod: chooseBootMethod(opts, built),
@@ -58,6 +66,15 @@ export async function prepare(options: BootOptions): Promise<Prepared> {
     userConfig: normaliseCloudConfig(options.cloudConfig),
     progress,
   };
+}
+
+/** A catalog image that boots with one firmware only fails at once with the other, saying which. */
+function checkFirmware(entry: CatalogEntry, firmware: 'bios' | 'uefi'): void {
+  const needs = catalogSource(entry, hostArch()).firmware;
+  if (needs === 'uefi' && firmware !== 'uefi') {
+    throw new KvmtestError('INVALID_OPTION', `${entry.name} boots only with UEFI firmware: pass firmware: 'uefi' with uefiCode and uefiVars (OVMF_CODE.fd and a copy of OVMF_VARS.fd from the ovmf package)`);
+  }
+  if (needs === 'bios' && firmware === 'uefi') throw new KvmtestError('INVALID_OPTION', `${entry.name} boots only with BIOS firmware on this architecture: leave firmware at 'bios'`);
 }
 
 function chooseBootMethod(opts: ResolvedBootOptions, built: BuiltImage | undefined): BootMethod {

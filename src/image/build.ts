@@ -41,9 +41,7 @@ export interface BuildOptions {
  * recipe's content). Concurrent callers build once: one holds the lock, the others wait for it.
  */
 export async function ensureImage(name: RecipeName, options: BuildOptions = {}): Promise<BuiltImage> {
-  const key = await recipeKey(name);
-  const root = join(cacheDir(), 'images');
-  const dir = join(root, `${name}-${key}`);
+  const { root, dir } = await builtPaths(name);
   if (!options.force) {
     const ready = await readBuilt(name, dir);
     if (ready) return ready;
@@ -69,6 +67,16 @@ export async function ensureImage(name: RecipeName, options: BuildOptions = {}):
   } finally {
     await release();
   }
+}
+
+/** The built image of this name and the current recipe, if the cache has it (no build). */
+export async function findBuilt(name: RecipeName): Promise<BuiltImage | undefined> {
+  return readBuilt(name, (await builtPaths(name)).dir);
+}
+
+async function builtPaths(name: RecipeName): Promise<{ root: string; dir: string }> {
+  const root = join(cacheDir(), 'images');
+  return { root, dir: join(root, `${name}-${await recipeKey(name)}`) };
 }
 
 async function build(name: RecipeName, dir: string, options: BuildOptions): Promise<void> {

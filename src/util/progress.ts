@@ -50,3 +50,10 @@ export function createProgress(label: string, stream: NodeJS.WriteStream = proce
 
 /** A Progress that shows nothing. */
 export const silentProgress: Progress = { update() {}, phase() {}, done() {}, fail() {} };
+
+/** '123 MiB of 456 MiB (27%)', or '123 MiB' without a total. Pure. */
+export function formatTransfer(received: number, total?: number): string {
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(n < 10 * 2 ** 20 ? 1 : 0)} MiB`;
+  if (!total) return mib(received);
+  return `${mib(received)} of ${mib(total)} (${Math.floor((received / total) * 100)}%)`;
+}

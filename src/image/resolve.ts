@@ -1,0 +1,118 @@
+import { access } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
+import createDebug from 'debug';
+import { InputError, isKvmtestError, KvmtestError } from '../errors.js';
+import { ensureImage, findBuilt, type BuiltImage } from './build.js';
+import { catalogSource, hostArch, type CatalogEntry } from './catalog.js';
+import { loadCatalog } from './catalog-file.js';
+import { parseChecksumFile } from './checksums.js';
+import { fetchText, type Digest, type DownloadProgress } from './download.js';
+import { isRecipeName, RECIPES } from './recipes.js';
+import { findCached, pullBlob, type CachedImage, type PullOptions } from './store.js';
+
+const debug = createDebug('kvmtest:image');
+
+/** Where a boot's base image came from. */
+export type ImageSource =
+  | { kind: 'local'; path: string }
+  | { kind: 'built'; path: string; built: BuiltImage }
+  | { kind: 'catalog'; path: string; entry: CatalogEntry; cached: CachedImage }
+  | { kind: 'url'; path: string; cached: CachedImage };
+
+export interface ResolveOptions extends Pick<PullOptions, 'retries' | 'idleTimeoutMs' | 'backoffMs'> {
+  signal?: AbortSignal;
+  onProgress?: (progress: DownloadProgress) => void;
+  /** Progress lines of an image build and notices (such as falling back to a build). */
+  onLine?: (line: string) => void;
+}
+
+/** `https://host/img.qcow2#sha256=HEX` → the URL to fetch and the digest to check. Pure. */
+export function parseImageUrl(spec: string): { url: string; digest: Digest } {
+  const hash = spec.indexOf('#');
+  const fragment = hash >= 0 ? spec.slice(hash + 1) : '';
+  const match = /^(sha256|sha512)=([0-9a-fA-F]+)$/.exec(fragment);
+  const length: Record<string, number> = { sha256: 64, sha512: 128 };
+  if (!match || match[2]!.length !== length[match[1]!]) {
+    throw new InputError('INVALID_OPTION', `Expected an image URL to end in #sha256=<64 hex digits> (or #sha512=<128>) so the download can be verified, got ${JSON.stringify(spec)}`);
+  }
+  return { url: spec.slice(0, hash), digest: { algorithm: match[1] as Digest['algorithm'], hex: match[2]!.toLowerCase() } };
+}
+
+export function isImageUrl(spec: string): boolean {
+  return /^https?:\/\//i.test(spec);
+}
+
+/**
+ * Turns what the user wrote into a local base image: a URL (downloaded once, verified), a name
+ * (a built image of that name if there is one, else the catalog's download), or a path.
+ */
+export async function resolveImage(spec: string, options: ResolveOptions = {}): Promise<ImageSource> {
+  const pull: PullOptions = pickPull(options);
+  if (isImageUrl(spec)) {
+    const { url, digest } = parseImageUrl(spec);
+    const cached = await pullBlob(spec, url, digest, pull);
+    return { kind: 'url', path: cached.path, cached };
+  }
+  if (isRecipeName(spec)) {
+    const built = await findBuilt(spec);
+    if (built) return { kind: 'built', path: built.disk, built };
+  }
+  const entry = (await loadCatalog()).find((e) => e.name === spec);
+  if (entry) {
+    try {
+      return await pullCatalogImage(entry, options);
+    } catch (error) {
+      // offline from the publisher but not from Debian's archive: build the same release instead
+      if (!isRecipeName(spec) || !isUnreachable(error) || options.signal?.aborted) throw error;
+      options.onLine?.(`[image] cannot download ${spec} (${(error as Error).message.split('\n')[0]}); building it from Debian's archive instead`);
+    }
+  }
+  if (isRecipeName(spec)) {
+    const built = await ensureImage(spec, { ...(options.onLine ? { onLine: options.onLine } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+    return { kind: 'built', path: built.disk, built };
+  }
+  if (looksLikePath(spec) || (await access(spec).then(() => true, () => false))) return { kind: 'local', path: resolvePath(spec) };
+  const names = [...new Set([...(await loadCatalog()).map((e) => e.name), ...Object.keys(RECIPES)])].sort();
+  throw new InputError('IMAGE_UNKNOWN', `unknown image ${JSON.stringify(spec)}: give a catalog name (${names.join(', ')}), a path to a qcow2/raw file, or an https URL ending in #sha256=…`);
+}
+
+/** A catalog image: from the cache, else its publisher's checksum file, then the image, verified. */
+export async function pullCatalogImage(entry: CatalogEntry, options: ResolveOptions = {}): Promise<Extract<ImageSource, { kind: 'catalog' }>> {
+  const cached = await findCached(entry.name);
+  if (cached) return { kind: 'catalog', path: cached.path, entry, cached };
+  if (!entry.cloudInit) throw new KvmtestError('NO_CLOUD_INIT', `${entry.name} has no cloud-init, which kvmtest needs to start its agent; pick another image`);
+  const source = catalogSource(entry, hostArch());
+  debug('%s: checksum from %s', entry.name, source.checksumUrl);
+  const sums = await fetchText(source.checksumUrl, { ...(options.signal ? { signal: options.signal } : {}), ...(options.retries !== undefined ? { retries: options.retries } : {}) });
+  const hex = parseChecksumFile(sums, source.checksumFormat, source.algorithm, source.fileName);
+  if (!hex) throw new KvmtestError('DOWNLOAD_FAILED', `${source.checksumUrl} lists no ${source.algorithm} for ${source.fileName}: the catalog entry for ${entry.name} may be out of date`);
+  const pulled = await pullBlob(entry.name, source.url, { algorithm: source.algorithm, hex }, pickPull(options));
+  return { kind: 'catalog', path: pulled.path, entry, cached: pulled };
+}
+
+const NETWORK_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENETUNREACH', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
+
+/** The publisher could not be reached at all (as opposed to answering 404 or a bad checksum). */
+export function isUnreachable(error: unknown): boolean {
+  if (!isKvmtestError(error)) return false;
+  if (error.code === 'DOWNLOAD_TIMEOUT') return true;
+  if (error.code !== 'DOWNLOAD_FAILED') return false;
+  for (let e: unknown = error.cause, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) {
+    if (NETWORK_CODES.has(String((e as { code?: unknown }).code))) return true;
+  }
+  return false;
+}
+
+function looksLikePath(spec: string): boolean {
+  return spec.includes('/') || /\.(qcow2|img|raw)$/i.test(spec);
+}
+
+function pickPull(options: ResolveOptions): PullOptions {
+  const out: PullOptions = {};
+  if (options.signal) out.signal = options.signal;
+  if (options.onProgress) out.onProgress = options.onProgress;
+  if (options.retries !== undefined) out.retries = options.retries;
+  if (options.idleTimeoutMs !== undefined) out.idleTimeoutMs = options.idleTimeoutMs;
+  if (options.backoffMs !== undefined) out.backoffMs = options.backoffMs;
+  return out;
+}
