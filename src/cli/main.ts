@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { isKvmtestError } from '../errors.js';
+import { InputError, isKvmtestError } from '../errors.js';
 import { ensureImage } from '../image/build.js';
 import { isRecipeName, RECIPES } from '../image/recipes.js';
 import { createProgress } from '../util/progress.js';
 import { doctor, formatDoctor } from './doctor.js';
+import { imageList, imagePrune, imagePull, imageRemove } from './image.js';
 import { matrixCommand, mergeCommand, REPORTERS } from './matrix.js';
 import { runCommand } from './run.js';
 
@@ -96,14 +97,44 @@ program
     process.exitCode = lines.every((l) => l.ok) ? 0 : 1;
   });
 
-const image = program.command('image').description('images kvmtest builds and caches');
+const image = program.command('image').description('the image catalog and cache: list, pull, rm, prune, build');
+image
+  .command('list')
+  .description('the catalog of cloud images, and what is cached or built')
+  .action(async () => {
+    process.stdout.write(`${await imageList()}\n`);
+  });
+image
+  .command('pull')
+  .description("download a catalog image (or an https URL ending in #sha256=…), verify it against the publisher's checksum, cache it")
+  .argument('<name-or-url>')
+  .action(async (spec: string) => {
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort(new Error('interrupted')));
+    process.stdout.write(`${await imagePull(spec, controller.signal)}\n`);
+  });
+image
+  .command('rm')
+  .description('remove a pulled image from the cache')
+  .argument('<name-or-url>')
+  .action(async (name: string) => {
+    process.stdout.write(`${await imageRemove(name)}\n`);
+  });
+image
+  .command('prune')
+  .description('remove pulled images unused for a while, then the least recently used beyond a size')
+  .option('--older-than <age>', 'unused for longer than this, such as 30d')
+  .option('--max-size <size>', 'keep the pulled images under this size, such as 20G')
+  .action(async (opts) => {
+    process.stdout.write(`${await imagePrune(opts)}\n`);
+  });
 image
   .command('build')
   .description(`build an image offline from Debian's archive (${Object.keys(RECIPES).join(', ')})`)
   .argument('<name>')
   .option('--force', 'rebuild even when cached')
   .action(async (name: string, opts) => {
-    if (!isRecipeName(name)) throw new Error(`unknown image ${name}; known: ${Object.keys(RECIPES).join(', ')}`);
+    if (!isRecipeName(name)) throw new InputError('IMAGE_UNKNOWN', `kvmtest builds ${Object.keys(RECIPES).join(', ')} offline; ${name} is not one of them (kvmtest image pull downloads catalog images)`);
     const progress = createProgress(`image ${name}`);
     progress.phase('building');
     const built = await ensureImage(name, { force: Boolean(opts.force), onLine: (line) => progress.update(line) }).catch((error) => {
