@@ -54,6 +54,7 @@ async function waitForAgent(qemu: QemuProcess, spec: MachineSpec, timeoutMs: num
     );
     qemu.console.onFatal((verdict) => {
       if (verdict.kind === 'panic') fail(new BootError('KERNEL_PANIC', `the guest kernel panicked during ${what}: ${verdict.line}`));
+      else if (verdict.kind === 'no-cloud-init') fail(new BootError('NO_CLOUD_INIT', `the guest booted to a login prompt (${verdict.line.trim()}) without running cloud-init: kvmtest starts its agent through cloud-init, so the image needs it (cloud images have it; for your own image install the cloud-init package)`));
       else fail(new BootError('NOT_BOOTABLE', `the firmware found nothing to boot (${verdict.line.trim()}): is the image a bootable disk? For a bare root filesystem use direct kernel boot (kernel, initrd, append)`));
     });
     const timer = setTimeout(

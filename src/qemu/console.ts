@@ -1,10 +1,21 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 
-export type ConsoleVerdict = { kind: 'panic'; line: string } | { kind: 'not-bootable'; line: string };
+export type ConsoleVerdict = { kind: 'panic'; line: string } | { kind: 'not-bootable'; line: string } | { kind: 'no-cloud-init'; line: string };
 
 const PANIC = /Kernel panic - not syncing|---\[ end Kernel panic/;
 const NOT_BOOTABLE = /No bootable device|Boot failed: not a bootable disk|Boot failed: could not read the boot disk/;
+
+const LOGIN_PROMPT = /^\S+ login:$/;
+const CLOUD_INIT = /cloud-init|cloud-config|cloudinit/i;
+
+/**
+ * A login prompt before any word of cloud-init: the system finished booting without it (systemd
+ * and OpenRC both name cloud-init's services on the console as they start them). Pure.
+ */
+export function judgeLoginPrompt(line: string, sawCloudInit: boolean): ConsoleVerdict | undefined {
+  return !sawCloudInit && LOGIN_PROMPT.test(line.trim()) ? { kind: 'no-cloud-init', line } : undefined;
+}
 
 /** Classifies one console line: a kernel panic or a firmware that found nothing to boot. Pure. */
 export function judgeConsoleLine(line: string): ConsoleVerdict | undefined {
@@ -23,6 +34,8 @@ export class ConsoleLog {
   private readonly file: WriteStream;
   private readonly listeners = new Set<(verdict: ConsoleVerdict) => void>();
   private readonly lineListeners = new Set<(line: string) => void>();
+  private sawCloudInit = false;
+  private sawLogin = false;
 
   constructor(readonly path: string, private readonly keep = 50) {
     this.file = createWriteStream(path, { flags: 'a', mode: 0o600 });
@@ -40,6 +53,8 @@ export class ConsoleLog {
     const lines = text.split(/\r?\n/);
     this.partial = lines.pop() ?? '';
     for (const raw of lines) this.addLine(raw);
+    // a getty's prompt waits for input without a newline
+    if (this.partial) this.judgeLogin(this.partial.replace(/\x1b\[[0-9;?]*[A-Za-z]|\r/g, ''));
   }
 
   onFatal(listener: (verdict: ConsoleVerdict) => void): () => void {
@@ -72,7 +87,22 @@ export class ConsoleLog {
     this.tail.push(line);
     if (this.tail.length > this.keep) this.tail.shift();
     for (const listener of this.lineListeners) listener(line);
+    // the kernel echoes its command line, which may say cloud-init=disabled
+    if (CLOUD_INIT.test(line) && !/Command line:/.test(line)) this.sawCloudInit = true;
     const verdict = judgeConsoleLine(line);
-    if (verdict) for (const listener of this.listeners) listener(verdict);
+    if (verdict) this.report(verdict);
+    this.judgeLogin(line);
+  }
+
+  private judgeLogin(line: string): void {
+    if (this.sawLogin) return;
+    const verdict = judgeLoginPrompt(line, this.sawCloudInit);
+    if (!verdict && !LOGIN_PROMPT.test(line.trim())) return;
+    this.sawLogin = true;
+    if (verdict) this.report(verdict);
+  }
+
+  private report(verdict: ConsoleVerdict): void {
+    for (const listener of this.listeners) listener(verdict);
   }
 }

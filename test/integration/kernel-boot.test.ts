@@ -39,6 +39,15 @@ describe('boots that fail', () => {
     expect(guestDirs()).toEqual([]);
   });
 
+  it('an image whose cloud-init does not run fails with NO_CLOUD_INIT at its login prompt, not at the timeout', async () => {
+    // a timeout would be BOOT_TIMEOUT: the code alone shows it failed at the prompt
+    const error = await boot({ image: image.disk, kernel: image.kernel, initrd: image.initrd, append: `${image.append} cloud-init=disabled` }).catch((e) => e);
+    expect(error).toMatchObject({ code: 'NO_CLOUD_INIT' });
+    expect(error.message).toMatch(/login prompt .* without running cloud-init/);
+    expect(error.consoleTail).toMatch(/login:/);
+    expect(guestDirs()).toEqual([]);
+  });
+
   it('a disk with no bootloader fails fast with NOT_BOOTABLE and the console tail', async () => {
     const blank = join(work, 'blank.raw');
     writeFileSync(blank, Buffer.alloc(8 * 1024 * 1024));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { judgeConsoleLine, ConsoleLog } from '../../src/qemu/console.js';
+import { judgeConsoleLine, judgeLoginPrompt, ConsoleLog } from '../../src/qemu/console.js';
 import { escapes } from '../../src/agent/transfer.js';
 import { parseDiskInfo } from '../../src/image/disk.js';
 import { hostFamily, installHint, parseQemuVersion } from '../../src/host/tools.js';
@@ -13,6 +13,29 @@ describe('console', () => {
     expect(judgeConsoleLine('[    1.2] Kernel panic - not syncing: VFS: Unable to mount root fs')?.kind).toBe('panic');
     expect(judgeConsoleLine('No bootable device.  Retrying in 60 seconds.')?.kind).toBe('not-bootable');
     expect(judgeConsoleLine('[  OK  ] Started cloud-init.service')).toBeUndefined();
+  });
+
+  it('a login prompt before any word of cloud-init means the image has no cloud-init', async () => {
+    expect(judgeLoginPrompt('debian login: ', false)?.kind).toBe('no-cloud-init');
+    expect(judgeLoginPrompt('debian login: ', true)).toBeUndefined();
+    expect(judgeLoginPrompt('Last login: Mon Nov 23', false)).toBeUndefined();
+    const dir = mkdtempSync(join(tmpdir(), 'kvmtest-unit-'));
+    try {
+      const verdicts = (chunks: string[]) => {
+        const log = new ConsoleLog(join(dir, 'console.log'));
+        const seen: string[] = [];
+        log.onFatal((v) => seen.push(v.kind));
+        for (const chunk of chunks) log.write(Buffer.from(chunk));
+        void log.close();
+        return seen;
+      };
+      // the prompt waits without a newline
+      expect(verdicts(['[  OK  ] Reached target multi-user.target\r\n', '\r\nDebian GNU/Linux 12 kvm ttyS0\r\n\r\nkvm login: '])).toEqual(['no-cloud-init']);
+      expect(verdicts(['[  OK  ] Finished cloud-init-local.service\n', 'kvm login: '])).toEqual([]);
+      expect(verdicts([' * Starting cloud-init ...\n', 'alpine login: \n', 'alpine login: '])).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 
   it('logs to a file and keeps the last lines, escapes stripped', async () => {
