@@ -34,7 +34,8 @@ export async function imageList(): Promise<string> {
 
 /** `kvmtest image pull NAME|URL`: download, verify and cache, with progress. */
 export async function imagePull(spec: string, signal?: AbortSignal): Promise<string> {
-  const progress = createProgress(`image ${spec.length > 40 ? `${spec.slice(0, 37)}…` : spec}`);
+  // plain lines every 2 s: a download is worth following in a CI log
+  const progress = createProgress(`image ${spec.length > 40 ? `${spec.slice(0, 37)}…` : spec}`, process.stderr, 2000);
   progress.phase('pulling');
   const started = Date.now();
   const onProgress = (p: { received: number; total?: number; resumedFrom: number }) => {
