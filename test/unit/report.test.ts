@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
@@ -363,6 +363,7 @@ describe('mergeReports', () => {
     expect(await readReportFile(good)).toEqual(shard1);
     await expect(readReportFile(bad)).rejects.toMatchObject({ code: 'REPORT_INVALID', message: expect.stringContaining(bad) });
     await expect(readReportFile(join(dir, 'nope.json'))).rejects.toMatchObject({ code: 'REPORT_INVALID' });
+    await rm(dir, { recursive: true });
   });
 });
 
