@@ -6,7 +6,7 @@ import { ensureImage, findBuilt, type BuiltImage } from './build.js';
 import { catalogSource, hostArch, type CatalogEntry } from './catalog.js';
 import { loadCatalog } from './catalog-file.js';
 import { parseChecksumFile } from './checksums.js';
-import { fetchText, type Digest, type DownloadProgress } from './download.js';
+import { fetchText, type Digest, type DownloadProgress } from './download/index.js';
 import { isRecipeName, RECIPES } from './recipes.js';
 import { findCached, pullBlob, type CachedImage, type PullOptions } from './store.js';
 

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import lockfile from 'proper-lockfile';
 import createDebug from 'debug';
 import { cacheDir } from './cache.js';
-import { download, type Digest, type DownloadProgress } from './download.js';
+import { download, type Digest, type DownloadProgress } from './download/index.js';
 
 const debug = createDebug('kvmtest:store');
 

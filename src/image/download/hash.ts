@@ -1,0 +1,19 @@
+// Hashing files on disk: a whole file, or the prefix a partial download already holds.
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { Digest } from './types.js';
+
+/** Hex digest of a whole file, streamed. */
+export async function hashFile(path: string, algorithm: Digest['algorithm']): Promise<string> {
+  const hash = createHash(algorithm);
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export async function hashPrefix(path: string, bytes: number, algorithm: Digest['algorithm'], signal: AbortSignal | undefined): Promise<Hash> {
+  const hash = createHash(algorithm);
+  for await (const chunk of createReadStream(path, { end: bytes - 1, ...(signal ? { signal } : {}) })) {
+    hash.update(chunk as Buffer);
+  }
+  return hash;
+}
