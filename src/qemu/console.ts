@@ -6,7 +6,8 @@ export type ConsoleVerdict = { kind: 'panic'; line: string } | { kind: 'not-boot
 const PANIC = /Kernel panic - not syncing|---\[ end Kernel panic/;
 const NOT_BOOTABLE = /No bootable device|Boot failed: not a bootable disk|Boot failed: could not read the boot disk/;
 
-const LOGIN_PROMPT = /^\S+ login:$/;
+// a getty's prompt; kernel messages may follow it on the same line
+const LOGIN_PROMPT = /^(?!Last )\S+ login:(\s|$)/;
 const CLOUD_INIT = /cloud-init|cloud-config|cloudinit/i;
 
 /**
@@ -88,7 +89,7 @@ export class ConsoleLog {
     if (this.tail.length > this.keep) this.tail.shift();
     for (const listener of this.lineListeners) listener(line);
     // the kernel echoes its command line, which may say cloud-init=disabled
-    if (CLOUD_INIT.test(line) && !/Command line:/.test(line)) this.sawCloudInit = true;
+    if (CLOUD_INIT.test(line) && !/command line/i.test(line)) this.sawCloudInit = true;
     const verdict = judgeConsoleLine(line);
     if (verdict) this.report(verdict);
     this.judgeLogin(line);

@@ -19,6 +19,7 @@ describe('console', () => {
     expect(judgeLoginPrompt('debian login: ', false)?.kind).toBe('no-cloud-init');
     expect(judgeLoginPrompt('debian login: ', true)).toBeUndefined();
     expect(judgeLoginPrompt('Last login: Mon Nov 23', false)).toBeUndefined();
+    expect(judgeLoginPrompt('localhost login: [   20.691919] powernow_k8: Power state transitions not supported', false)?.kind).toBe('no-cloud-init');
     const dir = mkdtempSync(join(tmpdir(), 'kvmtest-unit-'));
     try {
       const verdicts = (chunks: string[]) => {
@@ -30,7 +31,8 @@ describe('console', () => {
         return seen;
       };
       // the prompt waits without a newline
-      expect(verdicts(['[  OK  ] Reached target multi-user.target\r\n', '\r\nDebian GNU/Linux 12 kvm ttyS0\r\n\r\nkvm login: '])).toEqual(['no-cloud-init']);
+      // the kernel's echo of a command line saying cloud-init=disabled is not cloud-init running
+      expect(verdicts(['[    0.000000] Command line: root=/dev/vda1 cloud-init=disabled\n', '[    0.041] Kernel command line: root=/dev/vda1 cloud-init=disabled\n', '[    0.077] Unknown kernel command line parameters "cloud-init=disabled", will be passed to user space.\n', '[  OK  ] Reached target multi-user.target\r\n', '\r\nDebian GNU/Linux 12 kvm ttyS0\r\n\r\nkvm login: '])).toEqual(['no-cloud-init']);
       expect(verdicts(['[  OK  ] Finished cloud-init-local.service\n', 'kvm login: '])).toEqual([]);
       expect(verdicts([' * Starting cloud-init ...\n', 'alpine login: \n', 'alpine login: '])).toEqual([]);
     } finally {
