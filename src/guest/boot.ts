@@ -59,7 +59,7 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
   const tmp = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
   const name = `kvmtest-${randomBytes(4).toString('hex')}`;
   let qemu: QemuProcess | undefined;
-  const untrack = track({ pid: () => qemu?.pid, dir: tmp.path });
+  const tracked = track(name, tmp.path);
   try {
     progress.phase('preparing');
     const disk = join(tmp.path, 'disk.qcow2');
@@ -76,7 +76,10 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
     progress.phase(`${snapshot ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`);
     // a restore takes a second or two: one that hangs is broken, not slow
     const timeoutMs = opts.bootTimeoutMs ?? (snapshot ? RESTORE_TIMEOUT_MS : DEFAULT_BOOT_TIMEOUT_MS) * prep.choice.timeoutScale;
-    const launched: Launched = await launch(prep, spec, tmp.path, timeoutMs, (q) => (qemu = q));
+    const launched: Launched = await launch(prep, spec, tmp.path, timeoutMs, (q) => {
+      qemu = q;
+      tracked.started(q.pid);
+    });
     if (snapshot) {
       await sendIdentity(launched.agent, opts.hostname ?? name);
       await touchSnapshot(snapshot);
@@ -99,13 +102,13 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
         ...(snapshot ? { snapshot: snapshot.key } : {}),
       },
       ...launched,
-      untrack,
+      untrack: () => tracked.untrack(),
     });
   } catch (error) {
     progress.fail(error instanceof Error ? error.message.split('\n')[0]! : String(error));
     await qemu?.destroy();
     await tmp.cleanup();
-    untrack();
+    tracked.untrack();
     throw error;
   }
 }

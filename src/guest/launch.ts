@@ -27,7 +27,7 @@ export interface Launched {
  * caller owns the directory.
  */
 export async function launch(prep: Prepared, spec: MachineSpec, dir: string, timeoutMs: number, onStart: (qemu: QemuProcess) => void): Promise<Launched> {
-  const qemu = QemuProcess.start(prep.tools.qemu, buildQemuArgs(spec), join(dir, 'console.log'));
+  const qemu = QemuProcess.start(prep.tools.qemu, buildQemuArgs(spec), join(dir, 'console.log'), prep.tools.setpriv);
   onStart(qemu);
   const stopLines = qemu.console.onLine((line) => line.trim() && prep.progress.update(line));
   try {

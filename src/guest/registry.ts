@@ -1,39 +1,55 @@
 import { rmSync } from 'node:fs';
 import { onExit } from 'signal-exit';
 import createDebug from 'debug';
+import { registerWithReaper } from '../reaper/client.js';
 
 const debug = createDebug('kvmtest:registry');
 
-/** What must go when this process goes: a QEMU pid and a private directory. */
-export interface Leftover {
-  pid(): number | undefined;
+/** What must go when this process goes: a QEMU (once started) and a private directory. */
+interface Leftover {
+  pid?: number;
   dir: string;
+}
+
+/** A guest being tracked: say when its QEMU started, and untrack it once it is cleaned up. */
+export interface Tracked {
+  started(pid: number | undefined): void;
+  untrack(): void;
 }
 
 const live = new Set<Leftover>();
 let unhook: (() => void) | undefined;
 
 /**
- * Tracks running guests so that exit, SIGINT or SIGTERM of the host process stops their QEMU and
- * removes their files (synchronously: nothing async runs at exit). SIGKILL is the reaper's job.
+ * Tracks a guest twice over: exit, SIGINT or SIGTERM of this process stops its QEMU and removes its
+ * files synchronously (signal-exit), and the shared reaper process does the same after a SIGKILL,
+ * when this process can do nothing.
  */
-export function track(leftover: Leftover): () => void {
+export function track(name: string, dir: string): Tracked {
+  const leftover: Leftover = { dir };
   live.add(leftover);
   unhook ??= onExit(() => {
     for (const item of live) reap(item);
     live.clear();
   });
-  return () => {
-    live.delete(leftover);
+  let forget: Promise<() => void> | undefined;
+  return {
+    started(pid) {
+      leftover.pid = pid;
+      if (pid) forget = registerWithReaper({ pid, name, dir }).catch(() => () => {});
+    },
+    untrack() {
+      live.delete(leftover);
+      void forget?.then((done) => done());
+    },
   };
 }
 
 function reap(item: Leftover): void {
-  const pid = item.pid();
-  debug('reaping pid %s dir %s', pid, item.dir);
-  if (pid) {
+  debug('reaping pid %s dir %s', item.pid, item.dir);
+  if (item.pid) {
     try {
-      process.kill(pid, 'SIGKILL');
+      process.kill(item.pid, 'SIGKILL');
     } catch {
       // already gone
     }

@@ -67,6 +67,8 @@ export interface HostTools {
   qemu: string;
   qemuImg: string;
   iso: IsoTool;
+  /** util-linux's setpriv, to give QEMU a parent-death signal; absent on hosts without it. */
+  setpriv?: string;
 }
 
 /** Finds QEMU, qemu-img and an ISO tool; throws with the install command for the first missing one. */
@@ -77,7 +79,8 @@ export async function findTools(): Promise<HostTools> {
   const qemuImg = await which('qemu-img');
   if (!qemuImg) throw new HostError('QEMU_IMG_NOT_FOUND', `qemu-img is not on PATH. Install it: ${installHint('qemu-img')}`);
   const iso = await findIsoTool();
-  return { qemu, qemuImg, iso };
+  const setpriv = await which('setpriv');
+  return { qemu, qemuImg, iso, ...(setpriv ? { setpriv } : {}) };
 }
 
 export async function findIsoTool(): Promise<IsoTool> {

@@ -31,10 +31,14 @@ export class QemuProcess {
     );
   }
 
-  /** Starts QEMU with the given argv; stdout is the serial console, logged to consolePath. */
-  static start(binary: string, args: string[], consolePath: string): QemuProcess {
+  /**
+   * Starts QEMU with the given argv; stdout is the serial console, logged to consolePath. With
+   * `setpriv`, QEMU gets SIGKILL the moment this process dies, however it dies (PR_SET_PDEATHSIG).
+   */
+  static start(binary: string, args: string[], consolePath: string, setpriv?: string): QemuProcess {
     debug('%s %s', binary, args.join(' '));
-    const child = execa(binary, args, {
+    const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, args];
+    const child = execa(file, argv, {
       stdin: 'ignore',
       stdout: 'pipe',
       stderr: 'pipe',
@@ -42,7 +46,7 @@ export class QemuProcess {
       reject: false,
       // execa kills QEMU when this process exits normally; signals are handled by the guest registry
       cleanup: true,
-      // SIGKILL of the host process: QEMU loses its console pipe; issue 6's reaper covers the rest
+      // SIGKILL of the host process: the parent-death signal ends QEMU, the reaper removes its files
       detached: false,
     });
     return new QemuProcess(child, new ConsoleLog(consolePath));

@@ -71,17 +71,20 @@ async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
   await mkdir(paths.dir, { recursive: true });
   const work = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
   let qemu: QemuProcess | undefined;
-  const untrack = track({ pid: () => qemu?.pid, dir: work.path });
+  const name = `kvmtest-template-${key.slice(0, 8)}`;
+  const tracked = track(name, work.path);
   const started = performance.now();
   try {
     prep.progress.phase('making a warm snapshot (once per image and settings)');
     await createOverlay(prep.tools.qemuImg, prep.base, paths.disk);
-    const name = `kvmtest-template-${key.slice(0, 8)}`;
     const files = renderSeed({ instanceId: name, hostname: name, agentSource: prep.agentSource, user: prep.userConfig });
     await writeSeedIso(prep.tools.iso, work.path, files, paths.seed);
     const spec = machineSpec(prep, name, work.path, paths.disk, paths.seed, await withFreePorts(prep.opts.network));
     const timeoutMs = prep.opts.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS * prep.choice.timeoutScale;
-    const { qmp, agent } = await launch(prep, spec, work.path, timeoutMs, (q) => (qemu = q));
+    const { qmp, agent } = await launch(prep, spec, work.path, timeoutMs, (q) => {
+      qemu = q;
+      tracked.started(q.pid);
+    });
     // let the guest settle: clones should not inherit a half-run cloud-init eating their CPU
     prep.progress.phase('snapshot: waiting for cloud-init to finish');
     const settled = await new GuestProcess(agent, { shell: 'cloud-init status --wait >/dev/null 2>&1; sync' }, { timeoutMs: SETTLE_TIMEOUT_MS }, { live: false });
@@ -104,6 +107,6 @@ async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
   } finally {
     await qemu?.destroy();
     await work.cleanup();
-    untrack();
+    tracked.untrack();
   }
 }

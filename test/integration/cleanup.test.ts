@@ -1,13 +1,17 @@
-/** The host process dies by SIGINT or SIGTERM while holding a guest: QEMU stops, its files go. */
+/**
+ * The host process dies while holding a guest: by SIGINT or SIGTERM (its own exit hooks clean up),
+ * or by SIGKILL (QEMU's parent-death signal and the shared out-of-process reaper clean up).
+ * Either way QEMU stops and its overlay, seed, sockets and console log go.
+ */
 import { execa } from 'execa';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
+import { cacheDir } from '../../src/image/cache.js';
 import { goneWithin, isAlive } from './helpers.js';
 
-
-async function holdThenSignal(signal: 'SIGINT' | 'SIGTERM') {
+async function holdThenSignal(signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL') {
   const child = execa('node', [join(__dirname, 'fixtures/hold-guest.mjs')], { reject: false, stderr: 'inherit' });
   const [line] = await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next().then((r) => [r.value as string]);
   const { pid, dir } = JSON.parse(line!) as { pid: number; dir: string };
@@ -18,11 +22,34 @@ async function holdThenSignal(signal: 'SIGINT' | 'SIGTERM') {
   return { pid, dir, result };
 }
 
+async function goneDirWithin(dir: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (existsSync(dir)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
 describe('host process signals', () => {
   it.concurrent.each(['SIGINT', 'SIGTERM'] as const)('%s to the host process stops the guest and removes its files', async (signal) => {
     const { pid, dir, result } = await holdThenSignal(signal);
     expect(result.signal).toBe(signal);
     expect(await goneWithin(pid, 5000)).toBe(true);
     expect(existsSync(dir)).toBe(false);
+  });
+
+  it('SIGKILL of two host processes at once: both guests stop and their files go within 10 s, by one shared reaper', async () => {
+    const held = await Promise.all([holdThenSignal('SIGKILL'), holdThenSignal('SIGKILL')]);
+    for (const { pid, dir, result } of held) {
+      expect(result.signal).toBe('SIGKILL');
+      expect(await goneWithin(pid, 10_000)).toBe(true);
+      expect(await goneDirWithin(dir, 10_000)).toBe(true);
+    }
+    // one reaper serves every process using this cache, and it says what it reaped
+    const reapers = (await execa('pgrep', ['-f', `reaper/main.js ${cacheDir()}$`], { reject: false })).stdout.split('\n').filter(Boolean);
+    expect(reapers).toHaveLength(1);
+    const log = readFileSync(join(cacheDir(), 'reaper.log'), 'utf8');
+    for (const { dir } of held) expect(log).toMatch(new RegExp(`client gone: reaping kvmtest-\\w+ \\(pid \\d+, ${dir}\\)`));
   });
 });
