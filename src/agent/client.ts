@@ -30,6 +30,9 @@ export interface ChannelHandlers {
  * agent's stdio in tests). Multiplexes concurrent requests by id; fails every open request at
  * once when the link drops.
  */
+/** For guests: QEMU's exit or a panic reaches the host just after the socket drops, and names the cause. */
+export const LINK_LOSS_GRACE_MS = 500;
+
 export class AgentClient {
   private readonly decoder = new FrameDecoder<AgentMessage>();
   private readonly channels = new Map<number, ChannelHandlers>();
@@ -38,10 +41,19 @@ export class AgentClient {
   private failure: KvmtestError | undefined;
   private readonly failureListeners = new Set<(error: KvmtestError) => void>();
 
-  constructor(private readonly stream: Duplex) {
+  /**
+   * linkLossGraceMs: a socket error or close fails open requests only after this pause, so that
+   * the owner can close the link with the reason first (QEMU exited, the kernel panicked).
+   */
+  constructor(private readonly stream: Duplex, private readonly linkLossGraceMs = 0) {
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
-    stream.on('error', (error) => this.fail(new AgentError('AGENT_DISCONNECTED', `agent link error: ${error.message}`, { cause: error })));
-    stream.on('close', () => this.fail(new AgentError('AGENT_DISCONNECTED', 'the agent link closed')));
+    stream.on('error', (error) => this.lost(new AgentError('AGENT_DISCONNECTED', `agent link error: ${error.message}`, { cause: error })));
+    stream.on('close', () => this.lost(new AgentError('AGENT_DISCONNECTED', 'the agent link closed')));
+  }
+
+  private lost(error: KvmtestError): void {
+    if (this.linkLossGraceMs <= 0) this.fail(error);
+    else setTimeout(() => this.fail(error), this.linkLossGraceMs).unref();
   }
 
   /**
@@ -129,7 +141,20 @@ export class AgentClient {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       // resolve on flush, so a producer (push, stdin) is paced by the guest's reading speed
-      this.stream.write(frame, (error) => (error ? reject(this.failure ?? error) : resolve()));
+      this.stream.write(frame, (error) => (error ? void this.reasonFor(error).then(reject) : resolve()));
+    });
+  }
+
+  /** The link's failure once it is known (within the grace), else the write error as a link error. */
+  private reasonFor(error: Error): Promise<KvmtestError> {
+    const fallback = new AgentError('AGENT_DISCONNECTED', `agent link error: ${error.message}`, { cause: error });
+    if (this.failure) return Promise.resolve(this.failure);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(this.failure ?? fallback), this.linkLossGraceMs + 100);
+      this.onFailure((failure) => {
+        clearTimeout(timer);
+        resolve(failure);
+      });
     });
   }
 

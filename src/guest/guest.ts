@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import createDebug from 'debug';
 import { AgentError, BootError, KvmtestError } from '../errors.js';
-import { AgentClient } from '../agent/client.js';
+import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
 import { connectWithRetry } from '../qemu/qmp.js';
 import { GuestProcess, type ExecOptions, type ExecResult } from '../agent/exec.js';
 import type { HelloAnswer } from '../agent/protocol.js';
@@ -10,10 +10,13 @@ import type { Accel } from '../host/accel.js';
 import type { QmpClient } from '../qemu/qmp.js';
 import type { QemuProcess } from '../qemu/process.js';
 import { parseDuration } from '../util/units.js';
+import { AGENT_PORT_ID } from '../qemu/argv.js';
 import { canMove, type GuestState } from './state.js';
 
 const debug = createDebug('kvmtest:guest');
 const RECONNECT_PAUSE_MS = 300;
+/** How long a killed agent may take to be restarted by systemd (RestartSec=1) and say hello. */
+const AGENT_RESTART_TIMEOUT_MS = 60_000;
 
 export interface GuestExecOptions extends Omit<ExecOptions, 'timeoutMs'> {
   /** '10m', '90s' or milliseconds. */
@@ -50,6 +53,7 @@ export class Guest implements AsyncDisposable {
   readonly info: GuestInfo;
   private currentState: GuestState = 'running';
   private disposing: Promise<void> | undefined;
+  private relinking: Promise<void> | undefined;
   private readonly qemu: QemuProcess;
   private readonly qmp: QmpClient;
   private agent: AgentClient;
@@ -73,6 +77,7 @@ export class Guest implements AsyncDisposable {
       if (event.event === 'SHUTDOWN' && this.currentState === 'running') {
         this.failWith(new AgentError('AGENT_DISCONNECTED', `the guest shut down (${String(event.data?.reason ?? 'unknown reason')})`));
       }
+      if (event.event === 'VSERPORT_CHANGE' && event.data?.id === AGENT_PORT_ID && event.data.open === false) this.agentLost();
     });
   }
 
@@ -82,6 +87,7 @@ export class Guest implements AsyncDisposable {
 
   /** Runs a command to completion: an argv array runs directly, a string runs under /bin/sh -c. */
   async exec(command: string | string[], options: GuestExecOptions = {}): Promise<ExecResult> {
+    await this.relinking;
     return this.start(command, options, false);
   }
 
@@ -93,18 +99,21 @@ export class Guest implements AsyncDisposable {
 
   /** Copies a host file or directory into the guest (dest is the path it becomes). */
   async push(source: string, dest: string): Promise<void> {
+    await this.relinking;
     this.assertRunning();
     await push(this.agent, source, dest).catch((error) => this.rethrow(error));
   }
 
   /** Copies a guest file or directory to the host. */
   async pull(source: string, dest: string): Promise<void> {
+    await this.relinking;
     this.assertRunning();
     await pull(this.agent, source, dest).catch((error) => this.rethrow(error));
   }
 
   /** One agent round trip. */
   async ping(): Promise<void> {
+    await this.relinking;
     this.assertRunning();
     await this.agent.ping().catch((error) => this.rethrow(error));
   }
@@ -121,7 +130,7 @@ export class Guest implements AsyncDisposable {
     await new Promise((r) => setTimeout(r, RECONNECT_PAUSE_MS));
     const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 30_000), ...(options.signal ? [options.signal] : [])]);
     const socket = await connectWithRetry(this.info.agentSocket, signal, 50);
-    this.agent = new AgentClient(socket);
+    this.agent = new AgentClient(socket, LINK_LOSS_GRACE_MS);
     const hello = await this.agent.handshake({ signal, repeatMs: 2000 }).catch((error) => this.rethrow(error));
     Object.assign(this.info, { agent: hello });
     return hello;
@@ -198,6 +207,21 @@ export class Guest implements AsyncDisposable {
       error.consoleTail = this.consoleTail();
     }
     throw error;
+  }
+
+  /**
+   * The agent closed its port inside the guest (killed, crashed): whatever was pending fails now,
+   * and the link is made again when systemd has restarted it; requests wait for that.
+   */
+  private agentLost(): void {
+    if (this.currentState !== 'running' || this.relinking) return;
+    debug('%s: the agent closed its port', this.info.name);
+    this.agent.close(Object.assign(new AgentError('AGENT_DISCONNECTED', 'the guest agent went away inside the guest (killed or crashed); requests in flight are lost, new ones wait for it to restart'), { consoleTail: this.consoleTail() }));
+    this.relinking = this.reconnect({ timeoutMs: AGENT_RESTART_TIMEOUT_MS })
+      .then(() => undefined, (error) => debug('%s: agent did not come back: %s', this.info.name, error instanceof Error ? error.message : error))
+      .finally(() => {
+        this.relinking = undefined;
+      });
   }
 
   private failWith(error: KvmtestError): void {

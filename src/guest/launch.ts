@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import createDebug from 'debug';
-import { AgentClient } from '../agent/client.js';
+import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
 import type { HelloAnswer } from '../agent/protocol.js';
 import { BootError, KvmtestError } from '../errors.js';
 import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
@@ -72,7 +72,7 @@ async function waitForAgent(qemu: QemuProcess, spec: MachineSpec, timeoutMs: num
       qmp = await QmpClient.connect(spec.qmpSocket, { signal: controller.signal });
       if (spec.incomingState) await waitRunning(qmp, controller.signal);
       socket = await connectWithRetry(spec.agentSocket, controller.signal, 20);
-      const agent = new AgentClient(socket);
+      const agent = new AgentClient(socket, LINK_LOSS_GRACE_MS);
       const hello = await agent.handshake({ signal: controller.signal, repeatMs: spec.incomingState ? 1000 : HELLO_REPEAT_MS });
       debug('%s: hello %o', spec.name, hello);
       return { qemu, qmp, agent, hello };

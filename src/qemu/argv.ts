@@ -43,6 +43,8 @@ export function escapeOpt(value: string): string {
 }
 
 /** Turns a machine spec into QEMU's argv (without the binary). Pure. */
+export const AGENT_PORT_ID = 'agentport';
+
 export function buildQemuArgs(spec: MachineSpec): string[] {
   const args: string[] = [
     '-name', `${escapeOpt(spec.name)},process=${escapeOpt(spec.name)}`,
@@ -64,7 +66,8 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-device', 'virtio-blk-pci,drive=seed0',
     '-device', 'virtio-serial-pci,id=vser0',
     '-chardev', `socket,id=agent0,path=${escapeOpt(spec.agentSocket)},server=on,wait=off`,
-    '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${PORT_NAME}`,
+    // the id names the port in QMP's VSERPORT_CHANGE events: the agent closing it means the agent died
+    '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${PORT_NAME},id=${AGENT_PORT_ID}`,
   ];
   if (spec.network === false) args.push('-nic', 'none');
   else {

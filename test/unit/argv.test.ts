@@ -50,7 +50,7 @@ describe('QEMU argv', () => {
   it('the agent port is a virtserialport named org.kvmtest.agent.0 on a unix socket', () => {
     const args = buildQemuArgs(spec());
     expect(after(args, '-chardev')).toContain('socket,id=agent0,path=/tmp/g/agent.sock,server=on,wait=off');
-    expect(after(args, '-device')).toContain('virtserialport,bus=vser0.0,chardev=agent0,name=org.kvmtest.agent.0');
+    expect(after(args, '-device')).toContain('virtserialport,bus=vser0.0,chardev=agent0,name=org.kvmtest.agent.0,id=agentport');
   });
 
   it('no network unless asked; forwards bind to 127.0.0.1', () => {
