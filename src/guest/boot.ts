@@ -100,6 +100,7 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
         agent: { ...hello, hostname: opts.hostname ?? (snapshot ? name : hello.hostname) },
         bootMs,
         ...(snapshot ? { snapshot: snapshot.key } : {}),
+        ...(spec.network ? { forwards: spec.network.forwards } : {}),
       },
       ...launched,
       untrack: () => tracked.untrack(),

@@ -38,6 +38,8 @@ export interface GuestInfo {
   bootMs: number;
   /** Key of the warm snapshot this guest was restored from; absent for a cold boot. */
   snapshot?: string;
+  /** With `network.forwards`: each guest port and the 127.0.0.1 port that reaches it. */
+  forwards?: { guest: number; host: number }[];
 }
 
 export interface GuestParts {
