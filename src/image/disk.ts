@@ -25,7 +25,28 @@ export async function inspectDisk(qemuImg: string, path: string): Promise<DiskIn
   if (result.exitCode !== 0) {
     throw new InputError('IMAGE_INVALID', `image ${path} cannot be opened by qemu-img: ${result.stderr.trim().split('\n').pop()}`);
   }
-  return parseDiskInfo(abs, result.stdout);
+  const info = parseDiskInfo(abs, result.stdout);
+  if (info.format === 'qcow2') await checkQcow2(qemuImg, abs, path);
+  return info;
+}
+
+/**
+ * A truncated or damaged qcow2 passes `qemu-img info` and then hangs the guest's firmware on its
+ * first read: `qemu-img check` (metadata only, milliseconds) finds it first. -U: running guests may
+ * have the same base open.
+ */
+async function checkQcow2(qemuImg: string, abs: string, path: string): Promise<void> {
+  const check = await execa(qemuImg, ['check', '-U', '--output=json', abs], { reject: false, lines: false });
+  let corruptions = 0;
+  try {
+    corruptions = (JSON.parse(check.stdout) as { corruptions?: number }).corruptions ?? 0;
+  } catch {
+    if (check.exitCode === 1 || check.exitCode === 2) corruptions = -1;
+  }
+  if (corruptions !== 0 || check.exitCode === 2) {
+    const size = corruptions > 0 ? `${corruptions} clusters point past its end or overlap: ` : '';
+    throw new InputError('IMAGE_INVALID', `image ${path} is a damaged qcow2 (${size}truncated by an interrupted download or copy?); qemu-img check ${path} shows the details. Fetch or copy it again`);
+  }
 }
 
 /** Parses `qemu-img info --output=json --backing-chain` output. Pure. */

@@ -1,10 +1,11 @@
 /**
- * The host process dies while holding a guest: by SIGINT or SIGTERM (its own exit hooks clean up),
- * or by SIGKILL (QEMU's parent-death signal and the shared out-of-process reaper clean up).
- * Either way QEMU stops and its overlay, seed, sockets and console log go.
+ * A guest's holder goes wrong: a vitest test throws (the fixture disposes the guest), the host
+ * process gets SIGINT or SIGTERM (its exit hooks clean up) or SIGKILL (QEMU's parent-death signal
+ * and the shared out-of-process reaper clean up). Each time QEMU stops and its files go.
  */
 import { execa } from 'execa';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
@@ -30,6 +31,20 @@ async function goneDirWithin(dir: string, ms: number): Promise<boolean> {
   }
   return true;
 }
+
+describe('a test that throws', () => {
+  it('an exception inside a vitest test holding a guest: the file fails, and the guest is stopped and removed', async () => {
+    const held = join(tmpdir(), `kvmtest-held-${process.pid}.json`);
+    const vitest = join(__dirname, '../../node_modules/.bin/vitest');
+    const result = await execa(vitest, ['run', '--root', join(__dirname, 'fixtures/vitest-throw')], { reject: false, env: { KVMTEST_HELD: held, CI: 'true' }, all: true });
+    expect(result.exitCode).toBe(1);
+    expect(result.all).toMatch(/boom inside a test that holds a guest/);
+    const { pid, dir } = JSON.parse(readFileSync(held, 'utf8')) as { pid: number; dir: string };
+    rmSync(held);
+    expect(await goneWithin(pid, 5000)).toBe(true);
+    expect(existsSync(dir)).toBe(false);
+  });
+});
 
 describe('host process signals', () => {
   it.concurrent.each(['SIGINT', 'SIGTERM'] as const)('%s to the host process stops the guest and removes its files', async (signal) => {
