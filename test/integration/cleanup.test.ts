@@ -36,7 +36,8 @@ describe('a test that throws', () => {
   it('an exception inside a vitest test holding a guest: the file fails, and the guest is stopped and removed', async () => {
     const held = join(tmpdir(), `kvmtest-held-${process.pid}.json`);
     const vitest = join(__dirname, '../../node_modules/.bin/vitest');
-    const result = await execa(vitest, ['run', '--root', join(__dirname, 'fixtures/vitest-throw')], { reject: false, env: { KVMTEST_HELD: held, CI: 'true' }, all: true });
+    const fixture = join(__dirname, 'fixtures/vitest-throw');
+    const result = await execa(vitest, ['run', '--root', fixture, '--config', join(fixture, 'vitest.config.mjs')], { reject: false, env: { KVMTEST_HELD: held, CI: 'true' }, all: true });
     expect(result.exitCode).toBe(1);
     expect(result.all).toMatch(/boom inside a test that holds a guest/);
     const { pid, dir } = JSON.parse(readFileSync(held, 'utf8')) as { pid: number; dir: string };
