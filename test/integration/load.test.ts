@@ -54,7 +54,8 @@ describe('one guest under load', () => {
     console.log(`100 MB stdout: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   });
 
-  it('a 1 GiB push and its pull are byte-exact', async () => {
+  // the longest test (~6 min under TCG): KVMTEST_LONG=0 skips it for a quicker local run
+  it.skipIf(process.env.KVMTEST_LONG === '0')('a 1 GiB push and its pull are byte-exact', async () => {
     const source = join(work, 'big.bin');
     const out = createWriteStream(source);
     for (let i = 0; i < 1024; i++) if (!out.write(randomBytes(1 << 20))) await once(out, 'drain');
