@@ -5,8 +5,8 @@ import { join, resolve } from 'node:path';
 import createDebug from 'debug';
 import { resolveBootOptions } from '../guest/options.js';
 import { chooseAccel, probeKvmOnce } from '../host/accel.js';
-import { ensureImage } from '../image/build.js';
-import { isRecipeName } from '../image/recipes.js';
+import { resolveImage } from '../image/resolve.js';
+import { formatTransfer } from '../util/progress.js';
 import { computeTotals, isOk } from '../report/totals.js';
 import { cellBootOptions, runCellAttempt, type AttemptOutcome } from './cell.js';
 import { decideConcurrency, guestFootprintMiB, MemoryBudget } from './concurrency.js';
@@ -46,11 +46,19 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
   debug('%d of %d cells, %s', cells.length, all.length, decision.reason);
   const outDir = resolve(options.outDir ?? (await mkdtemp(join(tmpdir(), 'kvmtest-matrix-'))));
 
-  // build missing named images one at a time, before any guest competes for the cores
+  // fetch or build the images one at a time, before any guest competes for the cores or the network
   for (const name of new Set(cells.map((c) => c.image))) {
-    if (!isRecipeName(name)) continue;
     emit({ type: 'prepare', message: `image ${name}` });
-    await ensureImage(name, { onLine: (line) => emit({ type: 'prepare', message: line }), ...(options.signal ? { signal: options.signal } : {}) });
+    let said = 0;
+    await resolveImage(name, {
+      onLine: (line) => emit({ type: 'prepare', message: line }),
+      onProgress: (p) => {
+        if (Date.now() - said < 2000 && p.received !== p.total) return;
+        said = Date.now();
+        emit({ type: 'prepare', message: `image ${name}: downloading ${formatTransfer(p.received, p.total)}` });
+      },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
   }
   const hostNode = resolved.node === 'host' ? await findHostNode() : undefined;
 
