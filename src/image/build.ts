@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
-import lockfile from 'proper-lockfile';
 import createDebug from 'debug';
 import { KvmtestError } from '../errors.js';
+import { withLock } from '../util/lock.js';
 import { cacheDir } from './cache.js';
 import { RECIPES, recipeDir, recipeKey, type RecipeName } from './recipes.js';
 
@@ -47,14 +47,7 @@ export async function ensureImage(name: RecipeName, options: BuildOptions = {}):
     if (ready) return ready;
   }
   await mkdir(root, { recursive: true });
-  const release = await lockfile.lock(dir, {
-    realpath: false,
-    lockfilePath: `${dir}.lock`,
-    stale: 60_000,
-    update: 10_000,
-    retries: { retries: 2000, minTimeout: 500, maxTimeout: 2000 },
-  });
-  try {
+  return withLock(dir, { staleMs: 60_000, updateMs: 10_000, retries: 2000, minWaitMs: 500, maxWaitMs: 2000 }, async () => {
     if (!options.force) {
       const ready = await readBuilt(name, dir);
       if (ready) return ready;
@@ -64,9 +57,7 @@ export async function ensureImage(name: RecipeName, options: BuildOptions = {}):
     const built = await readBuilt(name, dir);
     if (!built) throw new KvmtestError('IMAGE_BUILD_FAILED', `the ${name} recipe finished but left no image.json in ${dir}`);
     return built;
-  } finally {
-    await release();
-  }
+  });
 }
 
 /** The built image of this name and the current recipe, if the cache has it (no build). */

@@ -1,8 +1,8 @@
 import { chmod, mkdir, readdir, readFile, rm, stat, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import lockfile from 'proper-lockfile';
 import createDebug from 'debug';
+import { withLock } from '../util/lock.js';
 import { cacheDir } from './cache.js';
 import { download, type Digest, type DownloadProgress } from './download/index.js';
 
@@ -58,14 +58,8 @@ export async function pullBlob(name: string, url: string, digest: Digest, option
   const cached = await readRef(name, root);
   if (cached && cached.digest.hex === digest.hex && (await exists(blob))) return touch(cached, root);
   await mkdir(join(root, 'blobs', digest.algorithm), { recursive: true });
-  const release = await lockfile.lock(blob, {
-    realpath: false,
-    lockfilePath: `${blob}.lock`,
-    stale: 60_000,
-    update: 10_000,
-    retries: { retries: 100_000, minTimeout: 250, maxTimeout: 2000 },
-  });
-  try {
+  // a multi-GB download may keep the others waiting a long time: they retry for as long as it lives
+  return withLock(blob, { staleMs: 60_000, updateMs: 10_000, retries: 100_000, minWaitMs: 250, maxWaitMs: 2000 }, async () => {
     if (!(await exists(blob))) {
       debug('downloading %s → %s', url, blob);
       await download({
@@ -82,9 +76,7 @@ export async function pullBlob(name: string, url: string, digest: Digest, option
     const ref: ImageRef = { name, url, digest, size, pulledAt: cached && cached.digest.hex === digest.hex ? cached.pulledAt : now, usedAt: now };
     await writeRef(ref, root);
     return { ...ref, path: blob };
-  } finally {
-    await release();
-  }
+  });
 }
 
 /** The cached image a name or URL refers to, if its blob is there. */

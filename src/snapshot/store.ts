@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import createDebug from 'debug';
 import { cacheDir } from '../image/cache.js';
+import { withLock } from '../util/lock.js';
 
 const debug = createDebug('kvmtest:snapshot');
 
@@ -72,18 +73,7 @@ export async function removeSnapshot(key: string): Promise<void> {
 /** Runs fn holding the key's lock: concurrent first uses build a snapshot once, the others wait. */
 export async function withSnapshotLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
   await mkdir(snapshotsRoot(), { recursive: true });
-  const release = await lockfile.lock(snapshotPaths(key).dir, {
-    realpath: false,
-    lockfilePath: `${snapshotPaths(key).dir}.lock`,
-    stale: 30_000,
-    update: 5_000,
-    retries: { retries: 2000, minTimeout: 200, maxTimeout: 1000 },
-  });
-  try {
-    return await fn();
-  } finally {
-    await release();
-  }
+  return withLock(snapshotPaths(key).dir, { staleMs: 30_000, updateMs: 5_000, retries: 2000, minWaitMs: 200, maxWaitMs: 1000 }, fn);
 }
 
 /** Removes snapshots unused for maxAgeMs and half-written ones whose builder is gone. */
