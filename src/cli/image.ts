@@ -11,9 +11,10 @@ import { parseDuration } from '../util/units.js';
 /** `kvmtest image list`: the catalog, what of it is cached, built images, images pulled by URL. */
 export async function imageList(): Promise<string> {
   const cached = await listCached();
+  const catalog = await loadCatalog();
   const arch = hostArch();
   const rows: string[][] = [['NAME', 'SOURCE', 'CACHED', 'NOTES']];
-  for (const entry of await loadCatalog()) {
+  for (const entry of catalog) {
     const hit = cached.find((c) => c.name === entry.name);
     const built = isRecipeName(entry.name) ? await findBuilt(entry.name) : undefined;
     const state = [hit ? `pulled ${mib(hit.size)}` : '', built ? 'built' : ''].filter(Boolean).join(', ') || '-';
@@ -22,7 +23,7 @@ export async function imageList(): Promise<string> {
     rows.push([entry.name, entry.arches[arch] ? entry.title : `${entry.title} (no ${arch} image)`, state, `${entry.init}, ${boots}`]);
   }
   for (const name of Object.keys(RECIPES)) {
-    if ((await loadCatalog()).some((e) => e.name === name)) continue;
+    if (catalog.some((e) => e.name === name)) continue;
     rows.push([name, 'built from Debian\'s archive', (await findBuilt(name as keyof typeof RECIPES)) ? 'built' : '-', 'kvmtest image build']);
   }
   for (const image of cached.filter((c) => isImageUrl(c.name))) rows.push([image.url, 'URL', `pulled ${mib(image.size)}`, `${image.digest.algorithm}:${image.digest.hex.slice(0, 12)}…`]);

@@ -56,18 +56,21 @@ export function decideConcurrency(requested: 'auto' | number, host: HostCapacity
 export class MemoryBudget {
   private used = 0;
   private running = 0;
-  private readonly waiters: { need: number; wake: () => void }[] = [];
+  private readonly waiters: (() => void)[] = [];
 
   constructor(readonly totalMiB: number) {}
 
   async acquire(needMiB: number, signal?: AbortSignal): Promise<() => void> {
     while (!this.fits(needMiB)) {
       signal?.throwIfAborted();
+      let onAbort: (() => void) | undefined;
       await new Promise<void>((wake) => {
-        const waiter = { need: needMiB, wake };
-        this.waiters.push(waiter);
-        signal?.addEventListener('abort', () => wake(), { once: true });
+        this.waiters.push(wake);
+        onAbort = wake;
+        signal?.addEventListener('abort', onAbort, { once: true });
       });
+      // woken by a release: the next wait adds its own listener
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
     this.used += needMiB;
     this.running += 1;
@@ -77,7 +80,7 @@ export class MemoryBudget {
       released = true;
       this.used -= needMiB;
       this.running -= 1;
-      for (const waiter of this.waiters.splice(0)) waiter.wake();
+      for (const wake of this.waiters.splice(0)) wake();
     };
   }
 
