@@ -25,14 +25,14 @@ export interface ChannelHandlers {
   onLinkError: (error: KvmtestError) => void;
 }
 
+/** For guests: QEMU's exit or a panic reaches the host just after the socket drops, and names the cause. */
+export const LINK_LOSS_GRACE_MS = 500;
+
 /**
  * The host end of the agent link over any byte stream (the virtio-serial unix socket, or the
  * agent's stdio in tests). Multiplexes concurrent requests by id; fails every open request at
  * once when the link drops.
  */
-/** For guests: QEMU's exit or a panic reaches the host just after the socket drops, and names the cause. */
-export const LINK_LOSS_GRACE_MS = 500;
-
 export class AgentClient {
   private readonly decoder = new FrameDecoder<AgentMessage>();
   private readonly channels = new Map<number, ChannelHandlers>();
@@ -150,8 +150,11 @@ export class AgentClient {
     const fallback = new AgentError('AGENT_DISCONNECTED', `agent link error: ${error.message}`, { cause: error });
     if (this.failure) return Promise.resolve(this.failure);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(this.failure ?? fallback), this.linkLossGraceMs + 100);
-      this.onFailure((failure) => {
+      const timer = setTimeout(() => {
+        stop();
+        resolve(this.failure ?? fallback);
+      }, this.linkLossGraceMs + 100);
+      const stop = this.onFailure((failure) => {
         clearTimeout(timer);
         resolve(failure);
       });
