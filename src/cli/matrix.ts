@@ -112,7 +112,7 @@ export async function matrixCommand(command: string[], flags: MatrixFlags): Prom
 /** kvmtest merge: one report (and JUnit file) from the shards' JSON reports. */
 export async function mergeCommand(files: string[], flags: { junit?: string; json?: string; reporter: string[] }): Promise<number> {
   const reporters = chooseReporters(flags.reporter);
-  const report = mergeReports(await Promise.all(files.map((f) => readReportFile(f))));
+  const report = mergeReports(await Promise.all(files.map((f) => readReportFile(f))), files);
   if (reporters.has('default')) process.stderr.write(`${summaryTable(report, { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR })}\n`);
   await writeReports(report, reporters, { ...(flags.json ? { json: resolve(flags.json) } : {}), ...(flags.junit ? { junit: resolve(flags.junit) } : {}) });
   return report.ok ? 0 : 1;

@@ -356,14 +356,17 @@ describe('mergeReports', () => {
 
   it('reads report files, rejecting bad JSON with the path', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kvmtest-report-'));
-    const good = join(dir, 'shard-1.json');
-    const bad = join(dir, 'shard-2.json');
-    await writeFile(good, JSON.stringify(shard1));
-    await writeFile(bad, '{"kind": "kvmtest-matrix-rep');
-    expect(await readReportFile(good)).toEqual(shard1);
-    await expect(readReportFile(bad)).rejects.toMatchObject({ code: 'REPORT_INVALID', message: expect.stringContaining(bad) });
-    await expect(readReportFile(join(dir, 'nope.json'))).rejects.toMatchObject({ code: 'REPORT_INVALID' });
-    await rm(dir, { recursive: true });
+    try {
+      const good = join(dir, 'shard-1.json');
+      const bad = join(dir, 'shard-2.json');
+      await writeFile(good, JSON.stringify(shard1));
+      await writeFile(bad, '{"kind": "kvmtest-matrix-rep');
+      expect(await readReportFile(good)).toEqual(shard1);
+      await expect(readReportFile(bad)).rejects.toMatchObject({ code: 'REPORT_INVALID', message: expect.stringContaining(bad) });
+      await expect(readReportFile(join(dir, 'nope.json'))).rejects.toMatchObject({ code: 'REPORT_INVALID' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
