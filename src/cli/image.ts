@@ -1,4 +1,6 @@
-import { InputError } from '../errors.js';
+import { HostError, InputError } from '../errors.js';
+import { which } from '../host/tools.js';
+import { inspectBase } from '../image/base.js';
 import { findBuilt } from '../image/build.js';
 import { catalogSource, hostArch } from '../image/catalog.js';
 import { loadCatalog } from '../image/catalog-file.js';
@@ -52,6 +54,10 @@ export async function imagePull(spec: string, signal?: AbortSignal): Promise<str
         ? await resolveImage(spec, { onProgress, ...(signal ? { signal } : {}) })
         : undefined;
     if (!source) throw new InputError('IMAGE_UNKNOWN', `${spec} is neither a catalog name (kvmtest image list) nor an https URL ending in #sha256=…`);
+    // a pulled image that could not be booted (a backing file, a data file) is refused now, and leaves the cache
+    const qemuImg = await which('qemu-img');
+    if (!qemuImg) throw new HostError('QEMU_IMG_NOT_FOUND', 'qemu-img is not on PATH; it checks a pulled image before it is kept');
+    await inspectBase(qemuImg, source);
     const digest = 'cached' in source ? source.cached.digest : undefined;
     progress.done(`ready: ${source.path}${digest ? ` (${digest.algorithm} verified)` : ''}`);
     return source.path;
