@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dir as tmpDir } from 'tmp-promise';
 import createDebug from 'debug';
 import { GuestProcess } from '../agent/exec.js';
@@ -17,7 +17,7 @@ import { track } from '../guest/registry.js';
 import { fileDigest } from './digest.js';
 import { snapshotKey } from './key.js';
 import { saveState } from './migrate.js';
-import { pruneSnapshots, readSnapshot, removeSnapshot, snapshotPaths, withSnapshotLock, writeMeta, type Snapshot } from './store.js';
+import { makeSnapshotDir, pruneSnapshots, readSnapshot, removeSnapshot, snapshotPaths, withSnapshotLock, writeMeta, type Snapshot } from './store.js';
 
 const debug = createDebug('kvmtest:snapshot');
 /** How long the template may take to finish cloud-init before its state is saved. */
@@ -70,7 +70,7 @@ export async function ensureSnapshot(prep: Prepared): Promise<Snapshot> {
 
 async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
   const paths = snapshotPaths(key);
-  await mkdir(paths.dir, { recursive: true });
+  await makeSnapshotDir(paths);
   const work = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
   let qemu: QemuProcess | undefined;
   const name = `kvmtest-template-${key.slice(0, 8)}`;
