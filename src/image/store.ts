@@ -6,6 +6,7 @@ import { withLock } from '../util/lock.js';
 import { replaceFile } from '../util/no-follow.js';
 import { cacheDir, cacheFileExists, cachePath, refusedInCache } from './cache.js';
 import { download, type Digest, type DownloadProgress } from './download/index.js';
+import type { SignatureCheck } from './signature.js';
 
 const debug = createDebug('kvmtest:store');
 
@@ -23,6 +24,8 @@ export interface ImageRef {
   size: number;
   pulledAt: string;
   usedAt: string;
+  /** What vouched for the checksum of a catalog image when it was pulled. */
+  signature?: SignatureCheck;
 }
 
 export interface CachedImage extends ImageRef {
@@ -46,6 +49,8 @@ export interface PullOptions {
   retries?: number;
   idleTimeoutMs?: number;
   backoffMs?: number;
+  /** Recorded in the ref: what vouched for the digest. */
+  signature?: SignatureCheck;
 }
 
 /**
@@ -77,7 +82,7 @@ export async function pullBlob(name: string, url: string, digest: Digest, option
     }
     const size = (await stat(blob)).size;
     const now = new Date().toISOString();
-    const ref: ImageRef = { name, url, digest, size, pulledAt: cached && cached.digest.hex === digest.hex ? cached.pulledAt : now, usedAt: now };
+    const ref: ImageRef = { name, url, digest, size, pulledAt: cached && cached.digest.hex === digest.hex ? cached.pulledAt : now, usedAt: now, ...(options.signature ? { signature: options.signature } : {}) };
     await writeRef(ref, root);
     return { ...ref, path: blob };
   });

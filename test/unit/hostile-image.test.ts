@@ -7,9 +7,10 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startPublisher } from './fixtures/publisher.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { prepare } from '../../src/guest/prepare.js';
 import { inspectBase } from '../../src/image/base.js';
@@ -58,14 +59,7 @@ beforeAll(async () => {
   make('raw-declared.qcow2', '-b', secret, '-F', 'raw');
   make('clean.qcow2');
   files.set('/SHA256SUMS', Buffer.from([...files].map(([path, data]) => `${sha256(data)}  ${path.slice(1)}\n`).join('')));
-  server = createServer((req, res) => {
-    const body = files.get(req.url!);
-    if (!body) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-length': body.length }).end(body);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const address = server.address();
-  base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  ({ server, base } = await startPublisher(files));
   const catalog = [entry('evil-backing'), entry('evil-data'), entry('raw-declared', 'raw'), entry('clean')];
   writeFileSync(join(work, 'catalog.json'), JSON.stringify(catalog));
   vi.stubEnv('KVMTEST_CATALOG', join(work, 'catalog.json'));
