@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import createDebug from 'debug';
 import { KvmtestError } from '../errors.js';
 import { withLock } from '../util/lock.js';
-import { cacheFileExists, cachePath } from './cache.js';
+import { cacheDirExists, cacheFileExists, cachePath } from './cache.js';
 import { RECIPES, recipeDir, recipeKey, type RecipeName } from './recipes.js';
 
 const debug = createDebug('kvmtest:image');
@@ -99,6 +99,7 @@ async function build(name: RecipeName, dir: string, options: BuildOptions): Prom
 }
 
 async function readBuilt(name: RecipeName, dir: string): Promise<BuiltImage | undefined> {
+  if (!(await cacheDirExists(dir))) return undefined;
   let manifest: ImageManifest;
   try {
     manifest = JSON.parse(await readFile(join(dir, 'image.json'), 'utf8'));

@@ -69,6 +69,17 @@ export async function cacheFileExists(path: string): Promise<boolean> {
   return true;
 }
 
+/** Like cacheFileExists, for a directory kvmtest made in the cache (a snapshot's, a build's). */
+export async function cacheDirExists(path: string): Promise<boolean> {
+  const info = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (!info) return false;
+  if (!info.isDirectory()) throw refusedInCache(path, info.isSymbolicLink() ? 'a symlink' : 'not a directory');
+  return true;
+}
+
 /** CACHE_UNSAFE for a file in the cache that is a link (or not a file) where kvmtest reads or writes one. */
 export function refusedInCache(path: string, what = 'a symlink'): KvmtestError {
   return new KvmtestError('CACHE_UNSAFE', `${path} in the kvmtest cache is ${what}: refused, kvmtest never follows links in its cache. Remove it`);

@@ -2,7 +2,7 @@ import { chmod, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promi
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import createDebug from 'debug';
-import { cacheDir, cacheFileExists, cachePath } from '../image/cache.js';
+import { cacheDir, cacheDirExists, cacheFileExists, cachePath } from '../image/cache.js';
 import { CREATE_NEW, writeNoFollow } from '../util/no-follow.js';
 import { withLock } from '../util/lock.js';
 
@@ -44,7 +44,8 @@ export function snapshotPaths(key: string): Omit<Snapshot, 'meta'> {
 export async function readSnapshot(key: string): Promise<Snapshot | undefined> {
   await cachePath('snapshots');
   const paths = snapshotPaths(key);
-  // a snapshot is booted from: a symlink planted at any of its files is refused, never followed
+  // a snapshot is booted from: a symlink planted at it or any of its files is refused, never followed
+  if (!(await cacheDirExists(paths.dir))) return undefined;
   for (const file of [join(paths.dir, 'meta.json'), paths.state, paths.disk, paths.seed]) if (!(await cacheFileExists(file))) return undefined;
   try {
     const meta = JSON.parse(await readFile(join(paths.dir, 'meta.json'), 'utf8')) as SnapshotMeta;

@@ -109,9 +109,13 @@ describe('symlinks planted in the cache are refused, never followed', () => {
     expect(lstatSync(join(cache, 'refs', 'u.json')).isSymbolicLink()).toBe(true);
   });
 
-  it('at a directory kvmtest uses (snapshots → elsewhere)', async () => {
+  it('at a directory kvmtest uses (snapshots → elsewhere), or at one snapshot\'s directory', async () => {
     mkdirSync(cache, { mode: 0o700 });
     symlinkSync(work, join(cache, 'snapshots'));
+    await refused(readSnapshot('k'));
+    rmSync(join(cache, 'snapshots'));
+    await cachePath('snapshots');
+    symlinkSync(work, snapshotPaths('k').dir);
     await refused(readSnapshot('k'));
   });
 });
