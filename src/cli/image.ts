@@ -16,7 +16,7 @@ export async function imageList(): Promise<string> {
   const cached = await listCached();
   const catalog = await loadCatalog();
   const arch = hostArch();
-  const rows: string[][] = [['NAME', 'SOURCE', 'CACHED', 'VERIFIED BY', 'NOTES']];
+  const rows: string[][] = [['NAME', 'SOURCE', 'CACHED', 'NOTES', 'VERIFIED BY']];
   for (const entry of catalog) {
     const hit = cached.find((c) => c.name === entry.name);
     const built = isRecipeName(entry.name) ? await findBuilt(entry.name) : undefined;
@@ -24,13 +24,13 @@ export async function imageList(): Promise<string> {
     const firmware = entry.arches[arch] ? catalogSource(entry, arch).firmware : undefined;
     const boots = firmware === 'uefi' ? 'needs UEFI' : firmware === 'bios' ? 'BIOS only' : 'BIOS or UEFI';
     const trust = entry.arches[arch] ? TRUST[(await signaturePlan(catalogSource(entry, arch).signature)).status] : '-';
-    rows.push([entry.name, entry.arches[arch] ? entry.title : `${entry.title} (no ${arch} image)`, state, trust, `${entry.init}, ${boots}`]);
+    rows.push([entry.name, entry.arches[arch] ? entry.title : `${entry.title} (no ${arch} image)`, state, `${entry.init}, ${boots}`, trust]);
   }
   for (const name of Object.keys(RECIPES)) {
     if (catalog.some((e) => e.name === name)) continue;
-    rows.push([name, 'built from Debian\'s archive', (await findBuilt(name as keyof typeof RECIPES)) ? 'built' : '-', 'apt (signed archive)', 'kvmtest image build']);
+    rows.push([name, 'built from Debian\'s archive', (await findBuilt(name as keyof typeof RECIPES)) ? 'built' : '-', 'kvmtest image build', 'apt (signed archive)']);
   }
-  for (const image of cached.filter((c) => isImageUrl(c.name))) rows.push([image.url, 'URL', `pulled ${mib(image.size)}`, 'your digest', `${image.digest.algorithm}:${image.digest.hex.slice(0, 12)}…`]);
+  for (const image of cached.filter((c) => isImageUrl(c.name))) rows.push([image.url, 'URL', `pulled ${mib(image.size)}`, `${image.digest.algorithm}:${image.digest.hex.slice(0, 12)}…`, 'your digest']);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
   lines.push('', 'A built image (kvmtest image build) is used before the download of the same name.');
@@ -62,8 +62,10 @@ export async function imagePull(spec: string, signal?: AbortSignal): Promise<str
     if (!qemuImg) throw new HostError('QEMU_IMG_NOT_FOUND', 'qemu-img is not on PATH; it checks a pulled image before it is kept');
     await inspectBase(qemuImg, source);
     const digest = 'cached' in source ? source.cached.digest : undefined;
-    const by = source.kind === 'catalog' ? source.cached.signature?.detail ?? 'verified against a same-origin checksum only' : 'against the digest in the URL';
-    progress.done(`ready: ${source.path}${digest ? ` (${digest.algorithm} ${by.startsWith('verified') ? by : `verified; ${by}`})` : ''}`);
+    // say what vouched for the digest: a publisher's signature, or only a checksum from where the image came
+    const detail = source.kind === 'catalog' ? source.cached.signature?.detail ?? 'verified against a same-origin checksum only' : 'verified against the digest in the URL';
+    const by = detail.startsWith('verified ') ? detail.slice('verified '.length) : `; ${detail}`;
+    progress.done(`ready: ${source.path}${digest ? ` (${digest.algorithm} verified) ${by}` : ''}`);
     return source.path;
   } catch (error) {
     progress.fail('failed');

@@ -51,8 +51,10 @@ export async function readSnapshot(key: string): Promise<Snapshot | undefined> {
     const meta = JSON.parse(await readFile(join(paths.dir, 'meta.json'), 'utf8')) as SnapshotMeta;
     const state = await stat(paths.state);
     if (state.size !== meta.stateBytes) return undefined;
-    await stat(paths.disk);
-    await stat(paths.seed);
+    // made private if an older kvmtest left it readable (the RAM may hold secrets of the template's boot)
+    for (const [path, mode] of [[paths.dir, 0o700], [paths.state, 0o600], [paths.disk, 0o600], [paths.seed, 0o600], [join(paths.dir, 'meta.json'), 0o600]] as const) {
+      await chmod(path, mode).catch(() => {}); // not ours (a shared cache made by root): left as it is
+    }
     return { ...paths, meta };
   } catch {
     return undefined;

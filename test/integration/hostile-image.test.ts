@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { boot, type Guest } from '../../src/index.js';
+import { snapshotPaths } from '../../src/snapshot/store.js';
 
 const image = inject('debian12');
 let vm: Guest;
@@ -59,5 +60,11 @@ describe('a base opened with no chain but the one kvmtest names', () => {
     const others = files.filter((f) => f.target !== image.disk && f.target !== overlay);
     expect(others.map((f) => f.target)).toEqual([expect.stringMatching(/\/snapshots\/[0-9a-f]+\/disk\.qcow2$/)]);
     expect(others[0]!.access).toBe(0);
+  });
+
+  it('the snapshot it was restored from is private: directory 0700; RAM state, disk, seed and meta 0600', () => {
+    const paths = snapshotPaths(vm.info.snapshot!);
+    expect(statSync(paths.dir).mode & 0o777).toBe(0o700);
+    for (const file of [paths.state, paths.disk, paths.seed, join(paths.dir, 'meta.json')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
   });
 });

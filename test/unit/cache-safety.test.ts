@@ -136,6 +136,17 @@ describe('snapshots', () => {
     await refused(readSnapshot('k1'));
   });
 
+  it('one an older kvmtest left readable (0755, 0644) is made private when next used', async () => {
+    const paths = snapshotPaths('k3');
+    await cachePath('snapshots');
+    mkdirSync(paths.dir, { mode: 0o755 });
+    for (const file of [paths.state, paths.disk, paths.seed]) writeFileSync(file, 'RAM', { mode: 0o644 });
+    writeFileSync(join(paths.dir, 'meta.json'), JSON.stringify({ key: 'k3', stateBytes: 3 }), { mode: 0o644 });
+    await expect(readSnapshot('k3')).resolves.toMatchObject({ key: 'k3' });
+    expect(statSync(paths.dir).mode & 0o777).toBe(0o700);
+    for (const file of [paths.state, paths.disk, paths.seed, join(paths.dir, 'meta.json')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
+  });
+
   it('the state file is made new: a link planted in its place fails the snapshot instead of receiving the RAM', async () => {
     const paths = snapshotPaths('k2');
     await cachePath('snapshots');
