@@ -64,7 +64,7 @@ export async function imagePull(spec: string, signal?: AbortSignal): Promise<str
     const digest = 'cached' in source ? source.cached.digest : undefined;
     // say what vouched for the digest: a publisher's signature, or only a checksum from where the image came
     const detail = source.kind === 'catalog' ? source.cached.signature?.detail ?? 'verified against a same-origin checksum only' : 'verified against the digest in the URL';
-    const by = detail.startsWith('verified ') ? detail.slice('verified '.length) : `; ${detail}`;
+    const by = detail.startsWith('verified ') ? detail.slice('verified '.length) : `and its ${detail}`;
     progress.done(`ready: ${source.path}${digest ? ` (${digest.algorithm} verified) ${by}` : ''}`);
     return source.path;
   } catch (error) {

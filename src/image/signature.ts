@@ -41,7 +41,7 @@ export async function findKeyring(candidates: readonly string[]): Promise<string
 
 /** What a pull of an entry with this signature source would check, on this host (no network). */
 export async function signaturePlan(signature: SignatureSource | undefined): Promise<SignatureCheck> {
-  if (!signature) return { status: 'unverified-unsupported', detail: 'the catalog entry names no signature: verified against a same-origin checksum only' };
+  if (!signature) return { status: 'unverified-unsupported', detail: 'verified against a same-origin checksum only: the catalog entry names no signature' };
   if (signature.kind === 'none-published') return { status: 'none-published', detail: `verified against a same-origin checksum only: ${signature.note}` };
   if (signature.kind === 'unsupported') return { status: 'unverified-unsupported', detail: `verified against a same-origin checksum only: ${signature.note}` };
   const keyring = await findKeyring(signature.keyrings);
