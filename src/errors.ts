@@ -45,7 +45,11 @@ export type ErrorCode =
   | 'DOWNLOAD_NOT_FOUND'
   | 'DOWNLOAD_TIMEOUT'
   | 'CHECKSUM_MISMATCH'
-  | 'NO_CLOUD_INIT';
+  | 'NO_CLOUD_INIT'
+  // untrusted images and the cache (issue 10, item 3)
+  | 'CACHE_UNSAFE'
+  | 'DOWNLOAD_INSECURE'
+  | 'SIGNATURE_INVALID';
 
 export class KvmtestError extends Error {
   readonly code: ErrorCode;

@@ -1,9 +1,12 @@
-import { InputError } from '../errors.js';
+import { HostError, InputError } from '../errors.js';
+import { which } from '../host/tools.js';
+import { inspectBase } from '../image/base.js';
 import { findBuilt } from '../image/build.js';
 import { catalogSource, hostArch } from '../image/catalog.js';
 import { loadCatalog } from '../image/catalog-file.js';
 import { isImageUrl, pullCatalogImage, resolveImage } from '../image/resolve.js';
 import { isRecipeName, RECIPES } from '../image/recipes.js';
+import { signaturePlan, type SignatureStatus } from '../image/signature.js';
 import { listCached, pruneCached, removeCached } from '../image/store.js';
 import { createProgress, formatTransfer } from '../util/progress.js';
 import { parseDuration } from '../util/units.js';
@@ -13,23 +16,25 @@ export async function imageList(): Promise<string> {
   const cached = await listCached();
   const catalog = await loadCatalog();
   const arch = hostArch();
-  const rows: string[][] = [['NAME', 'SOURCE', 'CACHED', 'NOTES']];
+  const rows: string[][] = [['NAME', 'SOURCE', 'CACHED', 'NOTES', 'VERIFIED BY']];
   for (const entry of catalog) {
     const hit = cached.find((c) => c.name === entry.name);
     const built = isRecipeName(entry.name) ? await findBuilt(entry.name) : undefined;
     const state = [hit ? `pulled ${mib(hit.size)}` : '', built ? 'built' : ''].filter(Boolean).join(', ') || '-';
     const firmware = entry.arches[arch] ? catalogSource(entry, arch).firmware : undefined;
     const boots = firmware === 'uefi' ? 'needs UEFI' : firmware === 'bios' ? 'BIOS only' : 'BIOS or UEFI';
-    rows.push([entry.name, entry.arches[arch] ? entry.title : `${entry.title} (no ${arch} image)`, state, `${entry.init}, ${boots}`]);
+    const trust = entry.arches[arch] ? TRUST[(await signaturePlan(catalogSource(entry, arch).signature)).status] : '-';
+    rows.push([entry.name, entry.arches[arch] ? entry.title : `${entry.title} (no ${arch} image)`, state, `${entry.init}, ${boots}`, trust]);
   }
   for (const name of Object.keys(RECIPES)) {
     if (catalog.some((e) => e.name === name)) continue;
-    rows.push([name, 'built from Debian\'s archive', (await findBuilt(name as keyof typeof RECIPES)) ? 'built' : '-', 'kvmtest image build']);
+    rows.push([name, 'built from Debian\'s archive', (await findBuilt(name as keyof typeof RECIPES)) ? 'built' : '-', 'kvmtest image build', 'apt (signed archive)']);
   }
-  for (const image of cached.filter((c) => isImageUrl(c.name))) rows.push([image.url, 'URL', `pulled ${mib(image.size)}`, `${image.digest.algorithm}:${image.digest.hex.slice(0, 12)}…`]);
+  for (const image of cached.filter((c) => isImageUrl(c.name))) rows.push([image.url, 'URL', `pulled ${mib(image.size)}`, `${image.digest.algorithm}:${image.digest.hex.slice(0, 12)}…`, 'your digest']);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
   lines.push('', 'A built image (kvmtest image build) is used before the download of the same name.');
+  lines.push('"checksum only": verified against a same-origin checksum only (the checksum file comes from where the image does); "signature": the publisher\'s signature checked with a keyring installed on this host.');
   return lines.join('\n');
 }
 
@@ -52,8 +57,15 @@ export async function imagePull(spec: string, signal?: AbortSignal): Promise<str
         ? await resolveImage(spec, { onProgress, ...(signal ? { signal } : {}) })
         : undefined;
     if (!source) throw new InputError('IMAGE_UNKNOWN', `${spec} is neither a catalog name (kvmtest image list) nor an https URL ending in #sha256=…`);
+    // a pulled image that could not be booted (a backing file, a data file) is refused now, and leaves the cache
+    const qemuImg = await which('qemu-img');
+    if (!qemuImg) throw new HostError('QEMU_IMG_NOT_FOUND', 'qemu-img is not on PATH; it checks a pulled image before it is kept');
+    await inspectBase(qemuImg, source);
     const digest = 'cached' in source ? source.cached.digest : undefined;
-    progress.done(`ready: ${source.path}${digest ? ` (${digest.algorithm} verified)` : ''}`);
+    // say what vouched for the digest: a publisher's signature, or only a checksum from where the image came
+    const detail = source.kind === 'catalog' ? source.cached.signature?.detail ?? 'verified against a same-origin checksum only' : 'verified against the digest in the URL';
+    const by = detail.startsWith('verified ') ? detail.slice('verified '.length) : `and its ${detail}`;
+    progress.done(`ready: ${source.path}${digest ? ` (${digest.algorithm} verified) ${by}` : ''}`);
     return source.path;
   } catch (error) {
     progress.fail('failed');
@@ -97,3 +109,10 @@ function bar(received: number, total?: number, width = 20): string {
 function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 }
+
+const TRUST: Record<SignatureStatus, string> = {
+  verified: 'signature',
+  'none-published': 'checksum only (no signature published)',
+  'unverified-no-keyring': 'checksum only (no keyring installed)',
+  'unverified-unsupported': 'checksum only',
+};

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { dir as tmpDir } from 'tmp-promise';
 import createDebug from 'debug';
 import { KvmtestError } from '../errors.js';
-import { createOverlay } from '../image/disk.js';
+import { baseChain, createOverlay, type BackingLink } from '../image/disk.js';
 import type { QemuProcess } from '../qemu/process.js';
 import { renderSeed } from '../seed/cloud-config.js';
 import { writeSeedIso } from '../seed/iso.js';
@@ -64,15 +64,17 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
     progress.phase('preparing');
     const disk = join(tmp.path, 'disk.qcow2');
     let seed: string;
+    // QEMU opens exactly this chain: the snapshot's disk (ours), then the base, whatever headers say
+    const backing: BackingLink[] = [...(snapshot ? [{ path: snapshot.disk, format: 'qcow2' as const }] : []), ...baseChain(prep.base)];
     if (snapshot) {
-      await createOverlay(prep.tools.qemuImg, { path: snapshot.disk, format: 'qcow2', virtualSize: 0 }, disk);
+      await createOverlay(prep.tools.qemuImg, { path: snapshot.disk, format: 'qcow2', virtualSize: prep.base.virtualSize }, disk);
       seed = snapshot.seed;
     } else {
       await createOverlay(prep.tools.qemuImg, prep.base, disk);
       const files = renderSeed({ instanceId: `${name}-${Date.now()}`, hostname: opts.hostname ?? name, agentSource: prep.agentSource, user: prep.userConfig });
       seed = await writeSeedIso(prep.tools.iso, tmp.path, files, join(tmp.path, 'seed.iso'));
     }
-    const spec = { ...machineSpec(prep, name, tmp.path, disk, seed, await withFreePorts(opts.network)), ...(snapshot ? { incomingState: snapshot.state } : {}) };
+    const spec = { ...machineSpec(prep, name, tmp.path, disk, backing, seed, await withFreePorts(opts.network)), ...(snapshot ? { incomingState: snapshot.state } : {}) };
     progress.phase(`${snapshot ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`);
     // a restore takes a second or two: one that hangs is broken, not slow
     const timeoutMs = opts.bootTimeoutMs ?? (snapshot ? RESTORE_TIMEOUT_MS : DEFAULT_BOOT_TIMEOUT_MS) * prep.choice.timeoutScale;

@@ -5,7 +5,8 @@ import { KvmtestError } from '../errors.js';
 import { chooseAccel, probeKvmOnce, type AccelChoice } from '../host/accel.js';
 import { findTools, type HostTools } from '../host/tools.js';
 import type { BuiltImage } from '../image/build.js';
-import { inspectDisk, type DiskInfo } from '../image/disk.js';
+import { inspectBase } from '../image/base.js';
+import type { BackingLink, DiskInfo } from '../image/disk.js';
 import { catalogSource, hostArch, type CatalogEntry } from '../image/catalog.js';
 import { resolveImage, type ImageSource } from '../image/resolve.js';
 import type { BootMethod, MachineSpec } from '../qemu/argv.js';
@@ -52,7 +53,7 @@ export async function prepare(options: BootOptions): Promise<Prepared> {
   });
   const built = source.kind === 'built' ? source.built : undefined;
   if (source.kind === 'catalog') checkFirmware(source.entry, opts.firmware);
-  const base = await inspectDisk(tools.qemuImg, source.path);
+  const base = await inspectBase(tools.qemuImg, source);
   return {
     options,
     opts,
@@ -87,14 +88,15 @@ function chooseBootMethod(opts: ResolvedBootOptions, built: BuiltImage | undefin
   return { kind: 'firmware', firmware: 'bios' };
 }
 
-/** The machine spec for one guest: its own disk, seed and sockets in dir. */
-export function machineSpec(prep: Prepared, name: string, dir: string, disk: string, seed: string, network: MachineSpec['network']): MachineSpec {
+/** The machine spec for one guest: its own disk (on the backing chain given, nearest first), seed and sockets in dir. */
+export function machineSpec(prep: Prepared, name: string, dir: string, disk: string, backing: BackingLink[], seed: string, network: MachineSpec['network']): MachineSpec {
   return {
     name,
     accel: prep.choice.accel,
     cpus: prep.opts.cpus,
     memoryMiB: prep.opts.memoryMiB,
     disk,
+    backing,
     seed,
     boot: prep.bootMethod,
     qmpSocket: join(dir, 'qmp.sock'),

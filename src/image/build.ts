@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import createDebug from 'debug';
 import { KvmtestError } from '../errors.js';
 import { withLock } from '../util/lock.js';
-import { cacheDir } from './cache.js';
+import { cacheDirExists, cacheFileExists, cachePath } from './cache.js';
 import { RECIPES, recipeDir, recipeKey, type RecipeName } from './recipes.js';
 
 const debug = createDebug('kvmtest:image');
@@ -46,7 +46,6 @@ export async function ensureImage(name: RecipeName, options: BuildOptions = {}):
     const ready = await readBuilt(name, dir);
     if (ready) return ready;
   }
-  await mkdir(root, { recursive: true });
   return withLock(dir, { staleMs: 60_000, updateMs: 10_000, retries: 2000, minWaitMs: 500, maxWaitMs: 2000 }, async () => {
     if (!options.force) {
       const ready = await readBuilt(name, dir);
@@ -66,7 +65,7 @@ export async function findBuilt(name: RecipeName): Promise<BuiltImage | undefine
 }
 
 async function builtPaths(name: RecipeName): Promise<{ root: string; dir: string }> {
-  const root = join(cacheDir(), 'images');
+  const root = await cachePath('images');
   return { root, dir: join(root, `${name}-${await recipeKey(name)}`) };
 }
 
@@ -100,6 +99,7 @@ async function build(name: RecipeName, dir: string, options: BuildOptions): Prom
 }
 
 async function readBuilt(name: RecipeName, dir: string): Promise<BuiltImage | undefined> {
+  if (!(await cacheDirExists(dir))) return undefined;
   let manifest: ImageManifest;
   try {
     manifest = JSON.parse(await readFile(join(dir, 'image.json'), 'utf8'));
@@ -107,7 +107,8 @@ async function readBuilt(name: RecipeName, dir: string): Promise<BuiltImage | un
     return undefined;
   }
   const built = { name, dir, disk: join(dir, manifest.disk), kernel: join(dir, manifest.kernel), initrd: join(dir, manifest.initrd), append: manifest.append };
-  for (const file of [built.disk, built.kernel, built.initrd]) if (!(await stat(file).catch(() => undefined))) return undefined;
+  // booted from: a symlink planted in the build's place is refused (CACHE_UNSAFE), never followed
+  for (const file of [built.disk, built.kernel, built.initrd]) if (!(await cacheFileExists(file))) return undefined;
   return built;
 }
 

@@ -6,8 +6,9 @@ import { ensureImage, findBuilt, type BuiltImage } from './build.js';
 import { catalogSource, hostArch, type CatalogEntry } from './catalog.js';
 import { loadCatalog } from './catalog-file.js';
 import { parseChecksumFile } from './checksums.js';
-import { fetchText, type Digest, type DownloadProgress } from './download/index.js';
+import { fetchBytes, type Digest, type DownloadProgress } from './download/index.js';
 import { isRecipeName, RECIPES } from './recipes.js';
+import { verifiedChecksums } from './signature.js';
 import { findCached, pullBlob, type CachedImage, type PullOptions } from './store.js';
 
 const debug = createDebug('kvmtest:image');
@@ -83,10 +84,13 @@ export async function pullCatalogImage(entry: CatalogEntry, options: ResolveOpti
   if (!entry.cloudInit) throw new KvmtestError('NO_CLOUD_INIT', `${entry.name} has no cloud-init, which kvmtest needs to start its agent; pick another image`);
   const source = catalogSource(entry, hostArch());
   debug('%s: checksum from %s', entry.name, source.checksumUrl);
-  const sums = await fetchText(source.checksumUrl, { ...(options.signal ? { signal: options.signal } : {}), ...(options.retries !== undefined ? { retries: options.retries } : {}) });
-  const hex = parseChecksumFile(sums, source.checksumFormat, source.algorithm, source.fileName);
+  const fetch = { ...(options.signal ? { signal: options.signal } : {}), ...(options.retries !== undefined ? { retries: options.retries } : {}) };
+  // only what a signature vouches for is read, when the publisher signs and a keyring is installed
+  const { text, check } = await verifiedChecksums(await fetchBytes(source.checksumUrl, fetch), source.checksumUrl, source.signature, fetch);
+  debug('%s: %s (%s)', entry.name, check.status, check.detail);
+  const hex = parseChecksumFile(text, source.checksumFormat, source.algorithm, source.fileName);
   if (!hex) throw new KvmtestError('DOWNLOAD_FAILED', `${source.checksumUrl} lists no ${source.algorithm} for ${source.fileName}: the catalog entry for ${entry.name} may be out of date`);
-  const pulled = await pullBlob(entry.name, source.url, { algorithm: source.algorithm, hex }, pickPull(options));
+  const pulled = await pullBlob(entry.name, source.url, { algorithm: source.algorithm, hex }, { ...pickPull(options), signature: check });
   return { kind: 'catalog', path: pulled.path, entry, cached: pulled };
 }
 

@@ -1,10 +1,12 @@
-import { chmod, mkdir, readdir, readFile, rm, stat, writeFile, rename } from 'node:fs/promises';
+import { chmod, lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import { withLock } from '../util/lock.js';
-import { cacheDir } from './cache.js';
+import { replaceFile } from '../util/no-follow.js';
+import { cacheDir, cacheFileExists, cachePath, refusedInCache } from './cache.js';
 import { download, type Digest, type DownloadProgress } from './download/index.js';
+import type { SignatureCheck } from './signature.js';
 
 const debug = createDebug('kvmtest:store');
 
@@ -22,6 +24,8 @@ export interface ImageRef {
   size: number;
   pulledAt: string;
   usedAt: string;
+  /** What vouched for the checksum of a catalog image when it was pulled. */
+  signature?: SignatureCheck;
 }
 
 export interface CachedImage extends ImageRef {
@@ -45,6 +49,8 @@ export interface PullOptions {
   retries?: number;
   idleTimeoutMs?: number;
   backoffMs?: number;
+  /** Recorded in the ref: what vouched for the digest. */
+  signature?: SignatureCheck;
 }
 
 /**
@@ -53,19 +59,22 @@ export interface PullOptions {
  * the others wait and then find the blob; nobody sees a partial file.
  */
 export async function pullBlob(name: string, url: string, digest: Digest, options: PullOptions = {}): Promise<CachedImage> {
-  const root = cacheDir();
+  const root = await cachePath();
   const blob = blobPath(digest, root);
   const cached = await readRef(name, root);
-  if (cached && cached.digest.hex === digest.hex && (await exists(blob))) return touch(cached, root);
-  await mkdir(join(root, 'blobs', digest.algorithm), { recursive: true });
+  if (cached && cached.digest.hex === digest.hex && (await cacheFileExists(blob))) return touch(cached, root);
+  await cachePath('blobs', digest.algorithm);
+  const partial = join(await cachePath('downloads'), `${digest.hex.slice(0, 64)}.partial`);
   // a multi-GB download may keep the others waiting a long time: they retry for as long as it lives
   return withLock(blob, { staleMs: 60_000, updateMs: 10_000, retries: 100_000, minWaitMs: 250, maxWaitMs: 2000 }, async () => {
-    if (!(await exists(blob))) {
+    if (!(await cacheFileExists(blob))) {
+      // the downloader opens these without following links too; this says why in the cache's terms
+      for (const path of [partial, `${partial}.json`]) if (await isLink(path)) throw refusedInCache(path);
       debug('downloading %s → %s', url, blob);
       await download({
         url,
         dest: blob,
-        partial: join(root, 'downloads', `${digest.hex.slice(0, 64)}.partial`),
+        partial,
         expected: digest,
         ...pick(options, ['onProgress', 'signal', 'retries', 'idleTimeoutMs', 'backoffMs']),
       });
@@ -73,7 +82,7 @@ export async function pullBlob(name: string, url: string, digest: Digest, option
     }
     const size = (await stat(blob)).size;
     const now = new Date().toISOString();
-    const ref: ImageRef = { name, url, digest, size, pulledAt: cached && cached.digest.hex === digest.hex ? cached.pulledAt : now, usedAt: now };
+    const ref: ImageRef = { name, url, digest, size, pulledAt: cached && cached.digest.hex === digest.hex ? cached.pulledAt : now, usedAt: now, ...(options.signature ? { signature: options.signature } : {}) };
     await writeRef(ref, root);
     return { ...ref, path: blob };
   });
@@ -81,20 +90,20 @@ export async function pullBlob(name: string, url: string, digest: Digest, option
 
 /** The cached image a name or URL refers to, if its blob is there. */
 export async function findCached(name: string): Promise<CachedImage | undefined> {
-  const root = cacheDir();
+  const root = await cachePath();
   const ref = await readRef(name, root);
-  if (!ref || !(await exists(blobPath(ref.digest, root)))) return undefined;
+  if (!ref || !(await cacheFileExists(blobPath(ref.digest, root)))) return undefined;
   return touch(ref, root);
 }
 
 /** Every pulled image with its blob. */
 export async function listCached(): Promise<CachedImage[]> {
-  const root = cacheDir();
+  const root = await cachePath();
   const files = await readdir(join(root, 'refs')).catch(() => [] as string[]);
   const out: CachedImage[] = [];
   for (const file of files.filter((f) => f.endsWith('.json')).sort()) {
     const ref = await readJson(join(root, 'refs', file));
-    if (ref && (await exists(blobPath(ref.digest, root)))) out.push({ ...ref, path: blobPath(ref.digest, root) });
+    if (ref && (await cacheFileExists(blobPath(ref.digest, root)))) out.push({ ...ref, path: blobPath(ref.digest, root) });
   }
   return out;
 }
@@ -159,6 +168,7 @@ async function readRef(name: string, root: string): Promise<ImageRef | undefined
 }
 
 async function readJson(path: string): Promise<ImageRef | undefined> {
+  if (!(await cacheFileExists(path))) return undefined;
   try {
     const ref = JSON.parse(await readFile(path, 'utf8')) as ImageRef;
     return typeof ref.name === 'string' && ref.digest && /^[0-9a-f]+$/.test(ref.digest.hex) ? ref : undefined;
@@ -168,15 +178,12 @@ async function readJson(path: string): Promise<ImageRef | undefined> {
 }
 
 async function writeRef(ref: ImageRef, root: string): Promise<void> {
-  const path = refPath(ref.name, root);
-  await mkdir(join(root, 'refs'), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(ref, null, 2)}\n`);
-  await rename(tmp, path);
+  await cachePath('refs');
+  await replaceFile(refPath(ref.name, root), `${JSON.stringify(ref, null, 2)}\n`, refusedInCache);
 }
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
+async function isLink(path: string): Promise<boolean> {
+  return lstat(path).then((info) => info.isSymbolicLink(), () => false);
 }
 
 function pick<T extends object, K extends keyof T>(object: T, keys: K[]): Partial<Pick<T, K>> {

@@ -19,6 +19,8 @@ export interface MachineSpec {
   memoryMiB: number;
   /** The guest's writable qcow2 overlay. */
   disk: string;
+  /** The overlay's backing chain, nearest first, opened read-only and ended by `backing: null`: never what a header names. */
+  backing: { path: string; format: 'qcow2' | 'raw' }[];
   /** The NoCloud seed ISO. */
   seed: string;
   boot: BootMethod;
@@ -60,7 +62,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-device', 'virtio-rng-pci',
     // a new generation id on every start: Linux reseeds its RNG when a snapshot is restored
     '-device', 'vmgenid,guid=auto',
-    '-blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: spec.disk } }),
+    '-blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: spec.disk }, backing: backingNode(spec.backing) }),
     '-device', 'virtio-blk-pci,drive=disk0,bootindex=1',
     '-blockdev', JSON.stringify({ driver: 'raw', 'node-name': 'seed0', 'read-only': true, file: { driver: 'file', filename: spec.seed, 'read-only': true } }),
     '-device', 'virtio-blk-pci,drive=seed0',
@@ -88,4 +90,15 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
   if (spec.extraArgs) args.push(...spec.extraArgs);
   if (spec.incomingState) args.push('-incoming', `exec:cat ${shellQuote(spec.incomingState)}`);
   return args;
+}
+
+/** The backing chain as nested read-only nodes, the last with `backing: null`: QEMU opens exactly these files. Pure. */
+export function backingNode(chain: MachineSpec['backing']): object | null {
+  let below: object | null = null;
+  for (const link of [...chain].reverse()) {
+    const file = { driver: 'file', filename: link.path, 'read-only': true };
+    // raw has no backing option (and cannot name a backing file)
+    below = { driver: link.format, 'read-only': true, file, ...(link.format === 'qcow2' ? { backing: below } : {}) };
+  }
+  return below;
 }

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cacheDir } from '../image/cache.js';
+import { cacheFileExists, cachePath, refusedInCache } from '../image/cache.js';
+import { replaceFile } from '../util/no-follow.js';
 
 /**
  * sha256 of a file's content, remembered by (device, inode, size, mtime) so a multi-GB base image
@@ -11,13 +12,12 @@ import { cacheDir } from '../image/cache.js';
 export async function fileDigest(path: string): Promise<string> {
   const info = await stat(path);
   const stamp = createHash('sha256').update(`${path}\0${info.dev}\0${info.ino}\0${info.size}\0${info.mtimeMs}`).digest('hex').slice(0, 32);
-  const memo = join(cacheDir(), 'digests', stamp);
-  const known = await readFile(memo, 'utf8').catch(() => undefined);
+  const memo = join(await cachePath('digests'), stamp);
+  const known = (await cacheFileExists(memo)) ? await readFile(memo, 'utf8').catch(() => undefined) : undefined;
   if (known && /^[0-9a-f]{64}$/.test(known)) return known;
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   const digest = hash.digest('hex');
-  await mkdir(join(cacheDir(), 'digests'), { recursive: true });
-  await writeFile(memo, digest);
+  await replaceFile(memo, digest, refusedInCache);
   return digest;
 }

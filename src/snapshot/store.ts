@@ -1,8 +1,9 @@
-import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import createDebug from 'debug';
-import { cacheDir } from '../image/cache.js';
+import { cacheDir, cacheDirExists, cacheFileExists, cachePath } from '../image/cache.js';
+import { CREATE_NEW, writeNoFollow } from '../util/no-follow.js';
 import { withLock } from '../util/lock.js';
 
 const debug = createDebug('kvmtest:snapshot');
@@ -41,13 +42,19 @@ export function snapshotPaths(key: string): Omit<Snapshot, 'meta'> {
 
 /** The snapshot for a key, when complete (meta.json is written last), else undefined. */
 export async function readSnapshot(key: string): Promise<Snapshot | undefined> {
+  await cachePath('snapshots');
   const paths = snapshotPaths(key);
+  // a snapshot is booted from: a symlink planted at it or any of its files is refused, never followed
+  if (!(await cacheDirExists(paths.dir))) return undefined;
+  for (const file of [join(paths.dir, 'meta.json'), paths.state, paths.disk, paths.seed]) if (!(await cacheFileExists(file))) return undefined;
   try {
     const meta = JSON.parse(await readFile(join(paths.dir, 'meta.json'), 'utf8')) as SnapshotMeta;
     const state = await stat(paths.state);
     if (state.size !== meta.stateBytes) return undefined;
-    await stat(paths.disk);
-    await stat(paths.seed);
+    // made private if an older kvmtest left it readable (the RAM may hold secrets of the template's boot)
+    for (const [path, mode] of [[paths.dir, 0o700], [paths.state, 0o600], [paths.disk, 0o600], [paths.seed, 0o600], [join(paths.dir, 'meta.json'), 0o600]] as const) {
+      await chmod(path, mode).catch(() => {}); // not ours (a shared cache made by root): left as it is
+    }
     return { ...paths, meta };
   } catch {
     return undefined;
@@ -55,8 +62,17 @@ export async function readSnapshot(key: string): Promise<Snapshot | undefined> {
 }
 
 export async function writeMeta(snapshot: Omit<Snapshot, 'meta'>, meta: SnapshotMeta): Promise<Snapshot> {
-  await writeFile(join(snapshot.dir, 'meta.json'), JSON.stringify(meta, null, 2));
+  // the guest's RAM and disk: readable by this user only
+  for (const file of [snapshot.state, snapshot.disk, snapshot.seed]) await chmod(file, 0o600);
+  await writeNoFollow(join(snapshot.dir, 'meta.json'), JSON.stringify(meta, null, 2), CREATE_NEW);
   return { ...snapshot, meta };
+}
+
+/** A new, empty snapshot directory (0700) with the state file made in it (0600) before QEMU writes the RAM there. */
+export async function makeSnapshotDir(snapshot: Omit<Snapshot, 'meta'>): Promise<void> {
+  await cachePath('snapshots');
+  await mkdir(snapshot.dir, { mode: 0o700 });
+  await writeNoFollow(snapshot.state, '', CREATE_NEW);
 }
 
 /** Marks a snapshot as used now, so pruning keeps it. */
@@ -72,7 +88,7 @@ export async function removeSnapshot(key: string): Promise<void> {
 
 /** Runs fn holding the key's lock: concurrent first uses build a snapshot once, the others wait. */
 export async function withSnapshotLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  await mkdir(snapshotsRoot(), { recursive: true });
+  await cachePath('snapshots');
   return withLock(snapshotPaths(key).dir, { staleMs: 30_000, updateMs: 5_000, retries: 2000, minWaitMs: 200, maxWaitMs: 1000 }, fn);
 }
 

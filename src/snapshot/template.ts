@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dir as tmpDir } from 'tmp-promise';
 import createDebug from 'debug';
 import { GuestProcess } from '../agent/exec.js';
 import { KvmtestError } from '../errors.js';
 import { qemuVersion } from '../host/tools.js';
-import { createOverlay } from '../image/disk.js';
+import { baseChain, createOverlay } from '../image/disk.js';
 import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
 import type { QemuProcess } from '../qemu/process.js';
 import { renderSeed } from '../seed/cloud-config.js';
@@ -17,7 +17,7 @@ import { track } from '../guest/registry.js';
 import { fileDigest } from './digest.js';
 import { snapshotKey } from './key.js';
 import { saveState } from './migrate.js';
-import { pruneSnapshots, readSnapshot, removeSnapshot, snapshotPaths, withSnapshotLock, writeMeta, type Snapshot } from './store.js';
+import { makeSnapshotDir, pruneSnapshots, readSnapshot, removeSnapshot, snapshotPaths, withSnapshotLock, writeMeta, type Snapshot } from './store.js';
 
 const debug = createDebug('kvmtest:snapshot');
 /** How long the template may take to finish cloud-init before its state is saved. */
@@ -25,7 +25,9 @@ const SETTLE_TIMEOUT_MS = 10 * 60_000;
 
 /** The snapshot key for a prepared boot: base content, QEMU, machine, agent, cloud-config. */
 export async function keyFor(prep: Prepared): Promise<string> {
-  const placeholders = machineSpec(prep, 'NAME', '/DIR', '/DIR/disk.qcow2', '/DIR/seed.iso', normalisedNetwork(prep));
+  // the chain's files are keyed by content (baseDigest), not by where they are
+  const chain = baseChain(prep.base).map((link, i) => ({ path: `/BASE${i}`, format: link.format }));
+  const placeholders = machineSpec(prep, 'NAME', '/DIR', '/DIR/disk.qcow2', chain, '/DIR/seed.iso', normalisedNetwork(prep));
   const kernelFiles = prep.bootMethod.kind === 'kernel' ? [prep.bootMethod.kernel, prep.bootMethod.initrd].filter((f): f is string => Boolean(f)) : [];
   return snapshotKey({
     baseDigest: [await fileDigest(prep.base.path), ...(prep.base.backingFile ? [await fileDigest(prep.base.backingFile)] : [])].join('+'),
@@ -68,7 +70,7 @@ export async function ensureSnapshot(prep: Prepared): Promise<Snapshot> {
 
 async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
   const paths = snapshotPaths(key);
-  await mkdir(paths.dir, { recursive: true });
+  await makeSnapshotDir(paths);
   const work = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
   let qemu: QemuProcess | undefined;
   const name = `kvmtest-template-${key.slice(0, 8)}`;
@@ -79,7 +81,7 @@ async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
     await createOverlay(prep.tools.qemuImg, prep.base, paths.disk);
     const files = renderSeed({ instanceId: name, hostname: name, agentSource: prep.agentSource, user: prep.userConfig });
     await writeSeedIso(prep.tools.iso, work.path, files, paths.seed);
-    const spec = machineSpec(prep, name, work.path, paths.disk, paths.seed, await withFreePorts(prep.opts.network));
+    const spec = machineSpec(prep, name, work.path, paths.disk, baseChain(prep.base), paths.seed, await withFreePorts(prep.opts.network));
     const timeoutMs = prep.opts.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS * prep.choice.timeoutScale;
     const { qmp, agent } = await launch(prep, spec, work.path, timeoutMs, (q) => {
       qemu = q;

@@ -62,7 +62,7 @@ describe('kvmtest image', () => {
     pulled = result.stdout.trim();
     expect(pulled).toBe(join(work, 'cache', 'blobs', 'sha256', digest));
     expect(result.stderr).toMatch(/image mirror-debian-12 pulling \d+s: [█░]+ \d+ MiB of \d+ MiB \(\d+%\)/);
-    expect(result.stderr).toMatch(/✔ image mirror-debian-12 ready: .* \(sha256 verified\)/);
+    expect(result.stderr).toMatch(/✔ image mirror-debian-12 ready: .* \(sha256 verified\) against a same-origin checksum only/);
     expect(imageRequests).toBe(1);
   });
 

@@ -7,6 +7,7 @@ const spec = (over: Partial<MachineSpec> = {}): MachineSpec => ({
   cpus: 2,
   memoryMiB: 1024,
   disk: '/tmp/g/disk.qcow2',
+  backing: [{ path: '/cache/base.qcow2', format: 'qcow2' }],
   seed: '/tmp/g/seed.iso',
   boot: { kind: 'firmware', firmware: 'bios' },
   qmpSocket: '/tmp/g/qmp.sock',
@@ -17,7 +18,23 @@ const spec = (over: Partial<MachineSpec> = {}): MachineSpec => ({
 
 const after = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
+const blockdevs = (args: string[]) => after(args, '-blockdev').map((json) => JSON.parse(json) as Record<string, unknown>);
+
 describe('QEMU argv', () => {
+  it('names the overlay\'s backing chain explicitly, read-only, ended by backing: null (never what a header says)', () => {
+    const [disk] = blockdevs(buildQemuArgs(spec()));
+    expect(disk).toEqual({
+      driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: '/tmp/g/disk.qcow2' },
+      backing: { driver: 'qcow2', 'read-only': true, file: { driver: 'file', filename: '/cache/base.qcow2', 'read-only': true }, backing: null },
+    });
+    // a restore: overlay → the snapshot's disk → a raw base (raw has no backing option)
+    const [restored] = blockdevs(buildQemuArgs(spec({ backing: [{ path: '/snap/disk.qcow2', format: 'qcow2' }, { path: '/base.img', format: 'raw' }] })));
+    expect(restored!.backing).toEqual({
+      driver: 'qcow2', 'read-only': true, file: { driver: 'file', filename: '/snap/disk.qcow2', 'read-only': true },
+      backing: { driver: 'raw', 'read-only': true, file: { driver: 'file', filename: '/base.img', 'read-only': true } },
+    });
+  });
+
   it('TCG: multi-threaded TCG and the max CPU model', () => {
     const args = buildQemuArgs(spec());
     expect(after(args, '-accel')).toEqual(['tcg,thread=multi']);

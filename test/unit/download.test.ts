@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { Agent, EnvHttpProxyAgent } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { KvmtestError } from '../../src/errors.js';
 import { download, fetchText, hashFile, type DownloadProgress } from '../../src/image/download/index.js';
+import { nextHop } from '../../src/image/download/request.js';
 
 /** How the server answers one request; requests beyond the plan get 'ok'. */
 type Behaviour =
@@ -324,6 +327,57 @@ describe('download', () => {
     await expect(download({ url: 'ftp://example.org/x', dest })).rejects.toThrow(/"url" option/);
     await expect(download({ url: files.url(), dest, retries: -1 })).rejects.toThrow(/"retries" option/);
     await expect(download({ url: files.url(), dest, expected: { algorithm: 'sha256', hex: 'abc' } })).rejects.toThrow(/"expected.hex" option/);
+  });
+});
+
+describe('redirects from https', () => {
+  // a publisher on https (a self-signed certificate made for 127.0.0.1) whose redirects go where the test says
+  let tls: https.Server;
+  let tlsDispatcher: Agent;
+  const tlsUrl = (path: string) => `https://127.0.0.1:${(tls.address() as AddressInfo).port}${path}`;
+  beforeAll(async () => {
+    const keys = await mkdtemp(join(tmpdir(), 'kvmtest-tls-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(keys, 'key.pem'), '-out', join(keys, 'cert.pem')], { stdio: 'pipe' });
+      const [key, cert] = await Promise.all([readFile(join(keys, 'key.pem')), readFile(join(keys, 'cert.pem'))]);
+      tls = https.createServer({ key, cert }, (req, res) => {
+        if (req.url === '/to-http') return void res.writeHead(302, { location: files.url() }).end();
+        if (req.url === '/to-https') return void res.writeHead(301, { location: '/stay' }).end();
+        if (req.url === '/stay') return void res.writeHead(302, { location: files.url('/SHA256SUMS') }).end(); // downgrade on the 2nd hop
+        res.writeHead(404).end();
+      });
+      tlsDispatcher = new Agent({ connect: { ca: cert } });
+    } finally {
+      await rm(keys, { recursive: true, force: true });
+    }
+    tls.listen(0, '127.0.0.1');
+    await once(tls, 'listening');
+  });
+  afterAll(async () => {
+    await tlsDispatcher.destroy();
+    tls.close();
+  });
+
+  it('a redirect from https to plain http is refused (DOWNLOAD_INSECURE), at once and before the http: server is asked', async () => {
+    const error = await failure(download({ url: tlsUrl('/to-http'), dest, dispatcher: tlsDispatcher, ...FAST }));
+    expect(error).toMatchObject({ code: 'DOWNLOAD_INSECURE', message: expect.stringContaining(`redirects to ${files.url()}: refused`) });
+    expect(files.requests).toEqual([]);
+    expect(await exists(dest)).toBe(false);
+  });
+
+  it('also two hops down, and for a checksum file', async () => {
+    const error = await failure(fetchText(tlsUrl('/to-https'), { dispatcher: tlsDispatcher, ...FAST }));
+    expect(error).toMatchObject({ code: 'DOWNLOAD_INSECURE', message: expect.stringContaining(`(reached from ${tlsUrl('/to-https')})`) });
+    expect(files.requests).toEqual([]);
+  });
+
+  it('judges each hop: https → https and http → either are followed; other schemes never', () => {
+    expect(nextHop('https://a/x', 'https://a/x', '/y')).toBe('https://a/y');
+    expect(nextHop('http://a/x', 'http://a/x', 'https://b/y')).toBe('https://b/y');
+    expect(nextHop('http://a/x', 'http://a/x', 'http://b/y')).toBe('http://b/y');
+    expect(() => nextHop('https://a/x', 'https://a/x', 'http://a/y')).toThrow(expect.objectContaining({ code: 'DOWNLOAD_INSECURE' }));
+    expect(() => nextHop('http://a/x', 'http://a/x', 'file:///etc/passwd')).toThrow(expect.objectContaining({ code: 'DOWNLOAD_INSECURE' }));
   });
 });
 

@@ -32,7 +32,7 @@ describe('snapshot key', () => {
 describe('restore argv', () => {
   it('loads the saved state through a shell-quoted exec: URI', () => {
     const args = buildQemuArgs({
-      name: 'n', accel: 'tcg', cpus: 1, memoryMiB: 512, disk: '/d', seed: '/s', boot: { kind: 'firmware', firmware: 'bios' },
+      name: 'n', accel: 'tcg', cpus: 1, memoryMiB: 512, disk: '/d', backing: [{ path: '/b', format: 'qcow2' }], seed: '/s', boot: { kind: 'firmware', firmware: 'bios' },
       qmpSocket: '/q', agentSocket: '/a', network: false, incomingState: "/cache/it's/state.bin",
     });
     expect(args.slice(-2)).toEqual(['-incoming', `exec:cat '/cache/it'\\''s/state.bin'`]);

@@ -13,6 +13,11 @@ const debug = createDebug('kvmtest:download');
 
 /** A small text file (a checksum list): same retries and 404 handling as download(), bounded in size, kept in memory. */
 export async function fetchText(url: string, options: FetchTextOptions = {}): Promise<string> {
+  return (await fetchBytes(url, options)).toString('utf8');
+}
+
+/** A small file as bytes (a detached signature), like fetchText. */
+export async function fetchBytes(url: string, options: FetchTextOptions = {}): Promise<Buffer> {
   const maxBytes = options.maxBytes ?? 1024 * 1024;
   checkInteger('maxBytes', maxBytes, 1);
   const job = { ...policyFrom({ ...options, url }), dispatcher: options.dispatcher ?? defaultDispatcher() };
@@ -37,7 +42,7 @@ export async function fetchText(url: string, options: FetchTextOptions = {}): Pr
         chunks.push(chunk);
       }
       checkComplete(received, declared);
-      return Buffer.concat(chunks).toString('utf8');
+      return Buffer.concat(chunks);
     }),
   );
   return value;

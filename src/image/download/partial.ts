@@ -1,6 +1,7 @@
 // The partial file on disk: what this call knows of it, appending to it, emptying or discarding it.
 import { createHash, type Hash } from 'node:crypto';
-import { open, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { APPEND_NO_FOLLOW, writeNoFollow } from '../../util/no-follow.js';
 import type { Readable } from 'node:stream';
 import { KvmtestError } from '../../errors.js';
 import type { IdleTimer } from './idle.js';
@@ -21,7 +22,7 @@ export interface PartialState {
 export async function receive(job: DownloadJob, state: PartialState, body: Readable, idle: IdleTimer, onBytes: (n: number) => void): Promise<number> {
   let handle: FileHandle;
   try {
-    handle = await open(job.partial, 'a');
+    handle = await open(job.partial, APPEND_NO_FOLLOW, 0o600); // a link planted there fails (ELOOP), never redirects the bytes
   } catch (error) {
     throw hostIo(job.partial, error);
   }
@@ -50,7 +51,7 @@ async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
 }
 
 export async function startOver(job: DownloadJob, state: PartialState): Promise<void> {
-  await writeFile(job.partial, '').catch((error: unknown) => {
+  await writeNoFollow(job.partial, '').catch((error: unknown) => {
     throw hostIo(job.partial, error);
   });
   await rm(job.sidecar, { force: true });

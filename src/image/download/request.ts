@@ -10,17 +10,47 @@ import { AttemptFailure } from './retry.js';
 
 const MAX_REDIRECTIONS = 5;
 
-export function get(policy: RetryPolicy, headers: Record<string, string>, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
-  return request(policy.url, {
-    method: 'GET',
-    headers: { 'accept-encoding': 'identity', 'user-agent': 'kvmtest', ...headers },
-    signal,
-    dispatcher: policy.dispatcher,
-    maxRedirections: MAX_REDIRECTIONS,
-    // our idle timer covers both, and does not count time spent hashing or writing
-    headersTimeout: 0,
-    bodyTimeout: 0,
-  });
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * The GET, following up to MAX_REDIRECTIONS redirects itself so that each hop is judged: from https
+ * a redirect must stay on https (DOWNLOAD_INSECURE), or anyone on the path could swap the file; a
+ * checksum fetched that way would vouch for whatever they sent.
+ */
+export async function get(policy: RetryPolicy, headers: Record<string, string>, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+  let url = policy.url;
+  for (let hop = 0; ; hop++) {
+    const response = await request(url, {
+      method: 'GET',
+      headers: { 'accept-encoding': 'identity', 'user-agent': 'kvmtest', ...headers },
+      signal,
+      dispatcher: policy.dispatcher,
+      maxRedirections: 0,
+      // our idle timer covers both, and does not count time spent hashing or writing
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    const location = header(response.headers, 'location');
+    if (!REDIRECTS.has(response.statusCode) || location === undefined || hop >= MAX_REDIRECTIONS) return response;
+    release(response.body);
+    url = nextHop(policy.url, url, location);
+  }
+}
+
+/** Where a redirect leads, refused when it leaves https for anything else. Pure. */
+export function nextHop(start: string, current: string, location: string): string {
+  let next: URL;
+  try {
+    next = new URL(location, current);
+  } catch {
+    throw new KvmtestError('DOWNLOAD_FAILED', `${current} redirects to ${JSON.stringify(location)}, which is not a URL`);
+  }
+  const from = new URL(current).protocol;
+  if ((from === 'https:' && next.protocol !== 'https:') || (next.protocol !== 'https:' && next.protocol !== 'http:')) {
+    const via = current === start ? '' : ` (reached from ${start})`;
+    throw new KvmtestError('DOWNLOAD_INSECURE', `${current}${via} redirects to ${next.href}: refused, a download that is on https must stay on https (a plain http: hop can be rewritten by anyone on the path)`);
+  }
+  return next.href;
 }
 
 /** Body chunks, each awaited under the idle timer; the body is released whenever the consumer stops. */

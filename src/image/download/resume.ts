@@ -1,5 +1,6 @@
 // The sidecar next to the partial file, and the If-Range checks that make resuming it safe.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeNoFollow } from '../../util/no-follow.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { header } from './headers.js';
 import type { DownloadJob } from './options.js';
@@ -26,7 +27,7 @@ export async function readSidecar(path: string): Promise<Sidecar | undefined> {
 export async function startFresh(job: DownloadJob, state: PartialState, headers: IncomingHttpHeaders, total: number | undefined): Promise<void> {
   await startOver(job, state);
   const sidecar: Sidecar = { url: job.url, etag: header(headers, 'etag'), lastModified: header(headers, 'last-modified'), total };
-  await writeFile(job.sidecar, JSON.stringify(sidecar)).catch((error: unknown) => {
+  await writeNoFollow(job.sidecar, JSON.stringify(sidecar)).catch((error: unknown) => {
     throw hostIo(job.sidecar, error);
   });
 }
