@@ -45,7 +45,10 @@ export type ErrorCode =
   | 'DOWNLOAD_NOT_FOUND'
   | 'DOWNLOAD_TIMEOUT'
   | 'CHECKSUM_MISMATCH'
-  | 'NO_CLOUD_INIT';
+  | 'NO_CLOUD_INIT'
+  // host memory and event loop under a flooding guest (issue 10)
+  | 'OUTPUT_LIMIT'
+  | 'RESULT_TOO_LARGE';
 
 export class KvmtestError extends Error {
   readonly code: ErrorCode;
