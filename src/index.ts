@@ -18,4 +18,5 @@ export { toJUnit } from './report/junit.js';
 export { githubSummary, githubAnnotations } from './report/github.js';
 export { summaryTable } from './report/table.js';
 export { createTerminalReporter } from './report/terminal.js';
-export { parseResultFile, parseResults } from './results/parse.js';
+export { parseResults } from './results/parse.js';
+export { parseResultFile } from './results/file.js';

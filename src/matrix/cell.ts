@@ -5,7 +5,7 @@ import { isKvmtestError, KvmtestError } from '../errors.js';
 import { boot } from '../guest/boot.js';
 import type { BootOptions } from '../guest/options.js';
 import type { Guest } from '../guest/guest.js';
-import { parseResultFile } from '../results/parse.js';
+import { parseResultFile } from '../results/file.js';
 import { GUEST_DEFAULT_PATH, installHostNode, type HostNode } from './host-node.js';
 import { LineSplitter } from '../util/lines.js';
 import { TailBuffer } from '../util/tail.js';

@@ -1,4 +1,3 @@
-import { open } from 'node:fs/promises';
 import { KvmtestError } from '../errors.js';
 import type { ReportTotals, TestCase } from '../matrix/types.js';
 import { parseJUnit } from './junit.js';
@@ -6,7 +5,7 @@ import { parseTap } from './tap.js';
 
 /** Only this much of a file's start is looked at to tell what it is. */
 export const SNIFF_BYTES = 64 * 1024;
-/** A result file larger than this is not parsed (RESULT_TOO_LARGE): parsing runs on the event loop. */
+/** A result file larger than this is not parsed (RESULT_TOO_LARGE). */
 export const MAX_RESULT_FILE_BYTES = 16 * 1024 * 1024;
 /** Cases kept per file; the rest are counted in one error case. */
 export const MAX_CASES_PER_FILE = 100_000;
@@ -54,29 +53,6 @@ export function parseResults(text: string, file: string): TestCase[] | undefined
   const kind = sniffResults(text);
   if (!kind) return undefined;
   return bound(kind === 'junit' ? parseJUnit(text, file) : parseTap(text, file), file);
-}
-
-/**
- * Reads and parses one collected file: its start is sniffed first, so a large file that is not a
- * result file is skipped unread; a result file over MAX_RESULT_FILE_BYTES throws RESULT_TOO_LARGE.
- */
-export async function parseResultFile(path: string, displayName: string): Promise<TestCase[] | undefined> {
-  const handle = await open(path, 'r');
-  try {
-    const { size } = await handle.stat();
-    const head = Buffer.alloc(Math.min(size, SNIFF_BYTES));
-    const { bytesRead } = await handle.read(head, 0, head.length, 0);
-    if (!sniffResults(head.subarray(0, bytesRead).toString('utf8'))) return undefined;
-    if (size > MAX_RESULT_FILE_BYTES) {
-      throw new KvmtestError('RESULT_TOO_LARGE', `${displayName} looks like a result file but holds ${size} bytes, over the ${MAX_RESULT_FILE_BYTES}-byte limit: not parsed`);
-    }
-    // read at most the cap even if the file grew since stat
-    const body = Buffer.alloc(size);
-    const { bytesRead: read } = await handle.read(body, 0, size, 0);
-    return parseResults(body.subarray(0, read).toString('utf8'), displayName);
-  } finally {
-    await handle.close();
-  }
 }
 
 /** Caps the cases of one file and the length of their names and messages. */
