@@ -57,6 +57,11 @@ export class ExecResult {
 export type ExecTarget = { argv: string[] } | { shell: string };
 
 export const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
+/**
+ * A live stream's buffer before its reader counts as behind and the link is held: large, so that a
+ * command whose modest output is read late (a server's log) does not stall the other requests.
+ */
+export const LIVE_BUFFER_BYTES = 8 * 1024 * 1024;
 
 function checkMaxBuffer(value: unknown): number {
   if (value === undefined) return DEFAULT_MAX_BUFFER;
@@ -93,8 +98,9 @@ class OutputBuffer {
  * lines(), and awaitable for its ExecResult.
  */
 export class GuestProcess implements PromiseLike<ExecResult> {
-  readonly stdout = new PassThrough();
-  readonly stderr = new PassThrough();
+  // up to ~2 × LIVE_BUFFER_BYTES wait on the host per stream before the link is held for the reader
+  readonly stdout = new PassThrough({ highWaterMark: LIVE_BUFFER_BYTES });
+  readonly stderr = new PassThrough({ highWaterMark: LIVE_BUFFER_BYTES });
   readonly stdin: Writable;
   readonly command: string;
   /** The command's pid in the guest, once it started. */

@@ -69,6 +69,15 @@ describe('flow control', () => {
     expect(bytes).toBe(200_000_000);
   });
 
+  it('a few MiB of unread output do not hold the link: other requests go on', async () => {
+    const p = new GuestProcess(client, { shell: 'head -c 4000000 /dev/zero; sleep 0.5' }, { buffer: false }, { live: true });
+    await p.pid;
+    const other = await new GuestProcess(client, { shell: 'sleep 0.2; echo other' }, {}, { live: false });
+    expect(other.stdout).toBe('other\n');
+    p.stdout.resume();
+    await expect(p).resolves.toMatchObject({ exitCode: 0 });
+  });
+
   it('while held, frames to the guest still go: kill ends a flooding command, other requests resume after the drain', async () => {
     const p = new GuestProcess(client, { argv: ['yes'] }, { buffer: false }, { live: true });
     await p.pid;
