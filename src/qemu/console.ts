@@ -53,9 +53,11 @@ export class ConsoleLog {
   private sawCloudInit = false;
   private sawLogin = false;
   private logged = 0;
-  private ring: Buffer[] = [];
-  private ringBytes = 0;
-  private dropped = 0;
+  /** Past the head: a circular buffer of the last tailBytes, and the count of all bytes past the head. */
+  private ring: Buffer | undefined;
+  private ringAt = 0;
+  private ringFull = false;
+  private beyondHead = 0;
 
   constructor(readonly path: string, private readonly keep = 50, private readonly caps: ConsoleCaps = CONSOLE_CAPS) {
     this.tail = new TailBuffer(keep, 16_000);
@@ -82,7 +84,7 @@ export class ConsoleLog {
 
   /** Console bytes not written to the log file (the middle of a console larger than the caps). */
   get droppedBytes(): number {
-    return this.dropped + this.ringBytes - Math.min(this.ringBytes, this.caps.tailBytes);
+    return this.beyondHead - this.ringKept();
   }
 
   onFatal(listener: (verdict: ConsoleVerdict) => void): () => void {
@@ -108,14 +110,11 @@ export class ConsoleLog {
   /** Writes the kept tail, flushes and closes the log file; safe to call again. */
   close(): Promise<void> {
     this.closing ??= new Promise((resolve) => {
-      if (this.ringBytes > 0) {
-        const tail = Buffer.concat(this.ring, this.ringBytes);
-        const kept = tail.subarray(Math.max(0, tail.length - this.caps.tailBytes));
-        const dropped = this.dropped + tail.length - kept.length;
+      if (this.ring) {
+        const dropped = this.droppedBytes;
         if (dropped > 0) this.file.write(`\n[kvmtest: ${dropped} bytes of console output dropped here: the log keeps the first ${this.caps.headBytes} and the last ${this.caps.tailBytes} bytes]\n`);
-        this.file.write(kept);
-        this.ring = [];
-        this.ringBytes = 0;
+        this.file.write(this.ringFull ? Buffer.concat([this.ring.subarray(this.ringAt), this.ring.subarray(0, this.ringAt)]) : this.ring.subarray(0, this.ringAt));
+        this.ring = undefined;
       }
       this.file.end(resolve);
     });
@@ -124,7 +123,7 @@ export class ConsoleLog {
 
   private closing: Promise<void> | undefined;
 
-  /** The head goes to the file; past it, bytes go to a ring holding at most tailBytes (plus one chunk). */
+  /** The head goes to the file; past it, bytes go round a ring of tailBytes (written at close). */
   private log(chunk: Buffer): void {
     if (this.closing) return;
     const room = Math.max(0, this.caps.headBytes - this.logged);
@@ -134,14 +133,24 @@ export class ConsoleLog {
       this.logged += head.length;
       if (head.length === chunk.length) return;
     }
-    const rest = Buffer.from(chunk.subarray(room));
-    this.ring.push(rest);
-    this.ringBytes += rest.length;
-    while (this.ring.length > 1 && this.ringBytes - this.ring[0]!.length >= this.caps.tailBytes) {
-      const first = this.ring.shift()!;
-      this.ringBytes -= first.length;
-      this.dropped += first.length;
+    let rest = chunk.subarray(room);
+    this.beyondHead += rest.length;
+    const size = this.caps.tailBytes;
+    if (size === 0) return;
+    this.ring ??= Buffer.allocUnsafe(size);
+    if (rest.length >= size) {
+      rest = rest.subarray(rest.length - size);
+      this.ringAt = 0;
     }
+    const first = Math.min(rest.length, size - this.ringAt);
+    rest.copy(this.ring, this.ringAt, 0, first);
+    rest.copy(this.ring, 0, first);
+    if (this.ringAt + rest.length >= size) this.ringFull = true;
+    this.ringAt = (this.ringAt + rest.length) % size;
+  }
+
+  private ringKept(): number {
+    return this.ringFull ? this.caps.tailBytes : this.ringAt;
   }
 
   private addLine(raw: string): void {

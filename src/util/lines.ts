@@ -13,7 +13,8 @@ export const cutMarker = (bytes: number): string => `…[${bytes} bytes cut]`;
  * than maxLineBytes of an unfinished line, whatever the guest sends.
  */
 export class LineSplitter {
-  private parts: Buffer[] = [];
+  // the unfinished line's kept bytes, reused from line to line; grows to at most maxLineBytes
+  private buf = Buffer.alloc(0);
   private kept = 0;
   private cut = 0;
 
@@ -44,25 +45,30 @@ export class LineSplitter {
 
   /** The unfinished line decoded, without consuming it (for prompts that wait without a newline). */
   pending(): string {
-    return Buffer.concat(this.parts, this.kept).toString('utf8');
+    return this.buf.toString('utf8', 0, this.kept);
   }
 
   private keep(chunk: Buffer, from: number, to: number): void {
     const room = this.maxLineBytes - this.kept;
     const n = Math.min(room, to - from);
-    // copy, so a kept slice does not pin the whole chunk
-    if (n > 0) this.parts.push(Buffer.from(chunk.subarray(from, from + n)));
+    if (n > 0) {
+      if (this.kept + n > this.buf.length) {
+        const grown = Buffer.allocUnsafe(Math.min(this.maxLineBytes, Math.max(256, 2 * this.buf.length, this.kept + n)));
+        this.buf.copy(grown, 0, 0, this.kept);
+        this.buf = grown;
+      }
+      chunk.copy(this.buf, this.kept, from, from + n);
+    }
     this.kept += n;
     this.cut += to - from - n;
   }
 
   private take(): string {
-    let bytes = Buffer.concat(this.parts, this.kept);
+    let bytes = this.buf.subarray(0, this.kept);
     if (this.cut > 0) bytes = bytes.subarray(0, charBoundary(bytes, bytes.length));
     let line = bytes.toString('utf8');
     if (this.cut === 0 && line.endsWith('\r')) line = line.slice(0, -1);
     if (this.cut > 0) line += cutMarker(this.cut + this.kept - bytes.length);
-    this.parts = [];
     this.kept = 0;
     this.cut = 0;
     return line;

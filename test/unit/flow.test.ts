@@ -77,6 +77,17 @@ describe('console under a flood', () => {
     expect(text.endsWith('after the flood\nkvm login: ')).toBe(true);
   });
 
+  it('tiny chunks: console.log holds exactly the head, a marker and the last bytes', async () => {
+    const path = join(dir, 'tiny.log');
+    const log = new ConsoleLog(path, 50, { headBytes: 1000, tailBytes: 777 });
+    const all = Buffer.from(Array.from({ length: 40_000 }, (_, i) => `${i % 10 === 9 ? '\n' : ''}${i}`).join(''));
+    for (let at = 0; at < all.length; at += 13) log.write(all.subarray(at, at + 13));
+    await log.close();
+    const text = readFileSync(path, 'latin1');
+    const marker = `\n[kvmtest: ${all.length - 1777} bytes of console output dropped here: the log keeps the first 1000 and the last 777 bytes]\n`;
+    expect(text).toBe(all.subarray(0, 1000).toString('latin1') + marker + all.subarray(-777).toString('latin1'));
+  });
+
   it('decodes UTF-8 split across chunks and still sees a login prompt without a newline', () => {
     const log = new ConsoleLog(join(dir, 'utf8.log'));
     const seen: string[] = [];
