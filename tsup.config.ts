@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'cli/main': 'src/cli/main.ts', 'vitest/index': 'src/vitest/index.ts', 'reaper/main': 'src/reaper/main.ts' },
+  entry: { index: 'src/index.ts', 'cli/main': 'src/cli/main.ts', 'vitest/index': 'src/vitest/index.ts', 'reaper/main': 'src/reaper/main.ts', 'results/worker': 'src/results/worker.ts' },
   format: ['esm'],
   target: 'node20',
   dts: { entry: { index: 'src/index.ts', 'vitest/index': 'src/vitest/index.ts' } },

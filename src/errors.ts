@@ -49,7 +49,10 @@ export type ErrorCode =
   // untrusted images and the cache (issue 10, item 3)
   | 'CACHE_UNSAFE'
   | 'DOWNLOAD_INSECURE'
-  | 'SIGNATURE_INVALID';
+  | 'SIGNATURE_INVALID'
+  // host memory and event loop under a flooding guest (issue 10)
+  | 'OUTPUT_LIMIT'
+  | 'RESULT_TOO_LARGE';
 
 export class KvmtestError extends Error {
   readonly code: ErrorCode;

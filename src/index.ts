@@ -19,3 +19,4 @@ export { githubSummary, githubAnnotations } from './report/github.js';
 export { summaryTable } from './report/table.js';
 export { createTerminalReporter } from './report/terminal.js';
 export { parseResults } from './results/parse.js';
+export { parseResultFile } from './results/file.js';

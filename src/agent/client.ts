@@ -40,6 +40,7 @@ export class AgentClient {
   private helloWaiter: { nonce: string; resolve: (h: HelloAnswer) => void } | undefined;
   private failure: KvmtestError | undefined;
   private readonly failureListeners = new Set<(error: KvmtestError) => void>();
+  private holds = 0;
 
   /**
    * linkLossGraceMs: a socket error or close fails open requests only after this pause, so that
@@ -100,6 +101,29 @@ export class AgentClient {
       close: () => {
         this.channels.delete(id);
       },
+    };
+  }
+
+  /**
+   * Flow control from the guest: while any hold is open the link is not read, so QEMU stops draining
+   * virtio-serial and the agent's bounded outbox stalls the guest's producers. A consumer that is
+   * behind (a spawn() stream nobody reads) holds until it drains. The cost is head-of-line blocking:
+   * while held, no frame of any request reaches the host; frames to the guest (kill, stdin) still go.
+   * Returns the release, which is safe to call twice.
+   */
+  hold(): () => void {
+    if (this.holds++ === 0) {
+      debug('holding the link: a consumer is behind');
+      this.stream.pause();
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.holds === 0) {
+        debug('releasing the link');
+        this.stream.resume();
+      }
     };
   }
 

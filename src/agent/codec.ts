@@ -25,6 +25,8 @@ export class FrameDecoder<M extends { t: string; id: number }> {
   synced = false;
   private chunks: Buffer[] = [];
   private length = 0;
+  /** The frame whose header is parsed but whose body is still arriving: not parsed again per chunk. */
+  private inProgress: { header: M; headerLength: number; size: number } | undefined;
 
   /** Feeds bytes; returns the complete frames they finish. */
   push(chunk: Buffer): Frame<M>[] {
@@ -53,6 +55,7 @@ export class FrameDecoder<M extends { t: string; id: number }> {
   reset(): void {
     this.chunks = [];
     this.length = 0;
+    this.inProgress = undefined;
   }
 
   get buffered(): number {
@@ -60,6 +63,7 @@ export class FrameDecoder<M extends { t: string; id: number }> {
   }
 
   private next(): Verdict<M> {
+    if (this.inProgress) return this.length < this.inProgress.size ? { kind: 'need' } : this.complete(this.inProgress);
     if (this.length === 0) return { kind: 'need' };
     if (this.length < 4) return this.magicPrefixOk() ? { kind: 'need' } : { kind: 'bad', reason: 'bad magic' };
     const buf = this.peek(Math.min(this.length, PRELUDE_BYTES));
@@ -78,12 +82,20 @@ export class FrameDecoder<M extends { t: string; id: number }> {
       return { kind: 'bad', reason: 'header is not JSON' };
     }
     if (!isHeader(header)) return { kind: 'bad', reason: 'header lacks a string "t" and an integer "id"' };
-    const size = PRELUDE_BYTES + headerLength + bodyLength;
-    if (this.length < size) return { kind: 'need' };
+    const frame = { header: header as M, headerLength, size: PRELUDE_BYTES + headerLength + bodyLength };
+    if (this.length < frame.size) {
+      this.inProgress = frame;
+      return { kind: 'need' };
+    }
+    return this.complete(frame);
+  }
+
+  private complete({ header, headerLength, size }: { header: M; headerLength: number; size: number }): Verdict<M> {
+    this.inProgress = undefined;
     const all = this.peek(size);
     // copy the body out so the frame does not pin the whole receive buffer
     const body = Buffer.from(all.subarray(PRELUDE_BYTES + headerLength, size));
-    return { kind: 'frame', frame: { header: header as M, body }, size };
+    return { kind: 'frame', frame: { header, body }, size };
   }
 
   private magicPrefixOk(): boolean {

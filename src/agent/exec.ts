@@ -1,6 +1,7 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { createInterface } from 'node:readline';
-import { GuestCommandError, KvmtestError } from '../errors.js';
+import { GuestCommandError, InputError, KvmtestError } from '../errors.js';
+import { lineStream } from '../util/lines.js';
+import { describe } from '../util/units.js';
 import type { AgentClient, Channel } from './client.js';
 import { CHUNK_BYTES, type AgentMessage, type ExecRequest, type Frame, type SignalName } from './protocol.js';
 
@@ -16,6 +17,12 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Keep the output in the result (default true); turn off for huge streams you consume live. */
   buffer?: boolean;
+  /**
+   * Most bytes kept per stream in the result (default 64 MiB, Infinity for no limit). Past it the
+   * command's process group gets SIGKILL and the result rejects with OUTPUT_LIMIT, carrying the
+   * output kept so far.
+   */
+  maxBuffer?: number;
   /** 'pipe' gives the process a writable `stdin` you must end; default 'ignore' (/dev/null) unless `input` is set. */
   stdin?: 'pipe' | 'ignore';
 }
@@ -49,21 +56,66 @@ export class ExecResult {
 
 export type ExecTarget = { argv: string[] } | { shell: string };
 
+export const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
+/**
+ * A live stream's buffer before its reader counts as behind and the link is held: large, so that a
+ * command whose modest output is read late (a server's log) does not stall the other requests.
+ */
+export const LIVE_BUFFER_BYTES = 8 * 1024 * 1024;
+
+function checkMaxBuffer(value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_BUFFER;
+  if (value === Infinity || (typeof value === 'number' && Number.isSafeInteger(value) && value > 0)) return value;
+  throw new InputError('INVALID_OPTION', `Expected the "maxBuffer" option to be a positive integer number of bytes or Infinity, got ${describe(value)}`);
+}
+
+/** Output kept for the result, at most `max` bytes; the first byte past it is noted. */
+class OutputBuffer {
+  readonly chunks: Buffer[] = [];
+  bytes = 0;
+  full = false;
+
+  constructor(private readonly max: number) {}
+
+  /** Keeps what fits; false once the limit is passed. */
+  add(chunk: Buffer): boolean {
+    if (this.full) return false;
+    const room = this.max - this.bytes;
+    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (kept.length > 0) this.chunks.push(kept);
+    this.bytes += kept.length;
+    this.full = kept.length < chunk.length;
+    return !this.full;
+  }
+
+  toBuffer(): Buffer {
+    return Buffer.concat(this.chunks, this.bytes);
+  }
+}
+
 /**
  * A command running in the guest: live stdout/stderr streams, a writable stdin, kill(),
  * lines(), and awaitable for its ExecResult.
  */
 export class GuestProcess implements PromiseLike<ExecResult> {
-  readonly stdout = new PassThrough();
-  readonly stderr = new PassThrough();
+  // up to ~2 × LIVE_BUFFER_BYTES wait on the host per stream before the link is held for the reader
+  readonly stdout = new PassThrough({ highWaterMark: LIVE_BUFFER_BYTES });
+  readonly stderr = new PassThrough({ highWaterMark: LIVE_BUFFER_BYTES });
   readonly stdin: Writable;
   readonly command: string;
   /** The command's pid in the guest, once it started. */
   readonly pid: Promise<number>;
   private readonly result: Promise<ExecResult>;
   private readonly channel: Channel;
-  private readonly out: Buffer[] = [];
-  private readonly err: Buffer[] = [];
+  private readonly out: OutputBuffer;
+  private readonly err: OutputBuffer;
+  private readonly client: AgentClient;
+  /** Releases of the link holds taken while a live stream is behind, per stream. */
+  private readonly holds = new Map<PassThrough, () => void>();
+  /** The stream that passed maxBuffer, once one did. */
+  private overflowed: 'stdout' | 'stderr' | undefined;
+  /** Set on timeout or abort: live streams get no more output, so an unread one cannot hold the link. */
+  private discarding = false;
   private readonly started = performance.now();
   private timedOut = false;
   private abortedBy: unknown;
@@ -72,6 +124,10 @@ export class GuestProcess implements PromiseLike<ExecResult> {
   constructor(client: AgentClient, target: ExecTarget, options: ExecOptions = {}, mode: ConsumerMode = { live: true }) {
     this.command = 'argv' in target ? target.argv.join(' ') : target.shell;
     const buffer = options.buffer ?? true;
+    const maxBuffer = checkMaxBuffer(options.maxBuffer);
+    this.out = new OutputBuffer(maxBuffer);
+    this.err = new OutputBuffer(maxBuffer);
+    this.client = client;
     const stdinOpen = options.input !== undefined || options.stdin === 'pipe';
     // exec() reads only the result: let the live streams drop what nobody reads
     if (!mode.live) {
@@ -95,11 +151,15 @@ export class GuestProcess implements PromiseLike<ExecResult> {
       this.finished = true;
       this.channel.close();
       clearTimers();
+      this.releaseHolds();
       this.stdout.end();
       this.stderr.end();
       rejectPid(error ?? new Error('exited'));
-      const result = new ExecResult(this.command, exit?.code ?? null, exit?.signal ?? null, Buffer.concat(this.out), Buffer.concat(this.err), performance.now() - this.started);
+      const result = new ExecResult(this.command, exit?.code ?? null, exit?.signal ?? null, this.out.toBuffer(), this.err.toBuffer(), performance.now() - this.started);
       if (error) return settle.reject(attachResult(error, result));
+      if (this.overflowed) {
+        return settle.reject(attachResult(new GuestCommandError('OUTPUT_LIMIT', `command wrote more than ${maxBuffer} bytes to ${this.overflowed} (the maxBuffer option) and was killed: ${this.command}`), result));
+      }
       if (this.timedOut) {
         return settle.reject(attachResult(new GuestCommandError('EXEC_TIMEOUT', `command timed out after ${options.timeoutMs} ms and was killed: ${this.command}`), result));
       }
@@ -117,12 +177,9 @@ export class GuestProcess implements PromiseLike<ExecResult> {
             resolvePid(header.pid);
             break;
           case 'stdout':
-            if (buffer) this.out.push(body);
-            this.stdout.write(body);
-            break;
           case 'stderr':
-            if (buffer) this.err.push(body);
-            this.stderr.write(body);
+            if (buffer && !(header.t === 'stdout' ? this.out : this.err).add(body)) this.overflow(header.t);
+            this.deliver(this[header.t], body, mode.live);
             break;
           case 'exit':
             end(undefined, { code: header.code, signal: header.signal });
@@ -175,6 +232,29 @@ export class GuestProcess implements PromiseLike<ExecResult> {
     };
   }
 
+  /** Writes to a live stream; when its reader is behind, holds the link until it drains (see AgentClient.hold). */
+  private deliver(stream: PassThrough, body: Buffer, live: boolean): void {
+    if (this.discarding) return;
+    if (stream.write(body) || !live || this.finished || this.holds.has(stream)) return;
+    this.holds.set(stream, this.client.hold());
+    stream.once('drain', () => {
+      this.holds.get(stream)?.();
+      this.holds.delete(stream);
+    });
+  }
+
+  private releaseHolds(): void {
+    for (const release of this.holds.values()) release();
+    this.holds.clear();
+  }
+
+  /** Past maxBuffer: the rest is not kept, the command's group is killed, the result will say OUTPUT_LIMIT. */
+  private overflow(stream: 'stdout' | 'stderr'): void {
+    if (this.overflowed) return;
+    this.overflowed = stream;
+    this.kill('SIGKILL');
+  }
+
   /** Sends a signal to the command's process group in the guest. */
   kill(signal: SignalName = 'SIGTERM'): void {
     if (this.finished) return;
@@ -183,9 +263,10 @@ export class GuestProcess implements PromiseLike<ExecResult> {
 
   /** Lines of output as they arrive: stdout and stderr interleaved ('all', default) or one of them. */
   async *lines(from: 'all' | 'stdout' | 'stderr' = 'all'): AsyncGenerator<string> {
-    const source = from === 'all' ? merge(this.stdout, this.stderr) : this[from];
-    const reader = createInterface({ input: source, crlfDelay: Infinity });
-    for await (const line of reader) yield line;
+    // each stream split on its own, so a partial line of one is not glued to the other's
+    const split = (stream: PassThrough) => stream.pipe(lineStream());
+    const source = from === 'all' ? merge(split(this.stdout), split(this.stderr)) : split(this[from]);
+    for await (const line of source) yield line as string;
     await this.result;
   }
 
@@ -200,6 +281,9 @@ export class GuestProcess implements PromiseLike<ExecResult> {
   }
 
   private terminate(graceMs: number, setKillTimer: (t: NodeJS.Timeout) => void): void {
+    // the exit frame queues behind the output: stop waiting for a reader that may never come
+    this.discarding = true;
+    this.releaseHolds();
     this.kill('SIGTERM');
     setKillTimer(setTimeout(() => this.kill('SIGKILL'), graceMs));
   }
@@ -210,12 +294,12 @@ function attachResult(error: unknown, result: ExecResult): unknown {
   return error;
 }
 
-/** Interleaves two byte streams in arrival order. */
+/** Interleaves two line streams in arrival order, with backpressure. */
 function merge(a: Readable, b: Readable): Readable {
-  const out = new PassThrough();
+  const out = new PassThrough({ objectMode: true });
   let open = 2;
   for (const stream of [a, b]) {
-    stream.on('data', (chunk) => out.write(chunk));
+    stream.pipe(out, { end: false });
     stream.on('end', () => --open === 0 && out.end());
   }
   return out;

@@ -1,14 +1,14 @@
-import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import createDebug from 'debug';
 import { isKvmtestError, KvmtestError } from '../errors.js';
 import { boot } from '../guest/boot.js';
 import type { BootOptions } from '../guest/options.js';
 import type { Guest } from '../guest/guest.js';
-import { parseResults } from '../results/parse.js';
+import { parseResultFile } from '../results/file.js';
 import { GUEST_DEFAULT_PATH, installHostNode, type HostNode } from './host-node.js';
-import { TailBuffer } from './tail.js';
+import { LineSplitter } from '../util/lines.js';
+import { TailBuffer } from '../util/tail.js';
 import type { AxisValue, CellAttempt, CellPhase, CellResult, CellSpec, MatrixOptions, TestCase } from './types.js';
 
 const debug = createDebug('kvmtest:matrix');
@@ -106,11 +106,14 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
         buffer: false,
       });
       for (const [name, tail] of [['stdout', stdout], ['stderr', stderr]] as const) {
-        const lines = createInterface({ input: child[name] });
-        lines.on('line', (line) => {
+        // lines capped at MAX_LINE_BYTES: a guest's endless line costs bounded memory
+        const lines = new LineSplitter();
+        const emit = (line: string) => {
           tail.push(line);
           ctx.onOutput(name, line);
-        });
+        };
+        child[name].on('data', (chunk: Buffer) => lines.push(chunk).forEach(emit));
+        child[name].on('end', () => lines.end().forEach(emit));
       }
       return child;
     });
@@ -164,7 +167,7 @@ async function collect(vm: Guest, guestPath: string, outDir: string, collected: 
   }
   let found = 0;
   for (const file of await filesUnder(host)) {
-    const parsed = parseResults(await readFile(file, 'utf8'), join(guestPath, file.slice(host.length)));
+    const parsed = await parseResultFile(file, join(guestPath, file.slice(host.length)));
     if (parsed) {
       cases.push(...parsed);
       found += parsed.length;

@@ -1,5 +1,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { LineSplitter } from '../util/lines.js';
+import { TailBuffer } from '../util/tail.js';
 
 export type ConsoleVerdict = { kind: 'panic'; line: string } | { kind: 'not-bootable'; line: string } | { kind: 'no-cloud-init'; line: string };
 
@@ -25,20 +27,40 @@ export function judgeConsoleLine(line: string): ConsoleVerdict | undefined {
   return undefined;
 }
 
+/** console.log keeps the first headBytes and the last tailBytes of the console; what lies between is dropped and counted. */
+export interface ConsoleCaps {
+  headBytes: number;
+  tailBytes: number;
+}
+export const CONSOLE_CAPS: ConsoleCaps = { headBytes: 8 * 1024 * 1024, tailBytes: 2 * 1024 * 1024 };
+/** An unfinished line longer than this is not judged as a login prompt (a prompt is short). */
+const PROMPT_BYTES = 512;
+/** lastLines() shows at most this much of an unfinished line. */
+const PARTIAL_CHARS = 4000;
+
 /**
- * The guest's serial console: appended to a log file, the last lines kept in memory for error
- * messages, and each line judged for fatal signs.
+ * The guest's serial console: appended to a log file (head and tail kept, the middle dropped past the
+ * caps), the last lines kept in memory for error messages, and each line judged for fatal signs.
+ * Each chunk is scanned once and an unfinished line is held to MAX_LINE_BYTES, so a guest flooding
+ * the console costs linear CPU and bounded memory.
  */
 export class ConsoleLog {
-  private readonly tail: string[] = [];
-  private partial = '';
+  private readonly tail: TailBuffer;
+  private readonly lines = new LineSplitter();
   private readonly file: WriteStream;
   private readonly listeners = new Set<(verdict: ConsoleVerdict) => void>();
   private readonly lineListeners = new Set<(line: string) => void>();
   private sawCloudInit = false;
   private sawLogin = false;
+  private logged = 0;
+  /** Past the head: a circular buffer of the last tailBytes, and the count of all bytes past the head. */
+  private ring: Buffer | undefined;
+  private ringAt = 0;
+  private ringFull = false;
+  private beyondHead = 0;
 
-  constructor(readonly path: string, private readonly keep = 50) {
+  constructor(readonly path: string, private readonly keep = 50, private readonly caps: ConsoleCaps = CONSOLE_CAPS) {
+    this.tail = new TailBuffer(keep, 16_000);
     this.file = createWriteStream(path, { flags: 'a', mode: 0o600 });
     this.file.on('error', () => {});
   }
@@ -49,13 +71,20 @@ export class ConsoleLog {
   }
 
   write(chunk: Buffer): void {
-    this.file.write(chunk);
-    const text = this.partial + chunk.toString('utf8');
-    const lines = text.split(/\r?\n/);
-    this.partial = lines.pop() ?? '';
-    for (const raw of lines) this.addLine(raw);
+    this.log(chunk);
+    for (const raw of this.lines.push(chunk)) this.addLine(raw);
     // a getty's prompt waits for input without a newline
-    if (this.partial) this.judgeLogin(this.partial.replace(/\x1b\[[0-9;?]*[A-Za-z]|\r/g, ''));
+    if (!this.sawLogin && this.lines.pendingBytes > 0 && this.lines.pendingBytes <= PROMPT_BYTES) this.judgeLogin(strip(this.lines.pending()));
+  }
+
+  /** Bytes of the unfinished line held in memory (bounded by MAX_LINE_BYTES). */
+  get pendingBytes(): number {
+    return this.lines.pendingBytes;
+  }
+
+  /** Console bytes not written to the log file (the middle of a console larger than the caps). */
+  get droppedBytes(): number {
+    return this.beyondHead - this.ringKept();
   }
 
   onFatal(listener: (verdict: ConsoleVerdict) => void): () => void {
@@ -70,23 +99,63 @@ export class ConsoleLog {
 
   /** The last lines (50 by default), including an unfinished one. */
   lastLines(n = this.keep): string {
-    const lines = this.partial ? [...this.tail, this.partial] : this.tail;
+    const lines = this.tail.last(n);
+    if (this.lines.pendingBytes > 0) {
+      const partial = this.lines.pending();
+      lines.push(partial.length > PARTIAL_CHARS ? `${partial.slice(0, PARTIAL_CHARS)}…` : partial);
+    }
     return lines.slice(-n).join('\n');
   }
 
-  /** Flushes and closes the log file; safe to call again. */
+  /** Writes the kept tail, flushes and closes the log file; safe to call again. */
   close(): Promise<void> {
-    this.closing ??= new Promise((resolve) => this.file.end(resolve));
+    this.closing ??= new Promise((resolve) => {
+      if (this.ring) {
+        const dropped = this.droppedBytes;
+        if (dropped > 0) this.file.write(`\n[kvmtest: ${dropped} bytes of console output dropped here: the log keeps the first ${this.caps.headBytes} and the last ${this.caps.tailBytes} bytes]\n`);
+        this.file.write(this.ringFull ? Buffer.concat([this.ring.subarray(this.ringAt), this.ring.subarray(0, this.ringAt)]) : this.ring.subarray(0, this.ringAt));
+        this.ring = undefined;
+      }
+      this.file.end(resolve);
+    });
     return this.closing;
   }
 
   private closing: Promise<void> | undefined;
 
+  /** The head goes to the file; past it, bytes go round a ring of tailBytes (written at close). */
+  private log(chunk: Buffer): void {
+    if (this.closing) return;
+    const room = Math.max(0, this.caps.headBytes - this.logged);
+    if (room > 0) {
+      const head = chunk.subarray(0, room);
+      this.file.write(head);
+      this.logged += head.length;
+      if (head.length === chunk.length) return;
+    }
+    let rest = chunk.subarray(room);
+    this.beyondHead += rest.length;
+    const size = this.caps.tailBytes;
+    if (size === 0) return;
+    this.ring ??= Buffer.allocUnsafe(size);
+    if (rest.length >= size) {
+      rest = rest.subarray(rest.length - size);
+      this.ringAt = 0;
+    }
+    const first = Math.min(rest.length, size - this.ringAt);
+    rest.copy(this.ring, this.ringAt, 0, first);
+    rest.copy(this.ring, 0, first);
+    if (this.ringAt + rest.length >= size) this.ringFull = true;
+    this.ringAt = (this.ringAt + rest.length) % size;
+  }
+
+  private ringKept(): number {
+    return this.ringFull ? this.caps.tailBytes : this.ringAt;
+  }
+
   private addLine(raw: string): void {
-    // strip ANSI escapes and stray CRs that firmware and systemd print
-    const line = raw.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1bc|\r/g, '');
+    const line = strip(raw);
     this.tail.push(line);
-    if (this.tail.length > this.keep) this.tail.shift();
     for (const listener of this.lineListeners) listener(line);
     // the kernel echoes its command line, which may say cloud-init=disabled
     if (CLOUD_INIT.test(line) && !/command line/i.test(line)) this.sawCloudInit = true;
@@ -106,4 +175,9 @@ export class ConsoleLog {
   private report(verdict: ConsoleVerdict): void {
     for (const listener of this.listeners) listener(verdict);
   }
+}
+
+/** Strips ANSI escapes and stray CRs that firmware and systemd print. */
+function strip(raw: string): string {
+  return raw.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1bc|\r/g, '');
 }
