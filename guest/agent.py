@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import platform
+import re
 import select
 import shlex
 import signal
@@ -705,6 +706,40 @@ def reseed(seed):
             pass  # older kernels reseed on their own schedule
 
 
+SSH_HOST_KEYS_LIST = "/var/lib/kvmtest/ssh-host-keys"  # the snapshot template's key files, removed before its save
+SSH_HOST_KEY = re.compile(r"^ssh_host_(rsa|ecdsa|ed25519|dsa)_key$")
+
+
+def restart_sshd():
+    try:  # a running sshd holds the template's keys in memory
+        subprocess.run(["systemctl", "try-restart", "ssh.service", "sshd.service"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, PATH=DEFAULT_PATH))
+    except OSError:
+        pass  # no systemd: nothing restarts sshd for us
+
+
+def regenerate_host_keys(listing=SSH_HOST_KEYS_LIST, ssh_dir="/etc/ssh", restart=restart_sshd):
+    """Makes the clone its own SSH host keys, of the types the template had; returns their file names."""
+    try:
+        with open(listing) as f:
+            names = [n for n in f.read().split() if SSH_HOST_KEY.match(n)]
+    except FileNotFoundError:
+        return []  # the template had none (or no sshd): nothing to share, nothing to make
+    for name in names:
+        path = os.path.join(ssh_dir, name)
+        for old in (path, path + ".pub"):
+            if os.path.lexists(old):
+                os.unlink(old)
+        done = subprocess.run(["ssh-keygen", "-q", "-t", SSH_HOST_KEY.match(name).group(1), "-N", "", "-f", path],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, PATH=DEFAULT_PATH))
+        if done.returncode != 0:
+            raise AgentError("EIO", "ssh-keygen for %s failed: %s" % (name, done.stdout.decode("utf-8", "replace")[-500:]))
+    if names:
+        restart()
+    return names
+
+
 def write_text(path, text):
     """Replaces a file atomically (a symlinked /etc/machine-id is replaced, not written through)."""
     tmp = "%s.kvmtest-%d" % (path, os.getpid())
@@ -852,7 +887,7 @@ class Agent:
         self.send(gen, rid, "pong")
 
     def on_identity(self, gen, rid, req, body):
-        """Makes a clone restored from a snapshot its own machine: entropy, clock, hostname, machine-id."""
+        """Makes a clone restored from a snapshot its own machine: entropy, clock, hostname, machine-id, SSH host keys."""
         if body:
             reseed(body)
         if isinstance(req.get("timeMs"), (int, float)):
@@ -865,6 +900,7 @@ class Agent:
         machine_id = req.get("machineId")
         if isinstance(machine_id, str) and len(machine_id) == 32:
             write_text("/etc/machine-id", machine_id + "\n")
+        regenerate_host_keys()
         self.send(gen, rid, "done")
 
     # stream frames for a finished or unknown request are dropped: they may cross its answer
