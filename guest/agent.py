@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import platform
+import re
 import select
 import shlex
 import signal
@@ -35,7 +36,8 @@ MAX_HEADER = 65536
 MAX_BODY = 1 << 20
 CHUNK = 256 * 1024  # largest body we emit (output reads, pull data)
 OUTBOX_LIMIT = 64  # queued bulk frames before producers block: a flood slows down, memory stays bounded
-INBOX_LIMIT = 16 << 20  # bytes buffered per stdin/push stream before the reader loop waits
+CREDIT_WINDOW = 4 << 20  # stdin/push bytes the host may have sent and we not yet acknowledged (`consumed`)
+ACK_BYTES = 256 * 1024  # acknowledge consumed bytes in batches of this size (or whenever the queue runs dry)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_MESSAGE = 4000  # keeps error/log headers far below MAX_HEADER
 ERRNO_CODES = {errno.ENOENT: "ENOENT", errno.EACCES: "EACCES", errno.EPERM: "EACCES", errno.ENOTDIR: "ENOTDIR",
@@ -143,6 +145,8 @@ class Decoder:
             header = json.loads(raw.decode("utf-8"))
         except ValueError as e:
             return FrameError("header is not UTF-8 JSON: %s" % e)
+        except RecursionError:  # `[[[[…]]]]` 64 KiB deep overflows the json module's recursion
+            return FrameError("header is nested too deeply")
         rid = header.get("id") if isinstance(header, dict) else None
         if not isinstance(rid, int) or isinstance(rid, bool) or rid < 0:
             return FrameError("header is not an object with a valid id")
@@ -206,22 +210,37 @@ class Outbox:
 
 
 class ByteQueue:
-    """Bounded byte FIFO from the reader loop to one consumer thread (process stdin, tar extractor)."""
+    """Byte FIFO from the reader loop to one consumer thread (process stdin, tar extractor).
 
-    def __init__(self):
+    put() never blocks: the reader loop must stay free for every request's frames (a `signal` behind
+    a stdin flood to a process that does not read it). The host is paced by credit instead: it keeps
+    at most CREDIT_WINDOW bytes unacknowledged, and consumed bytes are acknowledged through
+    on_consumed (a `consumed` frame). Bytes nobody will read (consumer gone) are acknowledged at once.
+    """
+
+    def __init__(self, on_consumed):
         self.cond = threading.Condition()
         self.chunks = collections.deque()
         self.offset = self.size = 0  # offset: bytes of chunks[0] already consumed
         self.eof = self.dead = False
+        self.on_consumed, self.unacked = on_consumed, 0
 
     def put(self, data):
+        """Queues data; False (nothing queued) when it would exceed the host's credit window."""
         with self.cond:
-            while self.size >= INBOX_LIMIT and not self.dead:
-                self.cond.wait()  # backpressure: the host's writes stall instead of guest memory growing
-            if data and not (self.dead or self.eof):
-                self.chunks.append(data)
-                self.size += len(data)
-                self.cond.notify_all()
+            if self.dead or self.eof:
+                dropped = len(data)
+            elif self.size + len(data) > CREDIT_WINDOW:
+                return False
+            else:
+                dropped = 0
+                if data:
+                    self.chunks.append(data)
+                    self.size += len(data)
+                    self.cond.notify_all()
+        if dropped:
+            self.on_consumed(dropped)  # the host's window must not stay shut on data we threw away
+        return True
 
     def close(self):
         with self.cond:
@@ -229,12 +248,15 @@ class ByteQueue:
             self.cond.notify_all()
 
     def abort(self):
-        # consumer gone or session over: drop the data and never block the producer again
+        # consumer gone or session over: drop the data, and give the host its credit back for it
         with self.cond:
+            dropped, self.unacked = self.size + self.unacked, 0
             self.dead = True
             self.chunks.clear()
             self.size = 0
             self.cond.notify_all()
+        if dropped:
+            self.on_consumed(dropped)
 
     def read(self, n=-1, partial=False):
         """Blocks until n bytes (any bytes if partial) or EOF; raises Aborted. Full reads suit tarfile."""
@@ -252,12 +274,17 @@ class ByteQueue:
                 out += head[self.offset:self.offset + take]
                 self.offset += take
                 self.size -= take
+                self.unacked += take
                 if self.offset == len(head):
                     self.chunks.popleft()
                     self.offset = 0
                 self.cond.notify_all()
                 if partial:
                     break
+            ack = self.unacked if self.unacked >= ACK_BYTES or (self.unacked and not self.size) else 0
+            self.unacked -= ack
+        if ack:
+            self.on_consumed(ack)
         return bytes(out)
 
 
@@ -268,11 +295,25 @@ class Request:
 
     def __init__(self, agent, gen, rid):
         self.agent, self.gen, self.rid = agent, gen, rid
+        self.answered = False
 
     def send(self, t, body=b"", bulk=False, **fields):
         return self.agent.send(self.gen, self.rid, t, body, bulk, **fields)
 
+    def inbox(self):
+        """A ByteQueue for this request's stdin or push data; what it consumes is acknowledged."""
+        return ByteQueue(lambda n: self.send("consumed", bytes=n))
+
+    def overflow(self, what):
+        # the host broke its credit window: this request alone fails, the link and the others go on
+        self.abort()
+        self.fail(AgentError("EINVAL", "%s beyond the credit window of %d bytes" % (what, CREDIT_WINDOW)), what)
+
     def finish(self, t, **fields):
+        with self.agent.lock:  # one final answer, even when an overflow and the exit race
+            if self.answered:
+                return
+            self.answered = True
         self.agent.unregister(self.rid, self)  # the id is free before the host sees the answer
         self.send(t, **fields)
 
@@ -298,7 +339,7 @@ class Exec(Request):
         self.argv, self.cwd = argv, cwd
         self.env = dict(os.environ, PATH=os.environ.get("PATH", DEFAULT_PATH), HOME=os.path.expanduser("~"))
         self.env.update(env)
-        self.stdin = ByteQueue() if req.get("stdin") is True else None
+        self.stdin = self.inbox() if req.get("stdin") is True else None
         self.proc, self.done = None, False
 
     def start(self):
@@ -448,7 +489,7 @@ class Push(Request):
             raise AgentError("EINVAL", "push needs an absolute dest")
         if self.kind not in ("file", "dir"):
             raise AgentError("EINVAL", "push kind must be 'file' or 'dir'")
-        self.queue = ByteQueue()
+        self.queue = self.inbox()
         self.parents = {}  # archive dir -> real path; cleared whenever a symlink appears
 
     def start(self):
@@ -665,6 +706,40 @@ def reseed(seed):
             pass  # older kernels reseed on their own schedule
 
 
+SSH_HOST_KEYS_LIST = "/var/lib/kvmtest/ssh-host-keys"  # the snapshot template's key files, removed before its save
+SSH_HOST_KEY = re.compile(r"^ssh_host_(rsa|ecdsa|ed25519|dsa)_key$")
+
+
+def restart_sshd():
+    try:  # a running sshd holds the template's keys in memory
+        subprocess.run(["systemctl", "try-restart", "ssh.service", "sshd.service"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, PATH=DEFAULT_PATH))
+    except OSError:
+        pass  # no systemd: nothing restarts sshd for us
+
+
+def regenerate_host_keys(listing=SSH_HOST_KEYS_LIST, ssh_dir="/etc/ssh", restart=restart_sshd):
+    """Makes the clone its own SSH host keys, of the types the template had; returns their file names."""
+    try:
+        with open(listing) as f:
+            names = [n for n in f.read().split() if SSH_HOST_KEY.match(n)]
+    except FileNotFoundError:
+        return []  # the template had none (or no sshd): nothing to share, nothing to make
+    for name in names:
+        path = os.path.join(ssh_dir, name)
+        for old in (path, path + ".pub"):
+            if os.path.lexists(old):
+                os.unlink(old)
+        done = subprocess.run(["ssh-keygen", "-q", "-t", SSH_HOST_KEY.match(name).group(1), "-N", "", "-f", path],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, PATH=DEFAULT_PATH))
+        if done.returncode != 0:
+            raise AgentError("EIO", "ssh-keygen for %s failed: %s" % (name, done.stdout.decode("utf-8", "replace")[-500:]))
+    if names:
+        restart()
+    return names
+
+
 def write_text(path, text):
     """Replaces a file atomically (a symlinked /etc/machine-id is replaced, not written through)."""
     tmp = "%s.kvmtest-%d" % (path, os.getpid())
@@ -812,7 +887,7 @@ class Agent:
         self.send(gen, rid, "pong")
 
     def on_identity(self, gen, rid, req, body):
-        """Makes a clone restored from a snapshot its own machine: entropy, clock, hostname, machine-id."""
+        """Makes a clone restored from a snapshot its own machine: entropy, clock, hostname, machine-id, SSH host keys."""
         if body:
             reseed(body)
         if isinstance(req.get("timeMs"), (int, float)):
@@ -825,13 +900,14 @@ class Agent:
         machine_id = req.get("machineId")
         if isinstance(machine_id, str) and len(machine_id) == 32:
             write_text("/etc/machine-id", machine_id + "\n")
+        regenerate_host_keys()
         self.send(gen, rid, "done")
 
     # stream frames for a finished or unknown request are dropped: they may cross its answer
     def on_stdin(self, gen, rid, req, body):
         proc = self.lookup(rid, Exec)
-        if proc and proc.stdin:
-            proc.stdin.put(body)
+        if proc and proc.stdin and not proc.stdin.put(body):
+            proc.overflow("stdin")
 
     def on_stdin_end(self, gen, rid, req, body):
         proc = self.lookup(rid, Exec)
@@ -850,13 +926,27 @@ class Agent:
 
     def on_data(self, gen, rid, req, body):
         push = self.lookup(rid, Push)
-        if push:
-            push.queue.put(body)
+        if push and not push.queue.put(body):
+            push.overflow("push data")
 
     def on_end(self, gen, rid, req, body):
         push = self.lookup(rid, Push)
         if push:
             push.queue.close()
+
+    def received(self, item):
+        """One decoded frame or FrameError; whatever a frame holds, the loop goes on to the next."""
+        try:
+            if not isinstance(item, FrameError):
+                return self.dispatch(*item)
+            log("malformed frame: %s" % item)
+            message = ("malformed frame: %s" % item)[:MAX_MESSAGE]
+            if item.req_id is not None:
+                self.send(self.outbox.gen, item.req_id, "error", code="EINVAL", message=message)
+            else:  # no id to answer on: tell the link
+                self.send(self.outbox.gen, 0, "log", level="warn", message=message)
+        except Exception:
+            log("frame handling failed:\n%s" % traceback.format_exc())
 
     def run(self):
         spawn(self._writer, "writer")
@@ -866,13 +956,7 @@ class Agent:
             if data:
                 connected = True
                 for item in self.decoder.feed(data):
-                    if isinstance(item, FrameError):
-                        log("malformed frame: %s" % item)
-                        if item.req_id is not None:
-                            self.send(self.outbox.gen, item.req_id, "error", code="EINVAL",
-                                      message="malformed frame: %s" % item)
-                    else:
-                        self.dispatch(*item)
+                    self.received(item)
             elif self.stdio:  # EOF on stdin ends the agent
                 self.abort_all()
                 self.outbox.drain(1.0)

@@ -4,6 +4,7 @@ import createDebug from 'debug';
 import { AgentError, KvmtestError } from '../errors.js';
 import { encodeFrame, FrameDecoder } from './codec.js';
 import { PROTOCOL_VERSION, type AgentMessage, type Frame, type HelloAnswer, type HostMessage } from './protocol.js';
+import { checkAgentFrame } from './validate.js';
 
 const debug = createDebug('kvmtest:agent');
 
@@ -21,7 +22,7 @@ type DistributiveOmit<T, K extends keyof never> = T extends unknown ? Omit<T, K>
 
 export interface ChannelHandlers {
   onFrame: Handler;
-  /** The link died while this channel was open. */
+  /** The link died while this channel was open, or the agent sent it a malformed frame (AGENT_PROTOCOL). */
   onLinkError: (error: KvmtestError) => void;
 }
 
@@ -198,6 +199,9 @@ export class AgentClient {
 
   private dispatch(frame: Frame<AgentMessage>): void {
     const { header } = frame;
+    // the agent is guest code: a frame whose fields are wrong fails its request (a hello, the link), never a TypeError
+    const forged = checkAgentFrame(header as AgentMessage & Record<string, unknown>);
+    if (forged) return this.refuse(header, forged);
     if (!this.decoder.synced) {
       if (header.t === 'hello' && header.nonce === this.helloWaiter?.nonce) {
         this.decoder.synced = true;
@@ -218,6 +222,16 @@ export class AgentClient {
       return;
     }
     channel.onFrame(frame);
+  }
+
+  private refuse(header: AgentMessage, why: string): void {
+    const error = new AgentError('AGENT_PROTOCOL', `the guest agent sent a malformed ${JSON.stringify(header.t.slice(0, 40))} frame for request ${header.id}: ${why}`);
+    debug('%s', error.message);
+    if (header.t === 'hello' && !this.decoder.synced && (header as { nonce?: unknown }).nonce === this.helloWaiter?.nonce) return this.close(error);
+    const channel = header.id === 0 || !this.decoder.synced ? undefined : this.channels.get(header.id);
+    if (!channel) return; // a stray frame (no request is waiting for it) costs nothing but this line
+    this.channels.delete(header.id);
+    channel.onLinkError(error);
   }
 
   private fail(error: KvmtestError): void {

@@ -3,6 +3,7 @@ import { GuestCommandError, InputError, KvmtestError } from '../errors.js';
 import { lineStream } from '../util/lines.js';
 import { describe } from '../util/units.js';
 import type { AgentClient, Channel } from './client.js';
+import { CreditWindow } from './credit.js';
 import { CHUNK_BYTES, type AgentMessage, type ExecRequest, type Frame, type SignalName } from './protocol.js';
 
 export interface ExecOptions {
@@ -107,6 +108,8 @@ export class GuestProcess implements PromiseLike<ExecResult> {
   readonly pid: Promise<number>;
   private readonly result: Promise<ExecResult>;
   private readonly channel: Channel;
+  /** stdin is paced by the agent's `consumed` frames, so a process that does not read it cannot stall the link. */
+  private readonly credit = new CreditWindow();
   private readonly out: OutputBuffer;
   private readonly err: OutputBuffer;
   private readonly client: AgentClient;
@@ -150,6 +153,7 @@ export class GuestProcess implements PromiseLike<ExecResult> {
       if (this.finished) return;
       this.finished = true;
       this.channel.close();
+      this.credit.close();
       clearTimers();
       this.releaseHolds();
       this.stdout.end();
@@ -175,6 +179,9 @@ export class GuestProcess implements PromiseLike<ExecResult> {
         switch (header.t) {
           case 'started':
             resolvePid(header.pid);
+            break;
+          case 'consumed':
+            this.credit.grant(header.bytes);
             break;
           case 'stdout':
           case 'stderr':
@@ -275,8 +282,11 @@ export class GuestProcess implements PromiseLike<ExecResult> {
   }
 
   private async sendStdin(chunk: Buffer): Promise<void> {
-    for (let at = 0; at < chunk.length; at += CHUNK_BYTES) {
-      await this.channel.send({ t: 'stdin' }, chunk.subarray(at, at + CHUNK_BYTES));
+    for (let at = 0; at < chunk.length && !this.finished; at += CHUNK_BYTES) {
+      const piece = chunk.subarray(at, at + CHUNK_BYTES);
+      await this.credit.take(piece.length);
+      if (this.finished) return; // the command ended while we waited: nobody reads the rest
+      await this.channel.send({ t: 'stdin' }, piece);
     }
   }
 

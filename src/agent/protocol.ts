@@ -10,6 +10,11 @@ export const MAX_HEADER_BYTES = 64 * 1024;
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Chunk size for streamed data (push, stdin): well under MAX_BODY_BYTES. */
 export const CHUNK_BYTES = 256 * 1024;
+/**
+ * Credit for stdin and push data: the host keeps at most this many bytes per request sent and not yet
+ * acknowledged by a `consumed` frame, so the agent never has to stop reading the link (no head-of-line blocking).
+ */
+export const CREDIT_WINDOW_BYTES = 4 * 1024 * 1024;
 
 export type SignalName = NodeJS.Signals;
 
@@ -59,13 +64,16 @@ export interface OutputFrame { t: 'stdout' | 'stderr'; id: number }
 export interface Exit { t: 'exit'; id: number; code: number | null; signal: SignalName | null }
 export interface Done { t: 'done'; id: number }
 export interface PullStart { t: 'pull-start'; id: number; kind: TransferKind }
-export type AgentErrorCode = 'ENOENT' | 'EACCES' | 'ENOTDIR' | 'EISDIR' | 'ENOSPC' | 'EINVAL' | 'EBADTAR' | 'EIO';
+/** The agent consumed `bytes` of this request's stdin or push data: the host may send that much more. */
+export interface Consumed { t: 'consumed'; id: number; bytes: number }
+export const AGENT_ERROR_CODES = ['ENOENT', 'EACCES', 'ENOTDIR', 'EISDIR', 'ENOSPC', 'EINVAL', 'EBADTAR', 'EIO'] as const;
+export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[number];
 export interface ErrorAnswer { t: 'error'; id: number; code: AgentErrorCode; message: string }
 export interface LogEvent { t: 'log'; id: 0; level: string; message: string }
 
 export type AgentMessage =
   | HelloAnswer | Pong | Started | OutputFrame | Exit | Done | PullStart | DataFrame | EndFrame
-  | ErrorAnswer | LogEvent;
+  | ErrorAnswer | LogEvent | Consumed;
 
 export type TransferKind = 'file' | 'dir';
 

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as tar from 'tar';
 import { GuestCommandError, InputError, KvmtestError } from '../errors.js';
 import type { AgentClient, Channel } from './client.js';
+import { CreditWindow } from './credit.js';
 import { CHUNK_BYTES, type AgentMessage, type ErrorAnswer, type Frame, type TransferKind } from './protocol.js';
 
 /** 1024 zero bytes: a tar archive with no members (node-tar refuses to create one). */
@@ -20,11 +21,16 @@ export async function push(client: AgentClient, source: string, dest: string): P
   if (kind === 'file' && !info.isFile()) throw new InputError('INVALID_OPTION', `cannot push ${source}: only regular files and directories can be pushed`);
   const [cwd, entries] = kind === 'dir' ? [source, await readdir(source)] : [dirname(source), [basename(source)]];
 
-  const { channel, answer } = request(client, 'done');
+  const credit = new CreditWindow(); // paced by the agent's `consumed` frames
+  const { channel, answer } = request(client, 'done', (frame) => frame.header.t === 'consumed' && credit.grant(frame.header.bytes));
   // the guest may refuse early (disk full, unsafe member): stop sending at once
   let refused: unknown;
-  answer.catch((error) => (refused = error));
+  answer.catch((error) => {
+    refused = error;
+    credit.close();
+  });
   const send = async (chunk: Buffer) => {
+    await credit.take(chunk.length);
     if (refused) throw refused;
     await channel.send({ t: 'data' }, chunk);
   };

@@ -22,6 +22,18 @@ import { makeSnapshotDir, pruneSnapshots, readSnapshot, removeSnapshot, snapshot
 const debug = createDebug('kvmtest:snapshot');
 /** How long the template may take to finish cloud-init before its state is saved. */
 const SETTLE_TIMEOUT_MS = 10 * 60_000;
+/**
+ * Run in the template just before its save: every clone would otherwise share its SSH host keys and
+ * systemd's random seed. The removed keys' names are kept so that each clone's identity step
+ * (guest/agent.py) makes new keys of the same types.
+ */
+const SEAL_TEMPLATE = [
+  'set -e',
+  'mkdir -p /var/lib/kvmtest',
+  '(ls /etc/ssh 2>/dev/null || true) | (grep -E "^ssh_host_[a-z0-9]+_key$" || true) > /var/lib/kvmtest/ssh-host-keys',
+  'rm -f /etc/ssh/ssh_host_* /var/lib/systemd/random-seed',
+  'sync',
+].join('\n');
 
 /** The snapshot key for a prepared boot: base content, QEMU, machine, agent, cloud-config. */
 export async function keyFor(prep: Prepared): Promise<string> {
@@ -91,6 +103,8 @@ async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
     prep.progress.phase('snapshot: waiting for cloud-init to finish');
     const settled = await new GuestProcess(agent, { shell: 'cloud-init status --wait >/dev/null 2>&1; sync' }, { timeoutMs: SETTLE_TIMEOUT_MS }, { live: false });
     debug('template settled (exit %s)', settled.exitCode);
+    const sealed = await new GuestProcess(agent, { shell: SEAL_TEMPLATE }, { timeoutMs: SETTLE_TIMEOUT_MS }, { live: false });
+    if (!sealed.ok) throw new KvmtestError('SNAPSHOT_FAILED', `could not remove the template's SSH host keys and random seed (exit ${sealed.exitCode}): ${sealed.stderr.trim()}`);
     // save with the host hung up, so every clone starts with a fresh session and a hello
     agent.close();
     await new Promise((r) => setTimeout(r, 500));
