@@ -74,6 +74,8 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
     }
     await copyUefiVars(prep, tmp.path);
     const spec = { ...machineSpec(prep, name, tmp.path, disk, seed, await withFreePorts(opts.network)), ...(snapshot ? { incomingState: snapshot.state } : {}) };
+    // registration with the reaper started with track(): it must be done before QEMU exists
+    await tracked.registered;
     progress.phase(`${snapshot ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`);
     // a restore takes a second or two: one that hangs is broken, not slow
     const timeoutMs = opts.bootTimeoutMs ?? (snapshot ? RESTORE_TIMEOUT_MS : DEFAULT_BOOT_TIMEOUT_MS) * prep.choice.timeoutScale;

@@ -83,6 +83,7 @@ async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
     await copyUefiVars(prep, work.path);
     const spec = machineSpec(prep, name, work.path, paths.disk, paths.seed, await withFreePorts(prep.opts.network));
     const timeoutMs = prep.opts.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS * prep.choice.timeoutScale;
+    await tracked.registered;
     const { qmp, agent } = await launch(prep, spec, work.path, timeoutMs, (q) => {
       qemu = q;
       tracked.started(q.pid);
