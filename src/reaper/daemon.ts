@@ -1,5 +1,6 @@
 import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import lockfile from 'proper-lockfile';
 import { checkRoot, checkTarget } from './guard.js';
@@ -49,13 +50,16 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon | undefi
   }
   rmSync(paths.socket, { force: true });
   const clients = new Map<Socket, Map<number, ReapTarget>>();
+  const own = checkRoot(tmpdir());
+  const ownRoot = 'root' in own ? own.root : undefined;
   let idleTimer: NodeJS.Timeout | undefined;
   let closing = false;
   let done!: () => void;
   const closed = new Promise<void>((resolve) => (done = resolve));
   const server: Server = createServer((socket) => {
     const held = new Map<number, ReapTarget>();
-    const roots = new Set<string>();
+    // the reaper's own temp root (it inherits its first client's environment), plus what each client names
+    const roots = new Set<string>(ownRoot ? [ownRoot] : []);
     clients.set(socket, held);
     clearTimeout(idleTimer);
     socket.write(`${JSON.stringify({ t: 'hello', pid: process.pid } satisfies ReaperMessage)}\n`);
