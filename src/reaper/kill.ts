@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, rmSync } from 'node:fs';
 import { checkTarget, type Refusal } from './guard.js';
 import type { ReapTarget } from './protocol.js';
 
@@ -23,10 +23,20 @@ export async function reapTarget(target: ReapTarget, roots: Iterable<string>, gr
     while (isGuestProcess(target) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (isGuestProcess(target)) signal(target.pid!, 'SIGKILL');
   }
+  // gone already (the client cleaned up, then died before saying so): nothing to refuse
+  if (!existsSync(target.dir) && !isLink(target.dir)) return undefined;
   // checked again now: the path may have been swapped for a link since it was registered
   const refusal = checkTarget(target, roots);
   if (refusal === undefined) rmSync(target.dir, { recursive: true, force: true });
   return refusal;
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {
