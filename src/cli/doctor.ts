@@ -1,4 +1,5 @@
 import { judgeKvm, probeKvm } from '../host/accel.js';
+import { probeSandbox } from '../host/sandbox.js';
 import { findIsoTool, installHint, qemuSystemName, qemuVersion, which } from '../host/tools.js';
 
 export interface DoctorLine {
@@ -14,6 +15,7 @@ export async function doctor(): Promise<DoctorLine[]> {
   const qemuName = qemuSystemName();
   const qemu = await which(qemuName);
   lines.push(qemu ? { ok: true, what: qemuName, detail: `${qemu} (QEMU ${await qemuVersion(qemu).catch(() => 'unknown')})` } : { ok: false, what: qemuName, detail: 'not found on PATH', fix: installHint('qemu') });
+  if (qemu) lines.push(await sandboxLine(qemu));
   const qemuImg = await which('qemu-img');
   lines.push(qemuImg ? { ok: true, what: 'qemu-img', detail: qemuImg } : { ok: false, what: 'qemu-img', detail: 'not found on PATH', fix: installHint('qemu-img') });
   try {
@@ -35,6 +37,14 @@ export async function doctor(): Promise<DoctorLine[]> {
       : { ok: true, what: 'debootstrap', detail: 'not found: needed only to build images offline (kvmtest image build)', fix: 'sudo apt-get install -y debootstrap' },
   );
   return lines;
+}
+
+/** QEMU's seccomp sandbox: guests run without it (still working) where the build or kernel lacks it. */
+export async function sandboxLine(qemu: string): Promise<DoctorLine> {
+  const verdict = await probeSandbox(qemu);
+  return verdict.supported
+    ? { ok: true, what: 'QEMU sandbox', detail: 'seccomp on: QEMU cannot spawn processes, change privileges or use obsolete system calls' }
+    : { ok: true, what: 'QEMU sandbox', detail: `not available, guests run without seccomp: ${verdict.reason}`, fix: 'a QEMU built with seccomp (libseccomp) on a kernel with seccomp, such as Debian\'s qemu-system-x86' };
 }
 
 export function formatDoctor(lines: DoctorLine[]): string {

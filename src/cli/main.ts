@@ -4,6 +4,7 @@ import { InputError, isKvmtestError } from '../errors.js';
 import { ensureImage } from '../image/build.js';
 import { isRecipeName, RECIPES } from '../image/recipes.js';
 import { createProgress } from '../util/progress.js';
+import { sanitize } from '../util/sanitize.js';
 import { doctor, formatDoctor } from './doctor.js';
 import { imageList, imagePrune, imagePull, imageRemove } from './image.js';
 import { matrixCommand, mergeCommand, REPORTERS } from './matrix.js';
@@ -144,10 +145,11 @@ image
     progress.done(`ready: ${built.disk}`);
   });
 
+// messages and console tails carry guest text (console lines, QEMU's stderr, the agent's words)
 program.parseAsync().catch((error: unknown) => {
   if (isKvmtestError(error)) {
-    process.stderr.write(`kvmtest: ${error.message} [${error.code}]\n`);
-    if (error.consoleTail) process.stderr.write(`--- last console lines ---\n${error.consoleTail}\n`);
-  } else process.stderr.write(`kvmtest: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`kvmtest: ${sanitize(error.message, { multiline: true })} [${error.code}]\n`);
+    if (error.consoleTail) process.stderr.write(`--- last console lines ---\n${sanitize(error.consoleTail, { multiline: true })}\n`);
+  } else process.stderr.write(`kvmtest: ${sanitize(error instanceof Error ? error.message : String(error), { multiline: true })}\n`);
   process.exitCode = process.exitCode || 2;
 });

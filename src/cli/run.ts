@@ -2,6 +2,9 @@ import { boot } from '../guest/boot.js';
 import type { BootOptions } from '../guest/options.js';
 import { InputError } from '../errors.js';
 import { constants } from 'node:os';
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import { commandFence, fenced, underGithubActions, type CommandFence } from '../util/stop-commands.js';
 
 export interface RunCommandOptions extends BootOptions {
   push: string[];
@@ -42,14 +45,37 @@ export async function runCommand(command: string[], options: RunCommandOptions):
     await using vm = await boot({ ...options, progress: true, signal: controller.signal });
     for (const { source, dest } of pushes) await vm.push(source, dest);
     const child = vm.spawn(command, [], { ...(options.timeout ? { timeout: options.timeout } : {}), ...(options.cwd ? { cwd: options.cwd } : {}), env, signal: controller.signal, buffer: false });
-    child.stdout.pipe(process.stdout, { end: false });
-    child.stderr.pipe(process.stderr, { end: false });
+    // raw output, byte for byte; under GitHub Actions fenced so the guest cannot run workflow commands
+    const fence = underGithubActions() ? commandFence() : undefined;
+    const copies = [relay(child.stdout, process.stdout, fence), relay(child.stderr, process.stderr, fence)];
     const result = await child;
+    await Promise.all(copies);
     for (const { source, dest } of pulls) await vm.pull(source, dest);
     if (result.signal) return 128 + (constants.signals[result.signal] ?? 0);
     return result.exitCode ?? 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Copies a guest stream to ours as it comes; with a fence, stop and resume lines around it. */
+async function relay(from: Readable, to: NodeJS.WritableStream, fence: CommandFence | undefined): Promise<void> {
+  if (!fence) {
+    from.pipe(to, { end: false });
+    return;
+  }
+  let room = true;
+  const out = fenced<Buffer>((chunk) => {
+    room = to.write(chunk) && room;
+  }, fence);
+  try {
+    for await (const chunk of from) {
+      out.write(chunk as Buffer);
+      if (!room) await once(to, 'drain');
+      room = true;
+    }
+  } finally {
+    out.end();
   }
 }

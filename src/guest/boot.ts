@@ -13,7 +13,7 @@ import { removeSnapshot, touchSnapshot, type Snapshot } from '../snapshot/store.
 import { Guest } from './guest.js';
 import { launch, type Launched } from './launch.js';
 import { DEFAULT_BOOT_TIMEOUT_MS, type BootOptions } from './options.js';
-import { machineSpec, prepare, warnOnce, withFreePorts, type Prepared } from './prepare.js';
+import { copyUefiVars, machineSpec, prepare, warnOnce, withFreePorts, type Prepared } from './prepare.js';
 import { track } from './registry.js';
 
 const debug = createDebug('kvmtest:boot');
@@ -74,7 +74,10 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
       const files = renderSeed({ instanceId: `${name}-${Date.now()}`, hostname: opts.hostname ?? name, agentSource: prep.agentSource, user: prep.userConfig });
       seed = await writeSeedIso(prep.tools.iso, tmp.path, files, join(tmp.path, 'seed.iso'));
     }
+    await copyUefiVars(prep, tmp.path);
     const spec = { ...machineSpec(prep, name, tmp.path, disk, backing, seed, await withFreePorts(opts.network)), ...(snapshot ? { incomingState: snapshot.state } : {}) };
+    // registration with the reaper started with track(): it must be done before QEMU exists
+    await tracked.registered;
     progress.phase(`${snapshot ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`);
     // a restore takes a second or two: one that hangs is broken, not slow
     const timeoutMs = opts.bootTimeoutMs ?? (snapshot ? RESTORE_TIMEOUT_MS : DEFAULT_BOOT_TIMEOUT_MS) * prep.choice.timeoutScale;

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import createDebug from 'debug';
@@ -27,7 +28,7 @@ export interface Launched {
  * caller owns the directory.
  */
 export async function launch(prep: Prepared, spec: MachineSpec, dir: string, timeoutMs: number, onStart: (qemu: QemuProcess) => void): Promise<Launched> {
-  const qemu = QemuProcess.start(prep.tools.qemu, buildQemuArgs(spec), join(dir, 'console.log'), prep.tools.setpriv);
+  const qemu = startQemu(prep, spec, dir);
   onStart(qemu);
   const stopLines = qemu.console.onLine((line) => line.trim() && prep.progress.update(line));
   try {
@@ -38,6 +39,17 @@ export async function launch(prep: Prepared, spec: MachineSpec, dir: string, tim
     throw error;
   } finally {
     stopLines();
+  }
+}
+
+/** Starts QEMU; a restore gets the state file opened here as its fd 3 (QEMU reads it, forking nothing). */
+function startQemu(prep: Prepared, spec: MachineSpec, dir: string): QemuProcess {
+  const state = spec.incomingState === undefined ? undefined : openSync(spec.incomingState, 'r');
+  try {
+    return QemuProcess.start(prep.tools.qemu, buildQemuArgs(spec), join(dir, 'console.log'), prep.tools.setpriv, state);
+  } finally {
+    // the child holds its own copy
+    if (state !== undefined) closeSync(state);
   }
 }
 

@@ -26,8 +26,11 @@ export interface BootOptions {
   cloudConfig?: CloudConfig | string;
   /** The guest's hostname; default kvmtest-<random>. */
   hostname?: string;
-  /** No network by default. true: user-mode NAT; forwards bind to 127.0.0.1. */
-  network?: boolean | { forwards?: { host?: number; guest: number }[] };
+  /**
+   * No network by default. true: user-mode NAT; forwards bind to 127.0.0.1. `outbound: false`
+   * isolates the guest: forwards still reach it, but it can open no connection out (not even to the host).
+   */
+  network?: boolean | { forwards?: { host?: number; guest: number }[]; outbound?: boolean };
   /** How long to wait for the agent's hello. Default 2m on KVM, scaled 5× under TCG. */
   bootTimeout?: string | number;
   signal?: AbortSignal;
@@ -52,7 +55,7 @@ export interface ResolvedBootOptions {
   firmware: 'bios' | 'uefi';
   uefi?: { code: string; vars: string };
   hostname?: string;
-  network: false | { forwards: { host?: number; guest: number }[] };
+  network: false | { forwards: { host?: number; guest: number }[]; outbound?: false };
   bootTimeoutMs?: number;
 }
 
@@ -86,9 +89,14 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
         if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InputError('INVALID_OPTION', `Expected network forward ports from 1 to 65535, got ${describe(f)}`);
       }
     }
-    network = { forwards };
+    const outbound = (options.network as { outbound?: unknown }).outbound;
+    if (outbound !== undefined && typeof outbound !== 'boolean') throw new InputError('INVALID_OPTION', `Expected the "network.outbound" option to be a boolean, got ${describe(outbound)}`);
+    const unknown = Object.keys(options.network).filter((k) => k !== 'forwards' && k !== 'outbound');
+    // a misspelt isolation option must not leave the guest silently connected
+    if (unknown.length > 0) throw new InputError('INVALID_OPTION', `Expected the "network" option to have only "forwards" and "outbound", got ${describe(unknown.join(', '))}`);
+    network = { forwards, ...(outbound === false ? { outbound: false as const } : {}) };
   } else if (options.network !== undefined && options.network !== false) {
-    throw new InputError('INVALID_OPTION', `Expected the "network" option to be a boolean or { forwards }, got ${describe(options.network)}`);
+    throw new InputError('INVALID_OPTION', `Expected the "network" option to be a boolean or { forwards, outbound }, got ${describe(options.network)}`);
   }
   return {
     image: options.image,

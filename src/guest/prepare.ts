@@ -1,8 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, copyFile, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { KvmtestError } from '../errors.js';
 import { chooseAccel, probeKvmOnce, type AccelChoice } from '../host/accel.js';
+import { probeSandbox } from '../host/sandbox.js';
 import { findTools, type HostTools } from '../host/tools.js';
 import type { BuiltImage } from '../image/build.js';
 import { inspectBase } from '../image/base.js';
@@ -12,6 +14,7 @@ import { resolveImage, type ImageSource } from '../image/resolve.js';
 import type { BootMethod, MachineSpec } from '../qemu/argv.js';
 import { normaliseCloudConfig, type CloudConfig } from '../seed/cloud-config.js';
 import { packageRoot } from '../util/package-root.js';
+import { sanitizeLine } from '../util/sanitize.js';
 import { createProgress, formatTransfer, silentProgress, type Progress } from '../util/progress.js';
 import { resolveBootOptions, type BootOptions, type ResolvedBootOptions } from './options.js';
 
@@ -29,15 +32,17 @@ export interface Prepared {
   agentSource: string;
   userConfig: CloudConfig;
   progress: Progress;
+  /** QEMU runs under its seccomp sandbox (false where this build or kernel cannot: kvmtest doctor says). */
+  sandbox: boolean;
 }
 
 const warned = new Set<string>();
 
-/** Prints a one-line warning once per process. */
+/** Prints a one-line warning once per process (sanitized: it may quote QEMU or the guest). */
 export function warnOnce(message: string): void {
   if (warned.has(message)) return;
   warned.add(message);
-  process.stderr.write(`${message}\n`);
+  process.stderr.write(`${sanitizeLine(message, 2000)}\n`);
 }
 
 export async function prepare(options: BootOptions): Promise<Prepared> {
@@ -66,6 +71,7 @@ export async function prepare(options: BootOptions): Promise<Prepared> {
     agentSource: await readFile(join(packageRoot(), 'guest', 'agent.py'), 'utf8'),
     userConfig: normaliseCloudConfig(options.cloudConfig),
     progress,
+    sandbox: (await probeSandbox(tools.qemu)).supported,
   };
 }
 
@@ -88,8 +94,23 @@ function chooseBootMethod(opts: ResolvedBootOptions, built: BuiltImage | undefin
   return { kind: 'firmware', firmware: 'bios' };
 }
 
-/** The machine spec for one guest: its own disk (on the backing chain given, nearest first), seed and sockets in dir. */
+/** Where a guest's own copy of the UEFI vars lives: firmware writes it, and guests must not share it. */
+export function uefiVarsPath(dir: string): string {
+  return join(dir, 'uefi-vars.fd');
+}
+
+/** Copies the user's UEFI vars into the guest's private dir (0600), when it boots with UEFI. */
+export async function copyUefiVars(prep: Prepared, dir: string): Promise<void> {
+  const boot = prep.bootMethod;
+  if (boot.kind !== 'firmware' || boot.firmware !== 'uefi') return;
+  const target = uefiVarsPath(dir);
+  await copyFile(boot.vars, target, constants.COPYFILE_EXCL);
+  await chmod(target, 0o600);
+}
+
+/** The machine spec for one guest: its own disk (on the backing chain given, nearest first), seed, sockets and UEFI vars in dir. */
 export function machineSpec(prep: Prepared, name: string, dir: string, disk: string, backing: BackingLink[], seed: string, network: MachineSpec['network']): MachineSpec {
+  const boot = prep.bootMethod;
   return {
     name,
     accel: prep.choice.accel,
@@ -98,10 +119,11 @@ export function machineSpec(prep: Prepared, name: string, dir: string, disk: str
     disk,
     backing,
     seed,
-    boot: prep.bootMethod,
+    boot: boot.kind === 'firmware' && boot.firmware === 'uefi' ? { ...boot, vars: uefiVarsPath(dir) } : boot,
     qmpSocket: join(dir, 'qmp.sock'),
     agentSocket: join(dir, 'agent.sock'),
     network,
+    ...(prep.sandbox ? { sandbox: true } : {}),
     ...(prep.options.qemuArgs ? { extraArgs: prep.options.qemuArgs } : {}),
   };
 }
@@ -111,7 +133,7 @@ export async function withFreePorts(network: ResolvedBootOptions['network']): Pr
   if (network === false) return false;
   const forwards = [];
   for (const f of network.forwards) forwards.push({ guest: f.guest, host: f.host ?? (await freePort()) });
-  return { forwards };
+  return { forwards, ...(network.outbound === false ? { outbound: false } : {}) };
 }
 
 async function freePort(): Promise<number> {

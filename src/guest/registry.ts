@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { onExit } from 'signal-exit';
 import createDebug from 'debug';
-import { registerWithReaper } from '../reaper/client.js';
+import { registerWithReaper, type Registration } from '../reaper/client.js';
 
 const debug = createDebug('kvmtest:registry');
 
@@ -13,6 +13,8 @@ interface Leftover {
 
 /** A guest being tracked: say when its QEMU started, and untrack it once it is cleaned up. */
 export interface Tracked {
+  /** Resolves once the reaper knows the directory: await it before starting QEMU. */
+  readonly registered: Promise<void>;
   started(pid: number | undefined): void;
   untrack(): void;
 }
@@ -32,15 +34,17 @@ export function track(name: string, dir: string): Tracked {
     for (const item of live) reap(item);
     live.clear();
   });
-  let forget: Promise<() => void> | undefined;
+  // the directory is announced now, before QEMU exists: a SIGKILL in between still leaves nothing
+  const registration: Promise<Registration> = registerWithReaper({ name, dir }).catch(() => ({ started() {}, remove() {} }));
   return {
+    registered: registration.then(() => {}),
     started(pid) {
       leftover.pid = pid;
-      if (pid) forget = registerWithReaper({ pid, name, dir }).catch(() => () => {});
+      if (pid) void registration.then((r) => r.started(pid));
     },
     untrack() {
       live.delete(leftover);
-      void forget?.then((done) => done());
+      void registration.then((r) => r.remove());
     },
   };
 }

@@ -26,18 +26,24 @@ export interface MachineSpec {
   boot: BootMethod;
   qmpSocket: string;
   agentSocket: string;
-  /** false: no NIC at all. Otherwise user-mode networking with forwards bound to 127.0.0.1. */
-  network: false | { forwards: PortForward[] };
+  /**
+   * false: no NIC at all. Otherwise user-mode networking with forwards bound to 127.0.0.1;
+   * `outbound: false` isolates the guest (slirp restrict=on): forwards work, the guest reaches nothing.
+   */
+  network: false | { forwards: PortForward[]; outbound?: boolean };
+  /** QEMU's seccomp sandbox (where the build supports it: see host/sandbox.ts). */
+  sandbox?: boolean;
   /** Appended verbatim, for what kvmtest does not model. */
   extraArgs?: string[];
-  /** Restore from a saved state file instead of booting. */
+  /** Restore from this saved state file instead of booting: the launcher opens it and passes it as INCOMING_STATE_FD. */
   incomingState?: string;
 }
 
-/** A single-quoted word for /bin/sh, which runs QEMU's exec: migration commands. */
-export function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", `'\\''`)}'`;
-}
+/** The fd QEMU reads an incoming state from: no shell, no fork (the sandbox denies spawn). */
+export const INCOMING_STATE_FD = 3;
+
+/** What the sandbox denies: old syscalls, setuid and friends, fork/exec, scheduling and limits. */
+export const SANDBOX_ARG = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 /** QEMU's option syntax doubles commas inside values. */
 export function escapeOpt(value: string): string {
@@ -55,6 +61,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-smp', String(spec.cpus),
     '-m', `${spec.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-display', 'none',
+    ...(spec.sandbox ? ['-sandbox', SANDBOX_ARG] : []),
     // the serial console comes out on QEMU's stdout, where the host logs and watches it
     '-chardev', 'stdio,id=console0,signal=off', '-serial', 'chardev:console0',
     '-chardev', `socket,id=qmp0,path=${escapeOpt(spec.qmpSocket)},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control',
@@ -74,7 +81,8 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
   if (spec.network === false) args.push('-nic', 'none');
   else {
     const forwards = spec.network.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
-    args.push('-nic', `user,model=virtio-net-pci${forwards}`);
+    // restrict=on: slirp routes nothing out of the guest, yet host forwards still reach in
+    args.push('-nic', `user,model=virtio-net-pci${spec.network.outbound === false ? ',restrict=on' : ''}${forwards}`);
   }
   const boot = spec.boot;
   if (boot.kind === 'kernel') {
@@ -88,7 +96,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     );
   }
   if (spec.extraArgs) args.push(...spec.extraArgs);
-  if (spec.incomingState) args.push('-incoming', `exec:cat ${shellQuote(spec.incomingState)}`);
+  if (spec.incomingState) args.push('-incoming', `fd:${INCOMING_STATE_FD}`);
   return args;
 }
 

@@ -34,14 +34,14 @@ export class QemuProcess {
   /**
    * Starts QEMU with the given argv; stdout is the serial console, logged to consolePath. With
    * `setpriv`, QEMU gets SIGKILL the moment this process dies, however it dies (PR_SET_PDEATHSIG).
+   * `fd3`, an open file descriptor, is QEMU's fd 3 (an incoming state: see INCOMING_STATE_FD).
    */
-  static start(binary: string, args: string[], consolePath: string, setpriv?: string): QemuProcess {
+  static start(binary: string, args: string[], consolePath: string, setpriv?: string, fd3?: number): QemuProcess {
     debug('%s %s', binary, args.join(' '));
     const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, args];
     const child = execa(file, argv, {
-      stdin: 'ignore',
-      stdout: 'pipe',
-      stderr: 'pipe',
+      // execa's types list only fds 3..9, but any open fd of ours is passed to spawn() as is
+      stdio: ['ignore', 'pipe', 'pipe', ...(fd3 === undefined ? [] : [fd3 as 3])],
       buffer: false,
       reject: false,
       // execa kills QEMU when this process exits normally; signals are handled by the guest registry

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import createDebug from 'debug';
 import { cacheDir } from '../image/cache.js';
@@ -13,17 +14,27 @@ const CONNECT_TIMEOUT_MS = 5000;
 let link: Promise<Socket | undefined> | undefined;
 let nextId = 1;
 
+/** A guest known to the reaper: say its QEMU's pid once started, and that it was stopped properly. */
+export interface Registration {
+  started(pid: number): void;
+  remove(): void;
+}
+
 /**
- * Tells the shared reaper about a guest; returns the call that says it was stopped properly.
- * Best effort: without a reaper (kvmtest not built, or it cannot start) guests are still cleaned
- * up on exit, SIGINT and SIGTERM by the in-process registry, just not after SIGKILL.
+ * Tells the shared reaper about a guest's directory (before its QEMU starts: the pid follows with
+ * started()). Resolves once the registration is written. Best effort: without a reaper (kvmtest not
+ * built, or it cannot start) guests are still cleaned up on exit, SIGINT and SIGTERM by the
+ * in-process registry, just not after SIGKILL.
  */
-export async function registerWithReaper(target: ReapTarget): Promise<() => void> {
+export async function registerWithReaper(target: ReapTarget): Promise<Registration> {
   const socket = await (link ??= connect());
-  if (!socket) return () => {};
+  if (!socket) return { started() {}, remove() {} };
   const id = nextId++;
   send(socket, { t: 'add', id, target });
-  return () => send(socket, { t: 'remove', id });
+  return {
+    started: (pid) => send(socket, { t: 'add', id, target: { ...target, pid } }),
+    remove: () => send(socket, { t: 'remove', id }),
+  };
 }
 
 function send(socket: Socket, message: ClientMessage): void {
@@ -45,6 +56,8 @@ async function connect(): Promise<Socket | undefined> {
       socket.on('close', () => {
         link = undefined;
       });
+      // the reaper deletes nothing outside this root, whatever a registration names
+      send(socket, { t: 'root', path: tmpdir() });
       debug('connected to the reaper at %s', paths.socket);
       return socket;
     }

@@ -1,8 +1,9 @@
-import { appendFileSync, chmodSync, mkdirSync, rmSync } from 'node:fs';
-import { basename, isAbsolute } from 'node:path';
+import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import lockfile from 'proper-lockfile';
+import { checkRoot, checkTarget } from './guard.js';
 import { reapTarget } from './kill.js';
 import { reaperPaths, type ClientMessage, type ReapTarget, type ReaperMessage } from './protocol.js';
 
@@ -12,17 +13,27 @@ export interface DaemonOptions {
   idleMs?: number;
 }
 
+/** A running reaper: what it holds (for tests and logs), and how to stop it. */
+export interface Daemon {
+  /** Every target held for a live connection. */
+  targets(): ReapTarget[];
+  /** Resolves when the reaper stopped (idle, or close()). */
+  readonly closed: Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
  * The reaper: one per cache directory, shared by every process that runs guests. It holds what
- * each connection registered and reaps what a closed connection left. It takes a lock before it
- * binds, so concurrent starts end with one reaper; it exits when idle.
+ * each connection registered and reaps what a closed connection left, but only directories under
+ * the temp root that connection named (see guard.ts). It takes a lock before it binds, so
+ * concurrent starts end with one reaper; it stops when idle. Undefined when another reaper serves.
  */
-export async function runDaemon(options: DaemonOptions): Promise<void> {
+export async function runDaemon(options: DaemonOptions): Promise<Daemon | undefined> {
   const paths = reaperPaths(options.cache);
-  mkdirSync(options.cache, { recursive: true });
+  mkdirSync(options.cache, { recursive: true, mode: 0o700 });
   const log = (line: string) => {
     try {
-      appendFileSync(paths.log, `${new Date().toISOString()} [${process.pid}] ${line}\n`);
+      appendFileSync(paths.log, `${new Date().toISOString()} [${process.pid}] ${line}\n`, { mode: 0o600 });
     } catch {
       // logging is best effort
     }
@@ -31,19 +42,26 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   try {
     release = await lockfile.lock(paths.lock, { realpath: false, stale: 10_000, update: 2_000 });
   } catch {
-    return; // another reaper holds the lock and serves the socket
+    return undefined; // another reaper holds the lock and serves the socket
   }
   if (await answers(paths.socket)) {
     await release();
-    return;
+    return undefined;
   }
   rmSync(paths.socket, { force: true });
-  const clients = new Set<Socket>();
+  const clients = new Map<Socket, Map<number, ReapTarget>>();
+  const own = checkRoot(tmpdir());
+  const ownRoot = 'root' in own ? own.root : undefined;
   let idleTimer: NodeJS.Timeout | undefined;
+  let closing = false;
+  let done!: () => void;
+  const closed = new Promise<void>((resolve) => (done = resolve));
   const server: Server = createServer((socket) => {
-    clients.add(socket);
-    clearTimeout(idleTimer);
     const held = new Map<number, ReapTarget>();
+    // the reaper's own temp root (it inherits its first client's environment), plus what each client names
+    const roots = new Set<string>(ownRoot ? [ownRoot] : []);
+    clients.set(socket, held);
+    clearTimeout(idleTimer);
     socket.write(`${JSON.stringify({ t: 'hello', pid: process.pid } satisfies ReaperMessage)}\n`);
     const lines = createInterface({ input: socket });
     lines.on('line', (line) => {
@@ -53,44 +71,69 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       } catch {
         return;
       }
-      if (message.t === 'add' && validTarget(message.target)) held.set(message.id, message.target);
-      else if (message.t === 'remove') held.delete(message.id);
+      if (message?.t === 'root') {
+        const root = checkRoot(message.path);
+        if ('root' in root) roots.add(root.root);
+        else log(`refused: ${root.refused}`);
+      } else if (message?.t === 'add' && Number.isInteger(message.id)) {
+        const refusal = checkTarget(message.target, roots);
+        if (refusal === undefined) held.set(message.id, { ...message.target });
+        else log(`refused: ${refusal}`);
+      } else if (message?.t === 'remove') held.delete(message.id);
     });
     socket.on('error', () => {});
     socket.on('close', () => {
       clients.delete(socket);
+      // close() hangs up on clients that are alive: nothing of theirs is orphaned
+      if (closing) held.clear();
       for (const target of held.values()) {
-        log(`client gone: reaping ${target.name} (pid ${target.pid}, ${target.dir})`);
-        void reapTarget(target).catch((error: unknown) => log(`reaping ${target.name} failed: ${String(error)}`));
+        log(`client gone: reaping ${target.name} (pid ${target.pid ?? 'not started'}, ${target.dir})`);
+        void reapTarget(target, roots).then(
+          (refusal) => refusal && log(`kept ${target.dir}: ${refusal}`),
+          (error: unknown) => log(`reaping ${target.name} failed: ${String(error)}`),
+        );
       }
       held.clear();
       armIdle();
     });
   });
+  const close = async () => {
+    closing = true;
+    clearTimeout(idleTimer);
+    server.close();
+    for (const socket of clients.keys()) socket.destroy();
+    rmSync(paths.socket, { force: true });
+    await release().catch(() => {});
+    done();
+  };
   const armIdle = () => {
     clearTimeout(idleTimer);
     if (clients.size > 0) return;
     idleTimer = setTimeout(() => {
       log('idle: exiting');
-      server.close();
-      rmSync(paths.socket, { force: true });
-      void release().finally(() => process.exit(0));
+      void close();
     }, options.idleMs ?? 30_000);
   };
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(paths.socket, () => resolve());
-  });
-  chmodSync(paths.socket, 0o600);
+  await listenPrivately(server, paths.socket);
   log(`listening on ${paths.socket}`);
   armIdle();
+  return { targets: () => [...clients.values()].flatMap((held) => [...held.values()]), closed, close };
 }
 
-function validTarget(target: unknown): target is ReapTarget {
-  const t = target as ReapTarget;
-  // only kvmtest's own guests and private directories, whatever a client asks
-  return typeof t === 'object' && t !== null && Number.isInteger(t.pid) && t.pid > 1 && typeof t.name === 'string' && /^kvmtest-[a-z0-9-]+$/.test(t.name)
-    && typeof t.dir === 'string' && isAbsolute(t.dir) && basename(t.dir).startsWith('kvmtest');
+/**
+ * Binds the socket with umask 077, so it is 0600 from its first instant: a chmod after listen would
+ * leave a moment when another user could connect. The bind happens inside listen(), synchronously.
+ */
+function listenPrivately(server: Server, path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const umask = process.umask(0o077);
+    try {
+      server.listen(path, () => resolve());
+    } finally {
+      process.umask(umask);
+    }
+  });
 }
 
 /** True when something answers on the socket (a live reaper). */

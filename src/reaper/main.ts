@@ -7,4 +7,6 @@ if (!cache) {
   process.stderr.write('usage: reaper/main.js CACHE_DIR\n');
   process.exit(2);
 }
-await runDaemon({ cache, ...(process.env.KVMTEST_REAPER_IDLE_MS ? { idleMs: Number(process.env.KVMTEST_REAPER_IDLE_MS) } : {}) });
+const daemon = await runDaemon({ cache, ...(process.env.KVMTEST_REAPER_IDLE_MS ? { idleMs: Number(process.env.KVMTEST_REAPER_IDLE_MS) } : {}) });
+await daemon?.closed;
+process.exit(0);

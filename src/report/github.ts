@@ -1,6 +1,6 @@
 import type { CellResult, CellStatus, MatrixReport } from '../matrix/types.js';
 import { flakyNote } from './junit.js';
-import { casesSummary, cellProblem, formatDuration, isBadCase, isBadCell, plainText, totalsLine } from './table.js';
+import { casesSummary, cellProblem, formatDuration, isBadCase, isBadCell, oneLine, plainText, totalsLine } from './table.js';
 
 const EMOJI: Record<CellStatus, string> = {
   passed: '✅',
@@ -11,14 +11,23 @@ const EMOJI: Record<CellStatus, string> = {
   skipped: '⏭️',
 };
 
-/** Text inside an HTML element (GitHub renders no Markdown there): no markup, no line breaks. */
+/** Text inside an HTML element: no markup, no line breaks; `|` and backticks as entities too (a summary line is also Markdown). */
 function html(text: string): string {
-  return plainText(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\s+/g, ' ').trim();
+  return entities(oneLine(text, 2000), /[&<>|`]/g);
 }
 
-/** Text in a Markdown line or table cell: as html(), and no emphasis, code spans, links or column breaks either. */
+/**
+ * Text in a Markdown line or table cell: as html(), and no emphasis, code spans, links, images,
+ * strikethrough or column breaks either. Entities, unlike backslashes, mean the same in HTML and Markdown.
+ */
 function inline(text: string): string {
-  return html(text.replace(/[\\`*_[\]|]/g, '\\$&'));
+  return entities(oneLine(text, 2000), /[&<>|`*_[\]\\~!]/g);
+}
+
+const NAMED: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
+
+function entities(text: string, chars: RegExp): string {
+  return text.replace(chars, (c) => NAMED[c] ?? `&#${c.charCodeAt(0)};`);
 }
 
 /** A fenced block that the content cannot close: the fence is longer than any backtick run inside. */
@@ -89,9 +98,10 @@ export function escapeProperty(text: string): string {
   return escapeData(text).replace(/:/g, '%3A').replace(/,/g, '%2C');
 }
 
+/** One annotation; guest text is sanitized first, then escaped as the runner's toolkit does. */
 function command(kind: 'error' | 'warning', title: string, message: string): string {
   const data = plainText(message).trim();
-  return `::${kind} title=${escapeProperty(plainText(title))}::${escapeData(data.length > 4000 ? `${data.slice(0, 3999)}…` : data)}`;
+  return `::${kind} title=${escapeProperty(oneLine(title))}::${escapeData(data.length > 4000 ? `${data.slice(0, 3999)}…` : data)}`;
 }
 
 /** Annotation lines: an error per failed case (or per failed cell without failed cases), a warning per flaky cell. */

@@ -1,4 +1,4 @@
-import { stripVTControlCharacters } from 'node:util';
+import { sanitize, sanitizeLine } from '../util/sanitize.js';
 import type { CellResult, CellStatus, MatrixReport, TestCase } from '../matrix/types.js';
 
 /** 0.4s, 41.2s, 2m03s, 1h05m; '-' when unknown. */
@@ -39,16 +39,13 @@ export function paintStatus(text: string, status: CellStatus, enabled: boolean):
   return paint(text, STATUS_COLOR[status], enabled);
 }
 
-/** Terminal escape sequences and other control characters (but tab and newlines) removed. */
+/** Guest text, multi-line: escape sequences, control characters (but tab and newlines) and workflow commands removed. */
 export function plainText(text: string): string {
-  return stripVTControlCharacters(text).replace(/[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]/g, '');
+  return sanitize(text, { multiline: true });
 }
 
-/** One readable line: control characters removed, whitespace runs (newlines too) collapsed. */
-export function oneLine(text: string, max = 300): string {
-  const line = plainText(text).replace(/\s+/g, ' ').trim();
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
-}
+/** One readable line of guest text: sanitized, whitespace runs (newlines too) collapsed. */
+export const oneLine = sanitizeLine;
 
 /** `exit code 1`, `signal SIGKILL`, `BOOT_TIMEOUT: ...`: why a cell did not pass, in one line. */
 export function cellProblem(cell: CellResult): string {
@@ -133,7 +130,7 @@ export function summaryTable(report: MatrixReport, options: { color: boolean }):
   for (const cell of report.cells) {
     const badCases = cell.cases.filter(isBadCase);
     for (const testCase of badCases) {
-      const path = [cell.id, ...(testCase.suite ? [testCase.suite] : []), testCase.name].join(' › ');
+      const path = oneLine([cell.id, ...(testCase.suite ? [testCase.suite] : []), testCase.name].join(' › '));
       const message = oneLine(testCase.message ?? testCase.details ?? testCase.status);
       problems.push(`${cross} ${path}: ${message}`);
     }

@@ -1,4 +1,5 @@
 import type { CellPhase, CellResult, CellSpec, MatrixEvent } from '../matrix/types.js';
+import { fenced, underGithubActions } from '../util/stop-commands.js';
 import { STATUS_MARK, cellProblem, formatDuration, isBadCase, oneLine, paint, paintStatus, summaryTable } from './table.js';
 
 export type ReporterStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number; rows?: number };
@@ -10,6 +11,8 @@ export interface TerminalReporterOptions {
   verbose?: boolean;
   /** ANSI colors; default: the stream is a TTY and $NO_COLOR is not set. */
   color?: boolean;
+  /** Fence verbose output with ::stop-commands:: (default: under GitHub Actions). */
+  github?: boolean;
 }
 
 export interface TerminalReporter {
@@ -54,6 +57,8 @@ export function createTerminalReporter(stream: ReporterStream, options: Terminal
   let drawn = 0;
   let frame = 0;
   let closed = false;
+  // verbose guest lines are sanitized, and under GitHub Actions also fenced: no workflow command runs from them
+  const guestLines = options.github ?? underGithubActions() ? fenced<string>((text) => stream.write(text)) : undefined;
 
   const blockLines = (): string[] => {
     const now = Date.now();
@@ -88,8 +93,14 @@ export function createTerminalReporter(stream: ReporterStream, options: Terminal
   };
 
   const print = (line: string) => {
+    guestLines?.end();
     if (live) render([line], !closed);
     else stream.write(`${line}\n`);
+  };
+
+  const printGuestLine = (line: string) => {
+    if (guestLines && !live) guestLines.write(`${line}\n`);
+    else print(line);
   };
 
   const stop = () => {
@@ -109,6 +120,7 @@ export function createTerminalReporter(stream: ReporterStream, options: Terminal
   const close = () => {
     if (closed) return;
     closed = true;
+    guestLines?.end();
     stop();
     if (live && drawn > 0) render([], false);
   };
@@ -124,6 +136,7 @@ export function createTerminalReporter(stream: ReporterStream, options: Terminal
     if (first) entry.startedAt = Date.now();
     if (live) return startTimer();
     const elapsed = first ? '' : ` ${formatDuration(Date.now() - entry.startedAt!)}`;
+    guestLines?.end();
     stream.write(`[${cell.id}] ${phase}${attempt > 1 ? ` (attempt ${attempt})` : ''}${elapsed}\n`);
   };
 
@@ -132,7 +145,7 @@ export function createTerminalReporter(stream: ReporterStream, options: Terminal
       if (closed) return;
       switch (event.type) {
         case 'prepare':
-          print(event.message);
+          print(oneLine(event.message, 1000));
           break;
         case 'start': {
           for (const cell of event.cells) pending.set(cell.id, { spec: cell, phase: 'queued', attempt: 1 });
@@ -145,7 +158,7 @@ export function createTerminalReporter(stream: ReporterStream, options: Terminal
           onPhase(event.cell, event.phase, event.attempt);
           break;
         case 'output':
-          if (options.verbose) print(`[${event.cell.id}${event.stream === 'stderr' ? ' stderr' : ''}] ${event.line}`);
+          if (options.verbose) printGuestLine(`[${event.cell.id}${event.stream === 'stderr' ? ' stderr' : ''}] ${oneLine(event.line, 4000)}`);
           break;
         case 'cell-done':
           pending.delete(event.result.id);

@@ -1,6 +1,10 @@
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { QmpClient } from '../qemu/qmp.js';
 import { KvmtestError } from '../errors.js';
-import { shellQuote } from '../qemu/argv.js';
 import createDebug from 'debug';
 
 const debug = createDebug('kvmtest:snapshot');
@@ -13,21 +17,52 @@ interface MigrateInfo {
 }
 
 /**
- * Saves the stopped VM's whole state (RAM and devices) into a file through `migrate exec:`
- * (QEMU 7.2 has no file: URI) and waits for it to complete.
+ * Saves the stopped VM's whole state (RAM and devices) into a file (0600) and waits for it to complete.
+ * QEMU streams it to a unix socket the host listens on in `dir` (private, 0700) and the host writes
+ * the file: no `exec:` (QEMU 7.2 has no file: URI, and its sandbox denies spawning a shell).
  */
-export async function saveState(qmp: QmpClient, file: string, signal?: AbortSignal): Promise<MigrateInfo> {
-  await qmp.execute('stop');
-  await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(file)}` });
-  for (;;) {
-    signal?.throwIfAborted();
-    const info = await qmp.execute<MigrateInfo>('query-migrate');
-    if (info.status === 'completed') return info;
-    if (info.status === 'failed' || info.status === 'cancelled') {
-      throw new KvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${info['error-desc'] ?? info.status}`);
+export async function saveState(qmp: QmpClient, file: string, dir: string, signal?: AbortSignal): Promise<MigrateInfo> {
+  const socketPath = join(dir, 'migrate.sock');
+  const receiver = receiveOnce(socketPath, file);
+  receiver.written.catch(() => {});
+  try {
+    await receiver.listening;
+    await qmp.execute('stop');
+    await qmp.execute('migrate', { uri: `unix:${socketPath}` });
+    for (;;) {
+      signal?.throwIfAborted();
+      const info = await qmp.execute<MigrateInfo>('query-migrate');
+      if (info.status === 'completed') {
+        await receiver.written;
+        return info;
+      }
+      if (info.status === 'failed' || info.status === 'cancelled') {
+        throw new KvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${info['error-desc'] ?? info.status}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    receiver.server.close();
+    await rm(socketPath, { force: true });
   }
+}
+
+/** A unix server that writes its first connection's bytes to file; later connections are refused. */
+function receiveOnce(socketPath: string, file: string): { server: Server; listening: Promise<void>; written: Promise<void> } {
+  let settle: { resolve: () => void; reject: (e: unknown) => void };
+  const written = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  const server = createServer((socket) => {
+    server.close(); // one stream only
+    pipeline(socket, createWriteStream(file, { mode: 0o600 })).then(() => settle.resolve(), (e: unknown) => settle.reject(e));
+  });
+  const listening = new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => {
+      reject(e);
+      settle.reject(e);
+    });
+    server.listen(socketPath, () => resolve());
+  });
+  return { server, listening, written };
 }
 
 /** Waits until an incoming migration has loaded and the VM runs. */

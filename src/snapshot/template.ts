@@ -12,7 +12,7 @@ import { renderSeed } from '../seed/cloud-config.js';
 import { writeSeedIso } from '../seed/iso.js';
 import { DEFAULT_BOOT_TIMEOUT_MS } from '../guest/options.js';
 import { launch } from '../guest/launch.js';
-import { machineSpec, withFreePorts, type Prepared } from '../guest/prepare.js';
+import { copyUefiVars, machineSpec, withFreePorts, type Prepared } from '../guest/prepare.js';
 import { track } from '../guest/registry.js';
 import { fileDigest } from './digest.js';
 import { snapshotKey } from './key.js';
@@ -37,9 +37,9 @@ const SEAL_TEMPLATE = [
 
 /** The snapshot key for a prepared boot: base content, QEMU, machine, agent, cloud-config. */
 export async function keyFor(prep: Prepared): Promise<string> {
-  // the chain's files are keyed by content (baseDigest), not by where they are
+  // the chain's files are keyed by content (baseDigest), not by where they are; the sandbox shapes no guest state
   const chain = baseChain(prep.base).map((link, i) => ({ path: `/BASE${i}`, format: link.format }));
-  const placeholders = machineSpec(prep, 'NAME', '/DIR', '/DIR/disk.qcow2', chain, '/DIR/seed.iso', normalisedNetwork(prep));
+  const placeholders = { ...machineSpec(prep, 'NAME', '/DIR', '/DIR/disk.qcow2', chain, '/DIR/seed.iso', normalisedNetwork(prep)), sandbox: false };
   const kernelFiles = prep.bootMethod.kind === 'kernel' ? [prep.bootMethod.kernel, prep.bootMethod.initrd].filter((f): f is string => Boolean(f)) : [];
   return snapshotKey({
     baseDigest: [await fileDigest(prep.base.path), ...(prep.base.backingFile ? [await fileDigest(prep.base.backingFile)] : [])].join('+'),
@@ -54,7 +54,7 @@ export async function keyFor(prep: Prepared): Promise<string> {
 /** Host ports do not shape a snapshot (they are not guest state): keyed as 0. */
 function normalisedNetwork(prep: Prepared): MachineSpec['network'] {
   const network = prep.opts.network;
-  return network === false ? false : { forwards: network.forwards.map((f) => ({ guest: f.guest, host: 0 })) };
+  return network === false ? false : { forwards: network.forwards.map((f) => ({ guest: f.guest, host: 0 })), ...(network.outbound === false ? { outbound: false } : {}) };
 }
 
 /**
@@ -93,8 +93,10 @@ async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
     await createOverlay(prep.tools.qemuImg, prep.base, paths.disk);
     const files = renderSeed({ instanceId: name, hostname: name, agentSource: prep.agentSource, user: prep.userConfig });
     await writeSeedIso(prep.tools.iso, work.path, files, paths.seed);
+    await copyUefiVars(prep, work.path);
     const spec = machineSpec(prep, name, work.path, paths.disk, baseChain(prep.base), paths.seed, await withFreePorts(prep.opts.network));
     const timeoutMs = prep.opts.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS * prep.choice.timeoutScale;
+    await tracked.registered;
     const { qmp, agent } = await launch(prep, spec, work.path, timeoutMs, (q) => {
       qemu = q;
       tracked.started(q.pid);
@@ -110,7 +112,7 @@ async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
     await new Promise((r) => setTimeout(r, 500));
     prep.progress.phase('snapshot: saving the VM state');
     const saveStarted = performance.now();
-    await saveState(qmp, paths.state, prep.options.signal).catch((error) => {
+    await saveState(qmp, paths.state, work.path, prep.options.signal).catch((error) => {
       throw error instanceof KvmtestError ? error : new KvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${(error as Error).message}`, { cause: error });
     });
     const saveMs = performance.now() - saveStarted;

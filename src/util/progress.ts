@@ -1,3 +1,5 @@
+import { sanitizeLine } from './sanitize.js';
+
 /**
  * Progress for long operations: on a terminal one live line (spinner, elapsed time, latest detail);
  * elsewhere (CI logs) plain lines, at most one every `plainEveryMs` unless the phase changes.
@@ -34,17 +36,18 @@ export function createProgress(label: string, stream: NodeJS.WriteStream = proce
     if (timer) clearInterval(timer);
     stream.write(`${tty ? '\r\x1b[2K' : ''}${mark} ${label} ${summary} (${elapsed()})\n`);
   };
+  // details are often guest text (console lines, the hello's OS name and kernel): one sanitized line each
   return {
     update(text) {
-      detail = text.trim();
+      detail = sanitizeLine(text);
       if (!tty) plain(false);
     },
     phase(name) {
-      phase = name;
+      phase = sanitizeLine(name);
       if (!tty) plain(true);
     },
-    done: (summary) => finish('✔', summary),
-    fail: (summary) => finish('✖', summary),
+    done: (summary) => finish('✔', sanitizeLine(summary, 1000)),
+    fail: (summary) => finish('✖', sanitizeLine(summary, 1000)),
   };
 }
 

@@ -1,5 +1,11 @@
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildQemuArgs, type MachineSpec } from '../../src/qemu/argv.js';
+import { sandboxLine } from '../../src/cli/doctor.js';
+import { copyUefiVars, machineSpec, type Prepared } from '../../src/guest/prepare.js';
+import { probeSandbox } from '../../src/host/sandbox.js';
+import { buildQemuArgs, type BootMethod, type MachineSpec } from '../../src/qemu/argv.js';
 
 const spec = (over: Partial<MachineSpec> = {}): MachineSpec => ({
   name: 'kvmtest-1',
@@ -76,6 +82,17 @@ describe('QEMU argv', () => {
     expect(nic).toEqual(['user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:40022-:22']);
   });
 
+  it('an isolated network (outbound: false) is slirp restrict=on: forwards still reach the guest', () => {
+    const nic = after(buildQemuArgs(spec({ network: { forwards: [{ host: 40022, guest: 22 }], outbound: false } })), '-nic');
+    expect(nic).toEqual(['user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22']);
+    expect(after(buildQemuArgs(spec({ network: { forwards: [], outbound: true } })), '-nic')).toEqual(['user,model=virtio-net-pci']);
+  });
+
+  it('the seccomp sandbox denies obsolete calls, privilege changes, spawning and resource control, when on', () => {
+    expect(after(buildQemuArgs(spec({ sandbox: true })), '-sandbox')).toEqual(['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
+    expect(buildQemuArgs(spec())).not.toContain('-sandbox');
+  });
+
   it('direct kernel boot passes kernel, initrd and append', () => {
     const args = buildQemuArgs(spec({ boot: { kind: 'kernel', kernel: '/k', initrd: '/i', append: 'root=/dev/vda1 console=ttyS0' } }));
     expect(after(args, '-kernel')).toEqual(['/k']);
@@ -91,5 +108,49 @@ describe('QEMU argv', () => {
   it('escapes commas in paths given in option syntax', () => {
     const args = buildQemuArgs(spec({ qmpSocket: '/tmp/a,b/qmp.sock' }));
     expect(after(args, '-chardev')).toContain('socket,id=qmp0,path=/tmp/a,,b/qmp.sock,server=on,wait=off');
+  });
+});
+
+describe('per-guest machine files', () => {
+  const prep = (bootMethod: BootMethod) => ({ bootMethod, choice: { accel: 'tcg' }, opts: { cpus: 1, memoryMiB: 512 }, options: {}, sandbox: true }) as unknown as Prepared;
+  const uefi: BootMethod = { kind: 'firmware', firmware: 'uefi', code: '/ovmf/CODE.fd', vars: '/shared/VARS.fd' };
+
+  it('each UEFI guest writes its own copy of the vars file, in its private dir', async () => {
+    const dirs = [mkdtempSync(join(tmpdir(), 'kvmtest-unit-')), mkdtempSync(join(tmpdir(), 'kvmtest-unit-'))];
+    const shared = join(dirs[0]!, 'VARS.fd');
+    writeFileSync(shared, 'vars', { mode: 0o644 });
+    try {
+      const specs = dirs.map((dir) => machineSpec(prep({ ...uefi, vars: shared }), 'kvmtest-1', dir, '/d', [], '/s', false));
+      expect(specs.map((s) => (s.boot as { vars: string }).vars)).toEqual(dirs.map((dir) => join(dir, 'uefi-vars.fd')));
+      for (const dir of dirs) await copyUefiVars(prep({ ...uefi, vars: shared }), dir);
+      for (const dir of dirs) expect(statSync(join(dir, 'uefi-vars.fd')).mode & 0o777).toBe(0o600);
+      expect(specs[0]!.sandbox).toBe(true);
+    } finally {
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('BIOS and kernel boots have no vars file to copy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvmtest-unit-'));
+    try {
+      await copyUefiVars(prep({ kind: 'firmware', firmware: 'bios' }), dir);
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sandbox probe', () => {
+  it('a QEMU that refuses -sandbox is reported as unsupported, with its reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvmtest-unit-'));
+    const fake = join(dir, 'qemu-system-fake');
+    writeFileSync(fake, '#!/bin/sh\necho "qemu-system-fake: -sandbox support is not enabled in this QEMU binary" >&2\nexit 1\n', { mode: 0o755 });
+    try {
+      expect(await probeSandbox(fake)).toEqual({ supported: false, reason: 'qemu-system-fake: -sandbox support is not enabled in this QEMU binary' });
+      expect(await sandboxLine(fake)).toMatchObject({ ok: true, what: 'QEMU sandbox', detail: expect.stringMatching(/^not available/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -29,9 +29,16 @@ describe('options', () => {
     [{ initrd: '/i' }, /need "kernel"/],
     [{ firmware: 'uefi' }, /uefiCode/],
     [{ network: { forwards: [{ guest: 70000 }] } }, /1 to 65535/],
+    [{ network: { outbound: 'no' } }, /"network.outbound" option/],
+    [{ network: { forwards: [], restrict: true } }, /only "forwards" and "outbound"/],
     [{ image: '' }, /"image" option/],
   ])('rejects %o with INVALID_OPTION', (over, message) => {
     expect(() => resolveBootOptions({ image: 'x.qcow2', ...over } as never)).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }));
+  });
+
+  it('network: outbound false isolates the guest; true or absent is plain NAT', () => {
+    expect(resolveBootOptions({ image: 'x', network: { forwards: [{ guest: 22 }], outbound: false } }).network).toEqual({ forwards: [{ guest: 22 }], outbound: false });
+    expect(resolveBootOptions({ image: 'x', network: { outbound: true } }).network).toEqual({ forwards: [] });
   });
 
   it('kernel implies direct kernel boot', () => {

@@ -243,7 +243,7 @@ describe('GitHub', () => {
       stderrTail: 'before\n```\nafter\x00',
     };
     const md = githubSummary(report([odd]));
-    expect(md).toContain('- <b>a\\|b \\*c\\* &lt;i&gt;</b>: x');
+    expect(md).toContain('- <b>a&#124;b &#42;c&#42; &lt;i&gt;</b>: x');
     expect(md).toContain('````\nbefore\n```\nafter\n````');
   });
 });
