@@ -45,7 +45,12 @@ export type ErrorCode =
   | 'DOWNLOAD_NOT_FOUND'
   | 'DOWNLOAD_TIMEOUT'
   | 'CHECKSUM_MISMATCH'
-  | 'NO_CLOUD_INIT';
+  | 'NO_CLOUD_INIT'
+  // pulls (issue 10: a guest's archive is untrusted)
+  | 'PULL_DEST_SYMLINK'
+  | 'PULL_DEST_NOT_EMPTY'
+  | 'PULL_TOO_LARGE'
+  | 'PULL_TOO_MANY_ENTRIES';
 
 export class KvmtestError extends Error {
   readonly code: ErrorCode;

@@ -13,8 +13,11 @@ type Handler = (frame: Frame<AgentMessage>) => void;
 export interface Channel {
   readonly id: number;
   send(header: DistributiveOmit<HostMessage, 'id'>, body?: Uint8Array): Promise<void>;
-  /** Stops routing frames to this channel. */
+  /** Stops routing frames to this channel (and ends its pause). */
   close(): void;
+  /** Stops reading the link until resume(), while this channel's consumer is behind: the guest's sender stalls instead of host memory growing. */
+  pause(): void;
+  resume(): void;
 }
 
 type DistributiveOmit<T, K extends keyof never> = T extends unknown ? Omit<T, K> : never;
@@ -40,6 +43,8 @@ export class AgentClient {
   private helloWaiter: { nonce: string; resolve: (h: HelloAnswer) => void } | undefined;
   private failure: KvmtestError | undefined;
   private readonly failureListeners = new Set<(error: KvmtestError) => void>();
+  /** Channels that asked to pause the link; it reads again when none is left. */
+  private readonly paused = new Set<number>();
 
   /**
    * linkLossGraceMs: a socket error or close fails open requests only after this pause, so that
@@ -94,12 +99,20 @@ export class AgentClient {
     if (this.failure) throw this.failure;
     const id = this.nextId++;
     this.channels.set(id, handlers);
+    const resume = () => {
+      if (this.paused.delete(id) && this.paused.size === 0) this.stream.resume();
+    };
     return {
       id,
       send: (header, body) => this.write(encodeFrame({ ...header, id } as HostMessage, body)),
       close: () => {
         this.channels.delete(id);
+        resume();
       },
+      pause: () => {
+        if (this.channels.has(id) && !this.paused.has(id) && this.paused.add(id).size === 1) this.stream.pause();
+      },
+      resume,
     };
   }
 
