@@ -19,6 +19,8 @@ import { TreeExtractor } from '../../src/agent/pull/extract.js';
 import { clampMode, memberKind, memberPath } from '../../src/agent/pull/names.js';
 import { resolveLink, type TreeNode } from '../../src/agent/pull/resolve.js';
 import { pull, type PullOptions } from '../../src/agent/transfer.js';
+import { collectTarget } from '../../src/matrix/cell.js';
+import { attemptDir } from '../../src/matrix/run.js';
 
 // ---------------------------------------------------------------- crafted archives
 
@@ -460,4 +462,18 @@ describe('pull: backpressure', () => {
     expect(peak).toBeLessThan(32 * 1024 * 1024);
     console.log(`256 MiB pulled through the fake agent: the sender stalled ${stalls()} times; at most ${(peak / 2 ** 20).toFixed(1)} MiB sent and not yet on disk`);
   }, 60_000);
+});
+
+describe('matrix: where attempts and collected paths land (pure)', () => {
+  it('each attempt of a cell has its own directory', () => {
+    expect(attemptDir('/out', 'debian-12/cpus=2', 1)).toBe('/out/cells/debian-12_cpus=2/attempt-1');
+    expect(attemptDir('/out', 'debian-12/cpus=2', 2)).toBe('/out/cells/debian-12_cpus=2/attempt-2');
+    expect(attemptDir('/out', '..', 1)).toBe('/out/cells/_/attempt-1');
+  });
+
+  it('a collected guest path lands under the attempt\'s files/, never above it', () => {
+    expect(collectTarget('/a1', '/work/results')).toBe('/a1/files/work/results');
+    expect(collectTarget('/a1', '/work/../../../etc')).toBe('/a1/files/etc');
+    expect(collectTarget('/a1', '/')).toBe('/a1/files');
+  });
 });
