@@ -68,6 +68,7 @@ export class TreeExtractor extends Writable {
   private wakers: (() => void)[] = [];
   private parseEnded = false;
   private spill: FileHandle | undefined;
+  private finishing: Promise<void> | undefined;
   private files = 0;
   private readonly dropped: DroppedMember[] = [];
   private droppedTotal = 0;
@@ -108,6 +109,7 @@ export class TreeExtractor extends Writable {
   async dispose(reason?: Error): Promise<void> {
     this.fail(reason ?? new Error('pull stopped'));
     await this.chain;
+    await this.finishing?.catch(() => {});
     await this.spill?.close().catch(() => {});
     this.spill = undefined;
     if (!this.destroyed) this.destroy();
@@ -127,7 +129,8 @@ export class TreeExtractor extends Writable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.finish().then(() => callback(), (error: Error) => callback(this.fail(error)));
+    this.finishing = this.finish();
+    this.finishing.then(() => callback(), (error: Error) => callback(this.fail(error)));
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -148,7 +151,8 @@ export class TreeExtractor extends Writable {
     const spilled = this.spill !== undefined;
     await this.spill?.close();
     this.spill = undefined;
-    await placeLinks(this.root, spilled ? this.linkRecords() : [], (path, reason) => this.drop(path, reason));
+    const stopped = () => this.failure;
+    await placeLinks(this.root, spilled ? this.linkRecords() : [], (path, reason) => this.drop(path, reason), stopped);
   }
 
   /** The symbolic links set aside, in archive order (lines this extractor wrote, one per link). */

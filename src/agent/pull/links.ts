@@ -9,15 +9,25 @@ export const RESOLVE_BUDGET = 1_000_000;
  * Makes the symbolic links set aside during the unpack (every other member is in place by now, so
  * a link to a later member does not dangle), then keeps only those that stay inside `root`.
  */
-export async function placeLinks(root: string, records: AsyncIterable<[string, string]> | Iterable<[string, string]>, drop: (path: string, reason: string) => void): Promise<void> {
+export async function placeLinks(root: string, records: AsyncIterable<[string, string]> | Iterable<[string, string]>, drop: Drop, stopped: Stopped = () => undefined): Promise<void> {
   for await (const [path, target] of records) {
+    throwIfStopped(stopped);
     await symlink(target, join(root, path)).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'EEXIST') drop(path, 'duplicate member: the name exists already');
       else if (error.code === 'ENOENT' || error.code === 'ENOTDIR') drop(path, 'a parent in the archive is not a directory');
       else throw error;
     });
   }
-  await pruneLinks(root, drop);
+  await pruneLinks(root, drop, stopped);
+}
+
+type Drop = (path: string, reason: string) => void;
+/** The pull's failure once it has failed: the walk stops at its next step, so nothing is made after the caller cleans up. */
+type Stopped = () => Error | undefined;
+
+function throwIfStopped(stopped: Stopped): void {
+  const failure = stopped();
+  if (failure) throw failure;
 }
 
 /**
@@ -26,7 +36,7 @@ export async function placeLinks(root: string, records: AsyncIterable<[string, s
  * removed. One pass suffices: a link that resolves keeps resolving, since every link it passes
  * through resolves too (with fewer hops) and is kept.
  */
-export async function pruneLinks(root: string, drop: (path: string, reason: string) => void): Promise<void> {
+export async function pruneLinks(root: string, drop: Drop, stopped: Stopped = () => undefined): Promise<void> {
   const lookup = treeLookup(root);
   const budget: ResolveBudget = { steps: RESOLVE_BUDGET };
   const dirs: string[][] = [[]];
@@ -35,6 +45,7 @@ export async function pruneLinks(root: string, drop: (path: string, reason: stri
       const parts = [...dir, entry.name];
       if (entry.isDirectory()) dirs.push(parts);
       if (!entry.isSymbolicLink()) continue;
+      throwIfStopped(stopped);
       const full = join(root, ...parts);
       const target = await readlink(full);
       const resolved = await resolveLink(dir, target, lookup, budget);
