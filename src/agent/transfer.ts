@@ -2,7 +2,7 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { basename, dirname, join } from 'node:path';
 import * as tar from 'tar';
-import { GuestCommandError, InputError } from '../errors.js';
+import { GuestCommandError, InputError, KvmtestError } from '../errors.js';
 import type { AgentClient, Channel } from './client.js';
 import { CHUNK_BYTES, type AgentMessage, type ErrorAnswer, type Frame, type TransferKind } from './protocol.js';
 import { DEFAULT_LIMITS, TreeExtractor, type DroppedMember, type PullLimits } from './pull/extract.js';
@@ -122,7 +122,8 @@ export async function pull(client: AgentClient, source: string, dest: string, op
     if (stage) await removeStage(stage);
     stage = undefined;
     await removeMade(destination.made);
-    throw error;
+    if (error instanceof KvmtestError) throw error;
+    throw new KvmtestError('HOST_IO', `cannot pull ${source} to ${dest}: ${(error as Error).message}`, { cause: error });
   } finally {
     signal?.removeEventListener('abort', onAbort);
     if (stage) await removeStage(stage);
