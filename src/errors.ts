@@ -52,7 +52,12 @@ export type ErrorCode =
   | 'SIGNATURE_INVALID'
   // host memory and event loop under a flooding guest (issue 10)
   | 'OUTPUT_LIMIT'
-  | 'RESULT_TOO_LARGE';
+  | 'RESULT_TOO_LARGE'
+  // pulls (issue 10: a guest's archive is untrusted)
+  | 'PULL_DEST_SYMLINK'
+  | 'PULL_DEST_NOT_EMPTY'
+  | 'PULL_TOO_LARGE'
+  | 'PULL_TOO_MANY_ENTRIES';
 
 export class KvmtestError extends Error {
   readonly code: ErrorCode;

@@ -4,6 +4,8 @@ export type { BootOptions } from './guest/options.js';
 export type { GuestState } from './guest/state.js';
 export { ExecResult, GuestProcess } from './agent/exec.js';
 export type { HelloAnswer, OsRelease } from './agent/protocol.js';
+export type { PullOptions, PullResult } from './agent/transfer.js';
+export type { DroppedMember } from './agent/pull/extract.js';
 export { KvmtestError, HostError, InputError, BootError, AgentError, GuestCommandError, isKvmtestError, type ErrorCode } from './errors.js';
 export { chooseAccel, judgeKvm, probeKvm, type AccelChoice, type KvmProbe } from './host/accel.js';
 export { ensureImage, type BuiltImage } from './image/build.js';

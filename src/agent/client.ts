@@ -14,8 +14,11 @@ type Handler = (frame: Frame<AgentMessage>) => void;
 export interface Channel {
   readonly id: number;
   send(header: DistributiveOmit<HostMessage, 'id'>, body?: Uint8Array): Promise<void>;
-  /** Stops routing frames to this channel. */
+  /** Stops routing frames to this channel (and ends its pause). */
   close(): void;
+  /** Stops reading the link until resume(), while this channel's consumer is behind: the guest's sender stalls instead of host memory growing. */
+  pause(): void;
+  resume(): void;
 }
 
 type DistributiveOmit<T, K extends keyof never> = T extends unknown ? Omit<T, K> : never;
@@ -41,6 +44,7 @@ export class AgentClient {
   private helloWaiter: { nonce: string; resolve: (h: HelloAnswer) => void } | undefined;
   private failure: KvmtestError | undefined;
   private readonly failureListeners = new Set<(error: KvmtestError) => void>();
+  /** Open holds on the link (see hold()); it reads again when none is left. */
   private holds = 0;
 
   /**
@@ -96,12 +100,23 @@ export class AgentClient {
     if (this.failure) throw this.failure;
     const id = this.nextId++;
     this.channels.set(id, handlers);
+    // a channel's pause is one hold on the link, released by resume() or close()
+    let release: (() => void) | undefined;
+    const resume = () => {
+      release?.();
+      release = undefined;
+    };
     return {
       id,
       send: (header, body) => this.write(encodeFrame({ ...header, id } as HostMessage, body)),
       close: () => {
         this.channels.delete(id);
+        resume();
       },
+      pause: () => {
+        if (this.channels.has(id) && !release) release = this.hold();
+      },
+      resume,
     };
   }
 

@@ -1,12 +1,13 @@
-import { constants as fsc } from 'node:fs';
-import { chmod, mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
+import { basename, dirname, join } from 'node:path';
 import * as tar from 'tar';
 import { GuestCommandError, InputError, KvmtestError } from '../errors.js';
 import type { AgentClient, Channel } from './client.js';
 import { CreditWindow } from './credit.js';
 import { CHUNK_BYTES, type AgentMessage, type ErrorAnswer, type Frame, type TransferKind } from './protocol.js';
+import { DEFAULT_LIMITS, TreeExtractor, type DroppedMember, type PullLimits } from './pull/extract.js';
+import { finalTarget, makeStage, moveIntoPlace, prepareDestination, removeMade, removeStage } from './pull/place.js';
 
 /** 1024 zero bytes: a tar archive with no members (node-tar refuses to create one). */
 const EMPTY_TAR = Buffer.alloc(1024);
@@ -51,150 +52,102 @@ export async function push(client: AgentClient, source: string, dest: string): P
   }
 }
 
+export interface PullOptions extends Partial<PullLimits> {
+  /** Stops the pull (ABORTED); nothing is left at the destination. */
+  signal?: AbortSignal;
+}
+
+export interface PullResult {
+  /** Members not made on the host, and why: links leading outside or dangling, special files, duplicates (at most 1000 listed). */
+  dropped: DroppedMember[];
+  droppedTotal: number;
+  /** Tar stream bytes received from the guest. */
+  bytes: number;
+  entries: number;
+}
+
 /**
  * Copies a guest file or directory to the host. A file lands at `dest` (or inside it, when `dest`
- * is an existing directory); a directory's contents land under `dest`. Members that would escape
- * `dest` (absolute names, `..`, links pointing outside) fail the pull with UNSAFE_ARCHIVE.
+ * is an existing directory); a directory's contents land at `dest`, which must be new or empty.
+ * The guest's archive is unpacked into a private directory next to `dest` and moved into place
+ * only when complete, so a refused pull leaves nothing (see pull/extract.ts for the rules).
+ * Refused: a destination that is or lies under a symbolic link (PULL_DEST_SYMLINK), unsafe member
+ * names (UNSAFE_ARCHIVE), more than maxBytes or maxEntries (PULL_TOO_LARGE, PULL_TOO_MANY_ENTRIES).
+ * Links that would lead outside or dangle, and special files, are dropped and listed in the result.
  */
-export async function pull(client: AgentClient, source: string, dest: string): Promise<void> {
+export async function pull(client: AgentClient, source: string, dest: string, options: PullOptions = {}): Promise<PullResult> {
   assertGuestPath(source, 'pull source');
-  let sink: Sink | undefined;
-  const { channel, answer } = request(client, 'end', (frame) => {
-    if (frame.header.t === 'pull-start') sink = frame.header.kind === 'dir' ? dirSink(dest) : fileSink(dest, source);
-    else if (frame.header.t === 'data') sink?.write(frame.body);
-  });
+  const limits = pullLimits(options);
+  const { signal } = options;
+  const aborted = () => new GuestCommandError('ABORTED', `the pull of ${source} was aborted`, { cause: signal?.reason });
+  if (signal?.aborted) throw aborted();
+  const destination = await prepareDestination(dest);
+  let stage: string | undefined;
+  let extractor: TreeExtractor | undefined;
+  let target: Promise<string> | undefined;
+  let stop!: (error: unknown) => void;
+  const stopped = new Promise<never>((_, reject) => (stop = reject));
+  stopped.catch(() => {});
+  const onAbort = () => stop(aborted());
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let channel: Channel | undefined;
   try {
-    await channel.send({ t: 'pull', path: source });
-    await answer;
-  } catch (error) {
-    channel.close();
-    await sink?.abort();
-    throw error;
-  }
-  if (!sink) throw new GuestCommandError('GUEST_IO', `the guest agent ended the pull of ${source} without data`);
-  await sink.finish();
-}
-
-interface Sink {
-  write(chunk: Buffer): void;
-  finish(): Promise<void>;
-  abort(): Promise<void>;
-}
-
-function dirSink(dest: string): Sink {
-  const root = resolve(dest);
-  let unsafe: string | undefined;
-  let unpack: tar.Unpack | undefined;
-  const ready = mkdir(root, { recursive: true }).then(() => {
-    unpack = new tar.Unpack({
-      cwd: root,
-      strict: true,
-      preserveOwner: false,
-      filter: (path, entry) => {
-        const reason = escapes(root, path, 'linkpath' in entry ? entry.linkpath : undefined, 'type' in entry ? entry.type : undefined);
-        if (reason) unsafe ??= reason;
-        return !reason;
-      },
-    });
-    return unpack;
-  });
-  const pending: Buffer[] = [];
-  const done = ready.then(
-    (u) =>
-      new Promise<void>((resolveDone, reject) => {
-        u.on('error', reject);
-        u.on('finish', () => resolveDone());
-        for (const chunk of pending.splice(0)) u.write(chunk);
-      }),
-  );
-  done.catch(() => {});
-  return {
-    write: (chunk) => (unpack ? unpack.write(chunk) : pending.push(chunk)),
-    finish: async () => {
-      (await ready).end();
-      await done.catch((error) => {
-        throw new KvmtestError('HOST_IO', `cannot unpack the pulled directory into ${dest}: ${error.message}`, { cause: error });
-      });
-      if (unsafe) throw new GuestCommandError('UNSAFE_ARCHIVE', `refused a member of the pulled archive: ${unsafe}`);
-    },
-    abort: async () => {
-      (await ready.catch(() => undefined))?.abort(new Error('pull aborted'));
-    },
-  };
-}
-
-function fileSink(dest: string, source: string): Sink {
-  const parser = new tar.Parser({ strict: true });
-  let target: string | undefined;
-  let temp: string | undefined;
-  let members = 0;
-  const written = new Promise<void>((resolveDone, reject) => {
-    parser.on('error', reject);
-    parser.on('entry', (entry: tar.ReadEntry) => {
-      if (entry.type !== 'File' || members++ > 0) {
-        entry.resume();
-        return reject(new GuestCommandError('UNSAFE_ARCHIVE', `the pull of file ${source} brought a ${entry.type} member ${entry.path}`));
-      }
-      const mode = (entry.mode ?? 0o644) & 0o7777;
-      const mtime = entry.mtime;
-      (async () => {
-        target = await fileTarget(dest, source);
-        temp = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
-        const handle = await open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-        try {
-          for await (const chunk of entry as AsyncIterable<Buffer>) await handle.write(chunk);
-        } finally {
-          await handle.close();
+    stage = await makeStage(destination.path);
+    const root = join(stage, 'root');
+    await mkdir(root, 0o755);
+    const request_ = request(client, 'end', (frame) => {
+      if (frame.header.t === 'pull-start' && !extractor) {
+        const kind = frame.header.kind === 'file' ? 'file' : 'dir';
+        extractor = new TreeExtractor(kind === 'file' ? join(stage!, 'file') : root, join(stage!, 'links'), kind, limits);
+        extractor.on('error', stop);
+        // the destination's own check runs while the data comes: it fails the pull as early as it can
+        target = finalTarget(destination, kind, source);
+        target.catch(stop);
+      } else if (frame.header.t === 'data' && extractor && !extractor.destroyed) {
+        const ex = extractor;
+        if (!ex.write(frame.body)) {
+          request_.channel.pause();
+          ex.once('drain', () => request_.channel.resume());
         }
-        await chmod(temp, mode);
-        if (mtime) await utimes(temp, mtime, mtime);
-        await rename(temp, target);
-        temp = undefined;
-      })().then(resolveDone, reject);
+      }
     });
-  });
-  written.catch(() => {});
-  return {
-    write: (chunk) => parser.write(chunk),
-    finish: async () => {
-      parser.end();
-      await written.catch((error) => {
-        if (error instanceof KvmtestError) throw error;
-        throw new KvmtestError('HOST_IO', `cannot write the pulled file to ${dest}: ${error.message}`, { cause: error });
-      });
-    },
-    abort: async () => {
-      parser.abort(new Error('pull aborted'));
-      if (temp) await rm(temp, { force: true });
-    },
-  };
-}
-
-/** dest itself, or dest/<name> when dest is an existing directory; parents are created. */
-async function fileTarget(dest: string, source: string): Promise<string> {
-  const info = await stat(dest).catch(() => undefined);
-  if (info?.isDirectory()) return join(dest, basename(source));
-  await mkdir(dirname(resolve(dest)), { recursive: true });
-  return resolve(dest);
-}
-
-/** Why a member may not be unpacked under root, or undefined when it may. */
-export function escapes(root: string, path: string, linkpath?: string, type?: string): string | undefined {
-  if (isAbsolute(path)) return `absolute path ${path}`;
-  const target = resolve(root, path);
-  if (!within(root, target)) return `${path} points outside the destination`;
-  if (type === 'SymbolicLink' && linkpath !== undefined) {
-    const linkTarget = resolve(dirname(target), linkpath);
-    if (isAbsolute(linkpath) || !within(root, linkTarget)) return `symbolic link ${path} -> ${linkpath} points outside the destination`;
+    channel = request_.channel;
+    await Promise.race([channel.send({ t: 'pull', path: source }), stopped]);
+    await Promise.race([request_.answer, stopped]);
+    if (!extractor || !target) throw new GuestCommandError('GUEST_IO', `the guest agent ended the pull of ${source} without data`);
+    const ex: TreeExtractor = extractor;
+    ex.end();
+    await Promise.race([finished(ex), stopped]);
+    const path = await target;
+    await moveIntoPlace(ex.kind === 'file' ? join(stage, 'file') : root, path);
+    const { dropped, droppedTotal, received, entries } = ex.result;
+    return { dropped, droppedTotal, bytes: received, entries };
+  } catch (error) {
+    channel?.close();
+    await extractor?.dispose(error instanceof Error ? error : undefined);
+    if (stage) await removeStage(stage);
+    stage = undefined;
+    await removeMade(destination.made);
+    if (error instanceof KvmtestError) throw error;
+    throw new KvmtestError('HOST_IO', `cannot pull ${source} to ${dest}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    if (stage) await removeStage(stage);
   }
-  if (type === 'Link' && linkpath !== undefined && !within(root, resolve(root, linkpath))) return `hard link ${path} -> ${linkpath} points outside the destination`;
-  if (type && ['CharacterDevice', 'BlockDevice', 'FIFO'].includes(type)) return `${type} member ${path}`;
-  return undefined;
 }
 
-function within(root: string, target: string): boolean {
-  const r = normalize(root);
-  return target === r || target.startsWith(r.endsWith(sep) ? r : r + sep);
+/** The caps, defaults filled in; INVALID_OPTION names a bad one. */
+function pullLimits(options: PullOptions): PullLimits {
+  const limits = { ...DEFAULT_LIMITS };
+  for (const name of ['maxBytes', 'maxEntries'] as const) {
+    const value = options[name];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+      throw new InputError('INVALID_OPTION', `Expected the "${name}" option to be a positive integer, got ${JSON.stringify(value)} (${typeof value})`);
+    }
+    limits[name] = value;
+  }
+  return limits;
 }
 
 function assertGuestPath(path: string, what: string): void {

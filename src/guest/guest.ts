@@ -5,7 +5,7 @@ import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
 import { connectWithRetry } from '../qemu/qmp.js';
 import { GuestProcess, type ExecOptions, type ExecResult } from '../agent/exec.js';
 import type { HelloAnswer } from '../agent/protocol.js';
-import { pull, push } from '../agent/transfer.js';
+import { pull, push, type PullOptions, type PullResult } from '../agent/transfer.js';
 import type { Accel } from '../host/accel.js';
 import type { QmpClient } from '../qemu/qmp.js';
 import type { QemuProcess } from '../qemu/process.js';
@@ -106,11 +106,14 @@ export class Guest implements AsyncDisposable {
     await push(this.agent, source, dest).catch((error) => this.rethrow(error));
   }
 
-  /** Copies a guest file or directory to the host. */
-  async pull(source: string, dest: string): Promise<void> {
+  /**
+   * Copies a guest file or directory to the host, safely: see `pull()` in agent/transfer.ts. The
+   * result lists the members that were dropped (links leading outside or dangling, special files).
+   */
+  async pull(source: string, dest: string, options: PullOptions = {}): Promise<PullResult> {
     await this.relinking;
     this.assertRunning();
-    await pull(this.agent, source, dest).catch((error) => this.rethrow(error));
+    return pull(this.agent, source, dest, options).catch((error) => this.rethrow(error));
   }
 
   /** One agent round trip. */

@@ -1,10 +1,11 @@
-import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join, posix, resolve } from 'node:path';
 import createDebug from 'debug';
 import { isKvmtestError, KvmtestError } from '../errors.js';
 import { boot } from '../guest/boot.js';
 import type { BootOptions } from '../guest/options.js';
 import type { Guest } from '../guest/guest.js';
+import type { PullResult } from '../agent/transfer.js';
 import { parseResultFile } from '../results/file.js';
 import { GUEST_DEFAULT_PATH, installHostNode, type HostNode } from './host-node.js';
 import { LineSplitter } from '../util/lines.js';
@@ -19,7 +20,7 @@ const BOOT_AXES = ['cpus', 'memory', 'accel', 'boot', 'firmware'] as const;
 export interface CellContext {
   options: MatrixOptions;
   hostNode?: HostNode;
-  /** The cell's own host directory: collected files, console log. */
+  /** This attempt's own host directory (emptied first): collected files, console log. */
   outDir: string;
   /** 1 for the first attempt; the run sees it as $KVMTEST_ATTEMPT. */
   attempt: number;
@@ -85,6 +86,8 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     }
   };
   try {
+    // an attempt is judged on its own files only: a directory left by an earlier run goes first
+    await rm(ctx.outDir, { recursive: true, force: true });
     await mkdir(ctx.outDir, { recursive: true });
     vm = await phase('boot', () => boot({ ...cellBootOptions(cell, ctx.options), signal }));
     const about: NonNullable<AttemptOutcome['guest']> = { os: vm.info.agent.os.prettyName ?? vm.info.agent.os.id ?? 'unknown', kernel: vm.info.agent.kernel };
@@ -120,7 +123,7 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     exitCode = result.exitCode;
     exitSignal = result.signal ?? undefined;
     for (const path of ctx.options.collect ?? []) {
-      await phase('pull', () => collect(vm!, path, ctx.outDir, collected, cases));
+      await phase('pull', () => collect(vm!, path, ctx.outDir, collected, cases, signal));
     }
   } catch (caught) {
     error = describeError(caught, timeout.aborted ? timeoutMs : undefined);
@@ -152,14 +155,25 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
   };
 }
 
-/** Pulls one guest path into the cell's directory and parses the result files in it. */
-async function collect(vm: Guest, guestPath: string, outDir: string, collected: NonNullable<CellResult['collected']>, cases: TestCase[]): Promise<void> {
-  const host = join(outDir, 'files', guestPath.replace(/^\/+/, ''));
-  await mkdir(join(host, '..'), { recursive: true });
+/** Pull refusals that concern one collected path only: recorded in `collected`, the cell goes on. */
+const COLLECT_MISSES = new Set(['GUEST_IO', 'PULL_DEST_SYMLINK', 'PULL_DEST_NOT_EMPTY']);
+
+/** Where a collected guest path lands under the attempt's `files/`: the path itself, never above it. Pure. */
+export function collectTarget(outDir: string, guestPath: string): string {
+  return join(outDir, 'files', posix.normalize(`/${guestPath}`).slice(1));
+}
+
+/**
+ * Pulls one guest path into the attempt's directory and parses the result files in it. A path
+ * under a link an earlier collect brought (or overlapping it) is refused by pull and recorded.
+ */
+async function collect(vm: Guest, guestPath: string, outDir: string, collected: NonNullable<CellResult['collected']>, cases: TestCase[], signal: AbortSignal): Promise<void> {
+  const host = collectTarget(outDir, guestPath);
+  let pulled: PullResult;
   try {
-    await vm.pull(guestPath, host);
+    pulled = await vm.pull(guestPath, host, { signal });
   } catch (error) {
-    if (isKvmtestError(error) && error.code === 'GUEST_IO') {
+    if (isKvmtestError(error) && COLLECT_MISSES.has(error.code)) {
       collected.push({ path: guestPath, error: error.message });
       return;
     }
@@ -173,7 +187,7 @@ async function collect(vm: Guest, guestPath: string, outDir: string, collected: 
       found += parsed.length;
     }
   }
-  collected.push({ path: guestPath, host, cases: found });
+  collected.push({ path: guestPath, host, cases: found, ...(pulled.droppedTotal > 0 ? { dropped: pulled.dropped } : {}) });
 }
 
 async function filesUnder(path: string): Promise<string[]> {

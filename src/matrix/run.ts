@@ -73,7 +73,7 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
       const outcome = await runCellAttempt(cell, {
         options,
         ...(hostNode ? { hostNode } : {}),
-        outDir: join(outDir, 'cells', cell.id.replace(/[^A-Za-z0-9._=-]+/g, '_')),
+        outDir: attemptDir(outDir, cell.id, attempt),
         attempt,
         onPhase: (phase) => emit({ type: 'phase', cell, phase, attempt }),
         onOutput: (stream, line) => emit({ type: 'output', cell, stream, line }),
@@ -118,6 +118,12 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
   };
   emit({ type: 'end', report });
   return report;
+}
+
+/** Each attempt of a cell has its own directory, so a retry is judged on its own files: <out>/cells/<cell>/attempt-<n>. Pure. */
+export function attemptDir(outDir: string, cellId: string, attempt: number): string {
+  const slug = cellId.replace(/[^A-Za-z0-9._=-]+/g, '_').replace(/^\.+$/, '_');
+  return join(outDir, 'cells', slug, `attempt-${attempt}`);
 }
 
 /** Same cells and same command → same key, so shards of one matrix can be merged and others refused. */

@@ -100,13 +100,16 @@ export interface CellResult extends CellSpec {
   /** Last lines of the run's output. */
   stdoutTail: string;
   stderrTail: string;
-  /** Host path of the guest's serial console log (kept for failed cells) and of the cell's collected files. */
+  /** Host path of the guest's serial console log (kept for failed cells) and of the directory of the attempt judged (collected files). */
   consoleLog?: string;
   outDir?: string;
   /** What the guest agent reported: OS release, kernel. */
   guest?: { os?: string; kernel?: string; node?: string };
-  /** What became of each `collect` path: pulled to `host` (and parsed into `cases`), or why not. */
-  collected?: { path: string; host?: string; cases?: number; error?: string }[];
+  /**
+   * What became of each `collect` path: pulled to `host` (and parsed into `cases`), or why not.
+   * `dropped`: members not made on the host (links leading outside or dangling, special files), and why.
+   */
+  collected?: { path: string; host?: string; cases?: number; error?: string; dropped?: { path: string; reason: string }[] }[];
   cases: TestCase[];
 }
 

@@ -53,9 +53,9 @@ describe('runMatrix over Debian 11, 12 and 13', () => {
     expect(d11.cases[1]!.message).toMatch(/No module named 'tomllib'/);
     expect(d11.guest?.os).toBe('Debian GNU/Linux 11 (bullseye)');
     expect(d11.stdoutTail).toMatch(/FAIL {2}test_reads_pyproject_with_tomllib/);
-    expect(d11.consoleLog).toBe(join(work, 'python/cells/debian-11/console.log'));
+    expect(d11.consoleLog).toBe(join(work, 'python/cells/debian-11/attempt-1/console.log'));
     expect(existsSync(d11.consoleLog!)).toBe(true);
-    expect(d11.collected).toEqual([{ path: '/work/results', host: join(work, 'python/cells/debian-11/files/work/results'), cases: 2 }]);
+    expect(d11.collected).toEqual([{ path: '/work/results', host: join(work, 'python/cells/debian-11/attempt-1/files/work/results'), cases: 2 }]);
     expect(phases.filter((p) => p.startsWith('debian-12'))).toEqual(['debian-12 boot', 'debian-12 push', 'debian-12 run', 'debian-12 pull']);
     for (const c of python.cells) expect(c.durations).toMatchObject({ boot: expect.any(Number), push: expect.any(Number), run: expect.any(Number), pull: expect.any(Number) });
     expect(guestDirs()).toEqual([]);

@@ -79,11 +79,16 @@ describe('isolation by default', () => {
 });
 
 describe('pulls cannot write outside their destination', () => {
-  it('a guest directory with links pointing out is refused, and nothing lands outside', async () => {
+  it('links pointing out of a pulled directory are dropped and reported, the rest lands, and nothing lands outside', async () => {
     await vm.exec(['sh', '-c', 'rm -rf /tmp/evil && mkdir -p /tmp/evil/sub && echo ok > /tmp/evil/fine.txt && ln -s /etc/passwd /tmp/evil/abs && ln -s ../../../outside /tmp/evil/sub/rel']);
     const dest = join(work, 'pulled');
-    const error = await vm.pull('/tmp/evil', dest).catch((e) => e);
-    expect(error).toMatchObject({ code: 'UNSAFE_ARCHIVE', message: expect.stringMatching(/symbolic link .* points outside the destination/) });
+    const result = await vm.pull('/tmp/evil', dest);
+    expect(result.dropped).toEqual([
+      { path: 'abs', reason: expect.stringMatching(/absolute link target/) },
+      { path: 'sub/rel', reason: expect.stringMatching(/resolves outside the destination/) },
+    ]);
+    expect(readFileSync(join(dest, 'fine.txt'), 'utf8')).toBe('ok\n');
+    expect(readdirSync(join(dest, 'sub'))).toEqual([]);
     expect(existsSync(join(work, 'outside'))).toBe(false);
     expect(readdirSync(work).filter((name) => name !== 'pulled')).toEqual([]);
   });
