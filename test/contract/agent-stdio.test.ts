@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
@@ -98,6 +98,12 @@ describe('agent over stdio', () => {
     expect(statSync(join(work, 'back/run.sh')).mode & 0o777).toBe(0o755);
     expect(statSync(join(work, 'back/sub/empty')).isDirectory()).toBe(true);
     expect(readlinkSync(join(work, 'back/sub/link'))).toBe('blob.bin');
+  });
+
+  it('pulls an empty directory as an empty directory', async () => {
+    mkdirSync(join(work, 'empty-in-guest'));
+    await pull(client, join(work, 'empty-in-guest'), join(work, 'empty-back'));
+    expect(readdirSync(join(work, 'empty-back'))).toEqual([]);
   });
 
   it('pushes and pulls a single file; pulling into a directory keeps the name', async () => {
