@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
-import { AgentError, KvmtestError } from '../errors.js';
+import { kvmtestError, KvmtestError } from '../errors.js';
 import { encodeFrame, FrameDecoder } from './codec.js';
 import { PROTOCOL_VERSION, type AgentMessage, type Frame, type HelloAnswer, type HostMessage } from './protocol.js';
 import { checkAgentFrame } from './validate.js';
@@ -53,8 +53,8 @@ export class AgentClient {
    */
   constructor(private readonly stream: Duplex, private readonly linkLossGraceMs = 0) {
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
-    stream.on('error', (error) => this.lost(new AgentError('AGENT_DISCONNECTED', `agent link error: ${error.message}`, { cause: error })));
-    stream.on('close', () => this.lost(new AgentError('AGENT_DISCONNECTED', 'the agent link closed')));
+    stream.on('error', (error) => this.lost(kvmtestError('AGENT_DISCONNECTED', `agent link error: ${error.message}`, { cause: error })));
+    stream.on('close', () => this.lost(kvmtestError('AGENT_DISCONNECTED', 'the agent link closed')));
   }
 
   private lost(error: KvmtestError): void {
@@ -90,7 +90,7 @@ export class AgentClient {
       stop();
     }
     if (answer.protocol !== PROTOCOL_VERSION) {
-      throw new AgentError('AGENT_PROTOCOL', `the guest agent speaks protocol ${answer.protocol}, this kvmtest speaks ${PROTOCOL_VERSION}`);
+      throw kvmtestError('AGENT_PROTOCOL', `the guest agent speaks protocol ${answer.protocol}, this kvmtest speaks ${PROTOCOL_VERSION}`);
     }
     return answer;
   }
@@ -173,7 +173,7 @@ export class AgentClient {
 
   /** Ends the link; open requests fail with the given error. */
   close(error?: KvmtestError): void {
-    this.fail(error ?? new AgentError('AGENT_DISCONNECTED', 'the agent link was closed by the host'));
+    this.fail(error ?? kvmtestError('AGENT_DISCONNECTED', 'the agent link was closed by the host'));
     this.stream.destroy();
   }
 
@@ -187,7 +187,7 @@ export class AgentClient {
 
   /** The link's failure once it is known (within the grace), else the write error as a link error. */
   private reasonFor(error: Error): Promise<KvmtestError> {
-    const fallback = new AgentError('AGENT_DISCONNECTED', `agent link error: ${error.message}`, { cause: error });
+    const fallback = kvmtestError('AGENT_DISCONNECTED', `agent link error: ${error.message}`, { cause: error });
     if (this.failure) return Promise.resolve(this.failure);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -240,7 +240,7 @@ export class AgentClient {
   }
 
   private refuse(header: AgentMessage, why: string): void {
-    const error = new AgentError('AGENT_PROTOCOL', `the guest agent sent a malformed ${JSON.stringify(header.t.slice(0, 40))} frame for request ${header.id}: ${why}`);
+    const error = kvmtestError('AGENT_PROTOCOL', `the guest agent sent a malformed ${JSON.stringify(header.t.slice(0, 40))} frame for request ${header.id}: ${why}`);
     debug('%s', error.message);
     if (header.t === 'hello' && !this.decoder.synced && (header as { nonce?: unknown }).nonce === this.helloWaiter?.nonce) return this.close(error);
     const channel = header.id === 0 || !this.decoder.synced ? undefined : this.channels.get(header.id);

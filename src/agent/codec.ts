@@ -1,12 +1,12 @@
-import { AgentError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import { MAGIC, MAX_BODY_BYTES, MAX_HEADER_BYTES, PRELUDE_BYTES, type Frame, type HostMessage } from './protocol.js';
 
 /** Encodes one frame: magic, header length, body length, JSON header, body. */
 export function encodeFrame(header: { t: string; id: number; [field: string]: unknown } | HostMessage, body?: Uint8Array): Buffer {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const bodyLength = body?.byteLength ?? 0;
-  if (json.length > MAX_HEADER_BYTES) throw new RangeError(`frame header of ${json.length} bytes exceeds ${MAX_HEADER_BYTES}`);
-  if (bodyLength > MAX_BODY_BYTES) throw new RangeError(`frame body of ${bodyLength} bytes exceeds ${MAX_BODY_BYTES}`);
+  if (json.length > MAX_HEADER_BYTES) throw kvmtestError('INTERNAL', `frame header of ${json.length} bytes exceeds ${MAX_HEADER_BYTES}`);
+  if (bodyLength > MAX_BODY_BYTES) throw kvmtestError('INTERNAL', `frame body of ${bodyLength} bytes exceeds ${MAX_BODY_BYTES}`);
   const prelude = Buffer.allocUnsafe(PRELUDE_BYTES);
   MAGIC.copy(prelude, 0);
   prelude.writeUInt32BE(json.length, 4);
@@ -45,7 +45,7 @@ export class FrameDecoder<M extends { t: string; id: number }> {
       }
       if (this.synced) {
         this.reset();
-        throw new AgentError('AGENT_PROTOCOL', `corrupt frame from the guest agent: ${verdict.reason}`);
+        throw kvmtestError('AGENT_PROTOCOL', `corrupt frame from the guest agent: ${verdict.reason}`);
       }
       this.skipToNextMagic();
     }

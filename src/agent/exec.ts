@@ -1,5 +1,5 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { GuestCommandError, InputError, KvmtestError } from '../errors.js';
+import { kvmtestError, KvmtestError } from '../errors.js';
 import { lineStream } from '../util/lines.js';
 import { describe } from '../util/units.js';
 import type { AgentClient, Channel } from './client.js';
@@ -67,7 +67,7 @@ export const LIVE_BUFFER_BYTES = 8 * 1024 * 1024;
 function checkMaxBuffer(value: unknown): number {
   if (value === undefined) return DEFAULT_MAX_BUFFER;
   if (value === Infinity || (typeof value === 'number' && Number.isSafeInteger(value) && value > 0)) return value;
-  throw new InputError('INVALID_OPTION', `Expected the "maxBuffer" option to be a positive integer number of bytes or Infinity, got ${describe(value)}`);
+  throw kvmtestError('INVALID_OPTION', `Expected the "maxBuffer" option to be a positive integer number of bytes or Infinity, got ${describe(value)}`);
 }
 
 /** Output kept for the result, at most `max` bytes; the first byte past it is noted. */
@@ -162,13 +162,13 @@ export class GuestProcess implements PromiseLike<ExecResult> {
       const result = new ExecResult(this.command, exit?.code ?? null, exit?.signal ?? null, this.out.toBuffer(), this.err.toBuffer(), performance.now() - this.started);
       if (error) return settle.reject(attachResult(error, result));
       if (this.overflowed) {
-        return settle.reject(attachResult(new GuestCommandError('OUTPUT_LIMIT', `command wrote more than ${maxBuffer} bytes to ${this.overflowed} (the maxBuffer option) and was killed: ${this.command}`), result));
+        return settle.reject(attachResult(kvmtestError('OUTPUT_LIMIT', `command wrote more than ${maxBuffer} bytes to ${this.overflowed} (the maxBuffer option) and was killed: ${this.command}`), result));
       }
       if (this.timedOut) {
-        return settle.reject(attachResult(new GuestCommandError('EXEC_TIMEOUT', `command timed out after ${options.timeoutMs} ms and was killed: ${this.command}`), result));
+        return settle.reject(attachResult(kvmtestError('EXEC_TIMEOUT', `command timed out after ${options.timeoutMs} ms and was killed: ${this.command}`), result));
       }
       if (this.abortedBy !== undefined) {
-        return settle.reject(attachResult(new GuestCommandError('ABORTED', `command was aborted: ${this.command}`, { cause: this.abortedBy }), result));
+        return settle.reject(attachResult(kvmtestError('ABORTED', `command was aborted: ${this.command}`, { cause: this.abortedBy }), result));
       }
       settle.resolve(result);
     };
@@ -194,8 +194,8 @@ export class GuestProcess implements PromiseLike<ExecResult> {
           case 'error':
             end(
               header.code === 'ENOENT'
-                ? new GuestCommandError('COMMAND_NOT_FOUND', `${header.message} (in the guest)`)
-                : new GuestCommandError('GUEST_IO', `exec failed in the guest: ${header.code}: ${header.message}`),
+                ? kvmtestError('COMMAND_NOT_FOUND', `${header.message} (in the guest)`)
+                : kvmtestError('GUEST_IO', `exec failed in the guest: ${header.code}: ${header.message}`),
             );
             break;
         }

@@ -2,7 +2,7 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { basename, dirname, join } from 'node:path';
 import * as tar from 'tar';
-import { GuestCommandError, InputError, KvmtestError } from '../errors.js';
+import { kvmtestError, GuestCommandError, KvmtestError } from '../errors.js';
 import type { AgentClient, Channel } from './client.js';
 import { CreditWindow } from './credit.js';
 import { CHUNK_BYTES, type AgentMessage, type ErrorAnswer, type Frame, type TransferKind } from './protocol.js';
@@ -16,10 +16,10 @@ const EMPTY_TAR = Buffer.alloc(1024);
 export async function push(client: AgentClient, source: string, dest: string): Promise<void> {
   assertGuestPath(dest, 'push destination');
   const info = await stat(source).catch((error: NodeJS.ErrnoException) => {
-    throw new InputError('LOCAL_PATH_NOT_FOUND', `cannot push ${source}: ${error.code === 'ENOENT' ? 'no such file or directory on the host' : error.message}`, { cause: error });
+    throw kvmtestError('LOCAL_PATH_NOT_FOUND', `cannot push ${source}: ${error.code === 'ENOENT' ? 'no such file or directory on the host' : error.message}`, { cause: error });
   });
   const kind: TransferKind = info.isDirectory() ? 'dir' : 'file';
-  if (kind === 'file' && !info.isFile()) throw new InputError('INVALID_OPTION', `cannot push ${source}: only regular files and directories can be pushed`);
+  if (kind === 'file' && !info.isFile()) throw kvmtestError('INVALID_OPTION', `cannot push ${source}: only regular files and directories can be pushed`);
   const [cwd, entries] = kind === 'dir' ? [source, await readdir(source)] : [dirname(source), [basename(source)]];
 
   const credit = new CreditWindow(); // paced by the agent's `consumed` frames
@@ -79,7 +79,7 @@ export async function pull(client: AgentClient, source: string, dest: string, op
   assertGuestPath(source, 'pull source');
   const limits = pullLimits(options);
   const { signal } = options;
-  const aborted = () => new GuestCommandError('ABORTED', `the pull of ${source} was aborted`, { cause: signal?.reason });
+  const aborted = () => kvmtestError('ABORTED', `the pull of ${source} was aborted`, { cause: signal?.reason });
   if (signal?.aborted) throw aborted();
   const destination = await prepareDestination(dest);
   let stage: string | undefined;
@@ -114,7 +114,7 @@ export async function pull(client: AgentClient, source: string, dest: string, op
     channel = request_.channel;
     await Promise.race([channel.send({ t: 'pull', path: source }), stopped]);
     await Promise.race([request_.answer, stopped]);
-    if (!extractor || !target) throw new GuestCommandError('GUEST_IO', `the guest agent ended the pull of ${source} without data`);
+    if (!extractor || !target) throw kvmtestError('GUEST_IO', `the guest agent ended the pull of ${source} without data`);
     const ex: TreeExtractor = extractor;
     ex.end();
     await Promise.race([finished(ex), stopped]);
@@ -129,7 +129,7 @@ export async function pull(client: AgentClient, source: string, dest: string, op
     stage = undefined;
     await removeMade(destination.made);
     if (error instanceof KvmtestError) throw error;
-    throw new KvmtestError('HOST_IO', `cannot pull ${source} to ${dest}: ${(error as Error).message}`, { cause: error });
+    throw kvmtestError('HOST_IO', `cannot pull ${source} to ${dest}: ${(error as Error).message}`, { cause: error });
   } finally {
     signal?.removeEventListener('abort', onAbort);
     if (stage) await removeStage(stage);
@@ -143,7 +143,7 @@ function pullLimits(options: PullOptions): PullLimits {
     const value = options[name];
     if (value === undefined) continue;
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-      throw new InputError('INVALID_OPTION', `Expected the "${name}" option to be a positive integer, got ${JSON.stringify(value)} (${typeof value})`);
+      throw kvmtestError('INVALID_OPTION', `Expected the "${name}" option to be a positive integer, got ${JSON.stringify(value)} (${typeof value})`);
     }
     limits[name] = value;
   }
@@ -152,7 +152,7 @@ function pullLimits(options: PullOptions): PullLimits {
 
 function assertGuestPath(path: string, what: string): void {
   if (typeof path !== 'string' || !path.startsWith('/')) {
-    throw new InputError('INVALID_OPTION', `Expected the ${what} to be an absolute path in the guest, got ${JSON.stringify(path)}`);
+    throw kvmtestError('INVALID_OPTION', `Expected the ${what} to be an absolute path in the guest, got ${JSON.stringify(path)}`);
   }
 }
 
@@ -180,6 +180,6 @@ function request(client: AgentClient, until: 'done' | 'end', onFrame?: (frame: F
 }
 
 function transferError(answer: ErrorAnswer): GuestCommandError {
-  if (answer.code === 'EBADTAR') return new GuestCommandError('UNSAFE_ARCHIVE', `the guest refused the archive: ${answer.message}`);
-  return new GuestCommandError('GUEST_IO', `${answer.code}: ${answer.message} (in the guest)`);
+  if (answer.code === 'EBADTAR') return kvmtestError('UNSAFE_ARCHIVE', `the guest refused the archive: ${answer.message}`);
+  return kvmtestError('GUEST_IO', `${answer.code}: ${answer.message} (in the guest)`);
 }

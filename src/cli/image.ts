@@ -1,4 +1,4 @@
-import { HostError, InputError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import { which } from '../host/tools.js';
 import { inspectBase } from '../image/base.js';
 import { findBuilt } from '../image/build.js';
@@ -56,10 +56,10 @@ export async function imagePull(spec: string, signal?: AbortSignal): Promise<str
       : isImageUrl(spec)
         ? await resolveImage(spec, { onProgress, ...(signal ? { signal } : {}) })
         : undefined;
-    if (!source) throw new InputError('IMAGE_UNKNOWN', `${spec} is neither a catalog name (kvmtest image list) nor an https URL ending in #sha256=…`);
+    if (!source) throw kvmtestError('IMAGE_UNKNOWN', `${spec} is neither a catalog name (kvmtest image list) nor an https URL ending in #sha256=…`);
     // a pulled image that could not be booted (a backing file, a data file) is refused now, and leaves the cache
     const qemuImg = await which('qemu-img');
-    if (!qemuImg) throw new HostError('QEMU_IMG_NOT_FOUND', 'qemu-img is not on PATH; it checks a pulled image before it is kept');
+    if (!qemuImg) throw kvmtestError('QEMU_IMG_NOT_FOUND', 'qemu-img is not on PATH; it checks a pulled image before it is kept');
     await inspectBase(qemuImg, source);
     const digest = 'cached' in source ? source.cached.digest : undefined;
     // say what vouched for the digest: a publisher's signature, or only a checksum from where the image came
@@ -74,7 +74,7 @@ export async function imagePull(spec: string, signal?: AbortSignal): Promise<str
 }
 
 export async function imageRemove(name: string): Promise<string> {
-  if (!(await removeCached(name))) throw new InputError('IMAGE_UNKNOWN', `${name} is not in the cache (kvmtest image list shows what is)`);
+  if (!(await removeCached(name))) throw kvmtestError('IMAGE_UNKNOWN', `${name} is not in the cache (kvmtest image list shows what is)`);
   return `removed ${name}`;
 }
 
@@ -82,7 +82,7 @@ export async function imageRemove(name: string): Promise<string> {
 export async function imagePrune(flags: { olderThan?: string; maxSize?: string }): Promise<string> {
   const olderThanMs = flags.olderThan ? parseAge(flags.olderThan) : undefined;
   const maxBytes = flags.maxSize ? parseBytes(flags.maxSize) : undefined;
-  if (olderThanMs === undefined && maxBytes === undefined) throw new InputError('INVALID_OPTION', 'kvmtest image prune needs --older-than (such as 30d) and/or --max-size (such as 20G)');
+  if (olderThanMs === undefined && maxBytes === undefined) throw kvmtestError('INVALID_OPTION', 'kvmtest image prune needs --older-than (such as 30d) and/or --max-size (such as 20G)');
   const removed = await pruneCached({ ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxBytes !== undefined ? { maxBytes } : {}) });
   return removed.length === 0 ? 'nothing to prune' : removed.map((r) => `removed ${r.name} (${mib(r.size)}, last used ${r.usedAt})`).join('\n');
 }
@@ -96,7 +96,7 @@ export function parseAge(value: string): number {
 /** '20G', '500M' → bytes. Pure. */
 export function parseBytes(value: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([KMGT])i?B?\s*$/i.exec(value);
-  if (!match) throw new InputError('INVALID_OPTION', `Expected --max-size as a size such as 20G or 500M, got ${JSON.stringify(value)}`);
+  if (!match) throw kvmtestError('INVALID_OPTION', `Expected --max-size as a size such as 20G or 500M, got ${JSON.stringify(value)}`);
   return Math.round(Number(match[1]) * 1024 ** ('KMGT'.indexOf(match[2]!.toUpperCase()) + 1));
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { InputError, isKvmtestError } from '../errors.js';
+import { kvmtestError, isKvmtestError } from '../errors.js';
 import { ensureImage } from '../image/build.js';
 import { isRecipeName, RECIPES } from '../image/recipes.js';
 import { createProgress } from '../util/progress.js';
@@ -135,7 +135,7 @@ image
   .argument('<name>')
   .option('--force', 'rebuild even when cached')
   .action(async (name: string, opts) => {
-    if (!isRecipeName(name)) throw new InputError('IMAGE_UNKNOWN', `kvmtest builds ${Object.keys(RECIPES).join(', ')} offline; ${name} is not one of them (kvmtest image pull downloads catalog images)`);
+    if (!isRecipeName(name)) throw kvmtestError('IMAGE_UNKNOWN', `kvmtest builds ${Object.keys(RECIPES).join(', ')} offline; ${name} is not one of them (kvmtest image pull downloads catalog images)`);
     const progress = createProgress(`image ${name}`);
     progress.phase('building');
     const built = await ensureImage(name, { force: Boolean(opts.force), onLine: (line) => progress.update(line) }).catch((error) => {

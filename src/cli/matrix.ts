@@ -1,6 +1,6 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InputError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import { loadConfig, type MatrixConfig } from '../matrix/config.js';
 import { parseShard } from '../matrix/shard.js';
 import { runMatrix } from '../matrix/run.js';
@@ -41,7 +41,7 @@ export interface MatrixFlags {
 /** `--vary cpus=1,2` → ['cpus', [1, 2]]: numbers and booleans where the text is one. Pure. */
 export function parseVary(spec: string): [string, AxisValue[]] {
   const at = spec.indexOf('=');
-  if (at <= 0 || at === spec.length - 1) throw new InputError('INVALID_OPTION', `Expected --vary as NAME=V1,V2 (such as cpus=1,2), got ${JSON.stringify(spec)}`);
+  if (at <= 0 || at === spec.length - 1) throw kvmtestError('INVALID_OPTION', `Expected --vary as NAME=V1,V2 (such as cpus=1,2), got ${JSON.stringify(spec)}`);
   const values = spec.slice(at + 1).split(',').map((v): AxisValue => (/^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v));
   return [spec.slice(0, at), values];
 }
@@ -71,14 +71,14 @@ export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): 
   if (flags.boot) boot.boot = flags.boot;
   options.boot = boot;
   if (!flags.snapshot) options.snapshot = false;
-  if (!options.images) throw new InputError('INVALID_OPTION', 'kvmtest matrix needs images: --image debian-12 (repeatable), or "images" in kvmtest.config.ts');
-  if (!options.run) throw new InputError('INVALID_OPTION', 'kvmtest matrix needs a command: after --, or "run" in kvmtest.config.ts');
+  if (!options.images) throw kvmtestError('INVALID_OPTION', 'kvmtest matrix needs images: --image debian-12 (repeatable), or "images" in kvmtest.config.ts');
+  if (!options.run) throw kvmtestError('INVALID_OPTION', 'kvmtest matrix needs a command: after --, or "run" in kvmtest.config.ts');
   return options as MatrixConfig;
 }
 
 /** The reporters to use: as asked, plus github under GitHub Actions. */
 export function chooseReporters(asked: string[], env: NodeJS.ProcessEnv = process.env): Set<ReporterName> {
-  for (const name of asked) if (!(REPORTERS as readonly string[]).includes(name)) throw new InputError('INVALID_OPTION', `Expected --reporter to be one of ${REPORTERS.join(', ')}, got ${JSON.stringify(name)}`);
+  for (const name of asked) if (!(REPORTERS as readonly string[]).includes(name)) throw kvmtestError('INVALID_OPTION', `Expected --reporter to be one of ${REPORTERS.join(', ')}, got ${JSON.stringify(name)}`);
   const chosen = new Set<ReporterName>(asked.length > 0 ? (asked as ReporterName[]) : ['default']);
   if (env.GITHUB_ACTIONS === 'true') chosen.add('github');
   return chosen;

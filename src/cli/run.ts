@@ -1,6 +1,6 @@
 import { boot } from '../guest/boot.js';
 import type { BootOptions } from '../guest/options.js';
-import { InputError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import { constants } from 'node:os';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
@@ -17,7 +17,7 @@ export interface RunCommandOptions extends BootOptions {
 /** SRC:DEST, splitting at the last colon so host paths may contain colons. */
 export function parseCopySpec(spec: string, flag: string): { source: string; dest: string } {
   const at = spec.lastIndexOf(':');
-  if (at <= 0 || at === spec.length - 1) throw new InputError('INVALID_OPTION', `Expected ${flag} as SRC:DEST, got ${JSON.stringify(spec)}`);
+  if (at <= 0 || at === spec.length - 1) throw kvmtestError('INVALID_OPTION', `Expected ${flag} as SRC:DEST, got ${JSON.stringify(spec)}`);
   return { source: spec.slice(0, at), dest: spec.slice(at + 1) };
 }
 
@@ -25,7 +25,7 @@ export function parseEnv(pairs: string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const pair of pairs) {
     const at = pair.indexOf('=');
-    if (at <= 0) throw new InputError('INVALID_OPTION', `Expected --env as NAME=VALUE, got ${JSON.stringify(pair)}`);
+    if (at <= 0) throw kvmtestError('INVALID_OPTION', `Expected --env as NAME=VALUE, got ${JSON.stringify(pair)}`);
     env[pair.slice(0, at)] = pair.slice(at + 1);
   }
   return env;
@@ -33,7 +33,7 @@ export function parseEnv(pairs: string[]): Record<string, string> {
 
 /** kvmtest run: boot, push, run with live output, pull, stop. Returns the exit status to exit with. */
 export async function runCommand(command: string[], options: RunCommandOptions): Promise<number> {
-  if (command.length === 0) throw new InputError('INVALID_OPTION', 'kvmtest run needs a command after --, e.g. kvmtest run --image debian-12 -- uname -a');
+  if (command.length === 0) throw kvmtestError('INVALID_OPTION', 'kvmtest run needs a command after --, e.g. kvmtest run --image debian-12 -- uname -a');
   const pushes = options.push.map((p) => parseCopySpec(p, '--push'));
   const pulls = options.pull.map((p) => parseCopySpec(p, '--pull'));
   const env = parseEnv(options.env);

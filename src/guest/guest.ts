@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import createDebug from 'debug';
-import { AgentError, BootError, KvmtestError } from '../errors.js';
+import { kvmtestError, KvmtestError } from '../errors.js';
 import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
 import { connectWithRetry } from '../qemu/qmp.js';
 import { GuestProcess, type ExecOptions, type ExecResult } from '../agent/exec.js';
@@ -70,14 +70,14 @@ export class Guest implements AsyncDisposable {
     // an unexpected QEMU exit or kernel panic fails every pending request at once, with the console tail
     void this.qemu.exited.then((exit) => {
       if (this.currentState === 'stopping' || this.currentState === 'stopped') return;
-      this.failWith(new AgentError('AGENT_DISCONNECTED', `QEMU exited unexpectedly (${exit.signal ?? `code ${exit.code}`})${exit.stderr ? `: ${exit.stderr}` : ''}`));
+      this.failWith(kvmtestError('AGENT_DISCONNECTED', `QEMU exited unexpectedly (${exit.signal ?? `code ${exit.code}`})${exit.stderr ? `: ${exit.stderr}` : ''}`));
     });
     this.qemu.console.onFatal((verdict) => {
-      if (verdict.kind === 'panic') this.failWith(new BootError('KERNEL_PANIC', `the guest kernel panicked: ${verdict.line}`));
+      if (verdict.kind === 'panic') this.failWith(kvmtestError('KERNEL_PANIC', `the guest kernel panicked: ${verdict.line}`));
     });
     this.qmp.on('event', (event) => {
       if (event.event === 'SHUTDOWN' && this.currentState === 'running') {
-        this.failWith(new AgentError('AGENT_DISCONNECTED', `the guest shut down (${String(event.data?.reason ?? 'unknown reason')})`));
+        this.failWith(kvmtestError('AGENT_DISCONNECTED', `the guest shut down (${String(event.data?.reason ?? 'unknown reason')})`));
       }
       if (event.event === 'VSERPORT_CHANGE' && event.data?.id === AGENT_PORT_ID && event.data.open === false) this.agentLost();
     });
@@ -130,7 +130,7 @@ export class Guest implements AsyncDisposable {
    */
   async reconnect(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<HelloAnswer> {
     this.assertRunning();
-    this.agent.close(new AgentError('AGENT_DISCONNECTED', 'the host reconnected the agent link'));
+    this.agent.close(kvmtestError('AGENT_DISCONNECTED', 'the host reconnected the agent link'));
     // the guest learns of the hang-up on a separate queue: give it time to end the old session
     await new Promise((r) => setTimeout(r, RECONNECT_PAUSE_MS));
     const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 30_000), ...(options.signal ? [options.signal] : [])]);
@@ -170,7 +170,7 @@ export class Guest implements AsyncDisposable {
 
   private async stop(): Promise<void> {
     this.move('stopping');
-    this.agent.close(new AgentError('GUEST_DISPOSED', 'the guest was disposed'));
+    this.agent.close(kvmtestError('GUEST_DISPOSED', 'the guest was disposed'));
     if (!this.qemu.hasExited) {
       await this.qmp.execute('quit').catch(() => {});
       if (!(await settlesWithin(this.qemu.exited, 3000))) {
@@ -191,7 +191,7 @@ export class Guest implements AsyncDisposable {
     this.assertRunning();
     const target = Array.isArray(command) ? { argv: command } : { shell: command };
     if (Array.isArray(command) && (command.length === 0 || command.some((a) => typeof a !== 'string'))) {
-      throw new KvmtestError('INVALID_OPTION', `Expected the command to be a non-empty array of strings or a shell string, got ${JSON.stringify(command)}`);
+      throw kvmtestError('INVALID_OPTION', `Expected the command to be a non-empty array of strings or a shell string, got ${JSON.stringify(command)}`);
     }
     const { timeout, ...rest } = options;
     const child = new GuestProcess(this.agent, target, { ...rest, ...(timeout !== undefined ? { timeoutMs: parseDuration(timeout) } : {}) }, { live });
@@ -203,7 +203,7 @@ export class Guest implements AsyncDisposable {
     if (this.currentState === 'running') return;
     const failure = this.agent.error;
     if (this.currentState === 'failed' && failure) throw failure;
-    throw new AgentError('GUEST_DISPOSED', `the guest is ${this.currentState}; boot a new one`);
+    throw kvmtestError('GUEST_DISPOSED', `the guest is ${this.currentState}; boot a new one`);
   }
 
   /** Attaches the console tail to link failures, which are explained by the guest's state. */
@@ -221,7 +221,7 @@ export class Guest implements AsyncDisposable {
   private agentLost(): void {
     if (this.currentState !== 'running' || this.relinking) return;
     debug('%s: the agent closed its port', this.info.name);
-    this.agent.close(Object.assign(new AgentError('AGENT_DISCONNECTED', 'the guest agent went away inside the guest (killed or crashed); requests in flight are lost, new ones wait for it to restart'), { consoleTail: this.consoleTail() }));
+    this.agent.close(Object.assign(kvmtestError('AGENT_DISCONNECTED', 'the guest agent went away inside the guest (killed or crashed); requests in flight are lost, new ones wait for it to restart'), { consoleTail: this.consoleTail() }));
     this.relinking = this.reconnect({ timeoutMs: AGENT_RESTART_TIMEOUT_MS })
       .then(() => undefined, (error) => debug('%s: agent did not come back: %s', this.info.name, error instanceof Error ? error.message : error))
       .finally(() => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import createDebug from 'debug';
 import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
 import type { HelloAnswer } from '../agent/protocol.js';
-import { BootError, KvmtestError } from '../errors.js';
+import { kvmtestError, KvmtestError } from '../errors.js';
 import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
 import { QemuProcess } from '../qemu/process.js';
 import { QmpClient, connectWithRetry } from '../qemu/qmp.js';
@@ -62,19 +62,19 @@ async function waitForAgent(qemu: QemuProcess, spec: MachineSpec, timeoutMs: num
       reject(error);
     };
     void qemu.exited.then((exit) =>
-      fail(new BootError('QEMU_EXITED', `QEMU exited during ${what} (${exit.signal ?? `code ${exit.code}`})${exit.stderr ? `: ${exit.stderr}` : ''}`)),
+      fail(kvmtestError('QEMU_EXITED', `QEMU exited during ${what} (${exit.signal ?? `code ${exit.code}`})${exit.stderr ? `: ${exit.stderr}` : ''}`)),
     );
     qemu.console.onFatal((verdict) => {
-      if (verdict.kind === 'panic') fail(new BootError('KERNEL_PANIC', `the guest kernel panicked during ${what}: ${verdict.line}`));
-      else if (verdict.kind === 'no-cloud-init') fail(new BootError('NO_CLOUD_INIT', `the guest booted to a login prompt (${verdict.line.trim()}) without running cloud-init: kvmtest starts its agent through cloud-init, so the image needs it (cloud images have it; for your own image install the cloud-init package)`));
-      else fail(new BootError('NOT_BOOTABLE', `the firmware found nothing to boot (${verdict.line.trim()}): is the image a bootable disk? For a bare root filesystem use direct kernel boot (kernel, initrd, append)`));
+      if (verdict.kind === 'panic') fail(kvmtestError('KERNEL_PANIC', `the guest kernel panicked during ${what}: ${verdict.line}`));
+      else if (verdict.kind === 'no-cloud-init') fail(kvmtestError('NO_CLOUD_INIT', `the guest booted to a login prompt (${verdict.line.trim()}) without running cloud-init: kvmtest starts its agent through cloud-init, so the image needs it (cloud images have it; for your own image install the cloud-init package)`));
+      else fail(kvmtestError('NOT_BOOTABLE', `the firmware found nothing to boot (${verdict.line.trim()}): is the image a bootable disk? For a bare root filesystem use direct kernel boot (kernel, initrd, append)`));
     });
     const timer = setTimeout(
-      () => fail(new BootError('BOOT_TIMEOUT', `the guest agent did not say hello within ${Math.round(timeoutMs / 1000)} s (${prep.choice.accel}${prep.choice.accel === 'tcg' ? ', software emulation' : ''}); the console tail shows how far ${what} got`)),
+      () => fail(kvmtestError('BOOT_TIMEOUT', `the guest agent did not say hello within ${Math.round(timeoutMs / 1000)} s (${prep.choice.accel}${prep.choice.accel === 'tcg' ? ', software emulation' : ''}); the console tail shows how far ${what} got`)),
       timeoutMs,
     );
     controller.signal.addEventListener('abort', () => clearTimeout(timer));
-    signal?.addEventListener('abort', () => fail(new BootError('ABORTED', `${what} was aborted`, { cause: signal.reason })), { once: true });
+    signal?.addEventListener('abort', () => fail(kvmtestError('ABORTED', `${what} was aborted`, { cause: signal.reason })), { once: true });
   });
   fatal.catch(() => {});
   let qmp: QmpClient | undefined;

@@ -1,4 +1,4 @@
-import { InputError } from '../errors.js';
+import { kvmtestError, InputError } from '../errors.js';
 import type { AccelRequest } from '../host/accel.js';
 import type { CloudConfig } from '../seed/cloud-config.js';
 import { describe, parseCpus, parseDuration, parseMemoryMiB } from '../util/units.js';
@@ -63,22 +63,22 @@ export const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
 
 /** Checks and normalises boot options; every mistake is an InputError naming the option. Pure. */
 export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
-  if (typeof options !== 'object' || options === null) throw new InputError('INVALID_OPTION', `Expected boot options to be an object, got ${describe(options)}`);
-  if (typeof options.image !== 'string' || options.image.length === 0) throw new InputError('INVALID_OPTION', `Expected the "image" option to be an image path or name, got ${describe(options.image)}`);
+  if (typeof options !== 'object' || options === null) throw kvmtestError('INVALID_OPTION', `Expected boot options to be an object, got ${describe(options)}`);
+  if (typeof options.image !== 'string' || options.image.length === 0) throw kvmtestError('INVALID_OPTION', `Expected the "image" option to be an image path or name, got ${describe(options.image)}`);
   const accel = options.accel ?? 'auto';
-  if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new InputError('INVALID_OPTION', `Expected the "accel" option to be 'auto', 'kvm' or 'tcg', got ${describe(accel)}`);
+  if (!['auto', 'kvm', 'tcg'].includes(accel)) throw kvmtestError('INVALID_OPTION', `Expected the "accel" option to be 'auto', 'kvm' or 'tcg', got ${describe(accel)}`);
   const firmware = options.firmware ?? 'bios';
-  if (firmware !== 'bios' && firmware !== 'uefi') throw new InputError('INVALID_OPTION', `Expected the "firmware" option to be 'bios' or 'uefi', got ${describe(firmware)}`);
+  if (firmware !== 'bios' && firmware !== 'uefi') throw kvmtestError('INVALID_OPTION', `Expected the "firmware" option to be 'bios' or 'uefi', got ${describe(firmware)}`);
   let uefi: ResolvedBootOptions['uefi'];
   if (firmware === 'uefi') {
-    if (!options.uefiCode || !options.uefiVars) throw new InputError('INVALID_OPTION', 'firmware: "uefi" needs the "uefiCode" and "uefiVars" options (OVMF_CODE.fd and a copy of OVMF_VARS.fd, from the ovmf package)');
+    if (!options.uefiCode || !options.uefiVars) throw kvmtestError('INVALID_OPTION', 'firmware: "uefi" needs the "uefiCode" and "uefiVars" options (OVMF_CODE.fd and a copy of OVMF_VARS.fd, from the ovmf package)');
     uefi = { code: options.uefiCode, vars: options.uefiVars };
   }
-  if (options.boot !== undefined && options.boot !== 'firmware' && options.boot !== 'kernel') throw new InputError('INVALID_OPTION', `Expected the "boot" option to be 'firmware' or 'kernel', got ${describe(options.boot)}`);
-  if ((options.initrd || options.append) && !options.kernel && options.boot !== 'kernel') throw new InputError('INVALID_OPTION', 'the "initrd" and "append" options need "kernel" (or boot: "kernel" with a named image)');
+  if (options.boot !== undefined && options.boot !== 'firmware' && options.boot !== 'kernel') throw kvmtestError('INVALID_OPTION', `Expected the "boot" option to be 'firmware' or 'kernel', got ${describe(options.boot)}`);
+  if ((options.initrd || options.append) && !options.kernel && options.boot !== 'kernel') throw kvmtestError('INVALID_OPTION', 'the "initrd" and "append" options need "kernel" (or boot: "kernel" with a named image)');
   const bootMode = options.kernel || options.boot === 'kernel' ? 'kernel' : 'firmware';
   if (options.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(options.hostname)) {
-    throw new InputError('INVALID_OPTION', `Expected the "hostname" option to be a valid host name (letters, digits, hyphens), got ${describe(options.hostname)}`);
+    throw kvmtestError('INVALID_OPTION', `Expected the "hostname" option to be a valid host name (letters, digits, hyphens), got ${describe(options.hostname)}`);
   }
   let network: ResolvedBootOptions['network'] = false;
   if (options.network === true) network = { forwards: [] };
@@ -86,17 +86,17 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
     const forwards = options.network.forwards ?? [];
     for (const f of forwards) {
       for (const port of [f.guest, f.host ?? 1]) {
-        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InputError('INVALID_OPTION', `Expected network forward ports from 1 to 65535, got ${describe(f)}`);
+        if (!Number.isInteger(port) || port < 1 || port > 65535) throw kvmtestError('INVALID_OPTION', `Expected network forward ports from 1 to 65535, got ${describe(f)}`);
       }
     }
     const outbound = (options.network as { outbound?: unknown }).outbound;
-    if (outbound !== undefined && typeof outbound !== 'boolean') throw new InputError('INVALID_OPTION', `Expected the "network.outbound" option to be a boolean, got ${describe(outbound)}`);
+    if (outbound !== undefined && typeof outbound !== 'boolean') throw kvmtestError('INVALID_OPTION', `Expected the "network.outbound" option to be a boolean, got ${describe(outbound)}`);
     const unknown = Object.keys(options.network).filter((k) => k !== 'forwards' && k !== 'outbound');
     // a misspelt isolation option must not leave the guest silently connected
-    if (unknown.length > 0) throw new InputError('INVALID_OPTION', `Expected the "network" option to have only "forwards" and "outbound", got ${describe(unknown.join(', '))}`);
+    if (unknown.length > 0) throw kvmtestError('INVALID_OPTION', `Expected the "network" option to have only "forwards" and "outbound", got ${describe(unknown.join(', '))}`);
     network = { forwards, ...(outbound === false ? { outbound: false as const } : {}) };
   } else if (options.network !== undefined && options.network !== false) {
-    throw new InputError('INVALID_OPTION', `Expected the "network" option to be a boolean or { forwards, outbound }, got ${describe(options.network)}`);
+    throw kvmtestError('INVALID_OPTION', `Expected the "network" option to be a boolean or { forwards, outbound }, got ${describe(options.network)}`);
   }
   return {
     image: options.image,

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { chmod, copyFile, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import { chooseAccel, probeKvmOnce, type AccelChoice } from '../host/accel.js';
 import { probeSandbox } from '../host/sandbox.js';
 import { findTools, type HostTools } from '../host/tools.js';
@@ -79,15 +79,15 @@ export async function prepare(options: BootOptions): Promise<Prepared> {
 function checkFirmware(entry: CatalogEntry, firmware: 'bios' | 'uefi'): void {
   const needs = catalogSource(entry, hostArch()).firmware;
   if (needs === 'uefi' && firmware !== 'uefi') {
-    throw new KvmtestError('INVALID_OPTION', `${entry.name} boots only with UEFI firmware: pass firmware: 'uefi' with uefiCode and uefiVars (OVMF_CODE.fd and a copy of OVMF_VARS.fd from the ovmf package)`);
+    throw kvmtestError('INVALID_OPTION', `${entry.name} boots only with UEFI firmware: pass firmware: 'uefi' with uefiCode and uefiVars (OVMF_CODE.fd and a copy of OVMF_VARS.fd from the ovmf package)`);
   }
-  if (needs === 'bios' && firmware === 'uefi') throw new KvmtestError('INVALID_OPTION', `${entry.name} boots only with BIOS firmware on this architecture: leave firmware at 'bios'`);
+  if (needs === 'bios' && firmware === 'uefi') throw kvmtestError('INVALID_OPTION', `${entry.name} boots only with BIOS firmware on this architecture: leave firmware at 'bios'`);
 }
 
 function chooseBootMethod(opts: ResolvedBootOptions, built: BuiltImage | undefined): BootMethod {
   if (opts.bootMode === 'kernel') {
     if (opts.kernel) return { kind: 'kernel', kernel: resolve(opts.kernel.kernel), ...(opts.kernel.initrd ? { initrd: resolve(opts.kernel.initrd) } : {}), ...(opts.kernel.append ? { append: opts.kernel.append } : {}) };
-    if (!built) throw new KvmtestError('INVALID_OPTION', `boot: 'kernel' without a "kernel" path needs a named image (such as debian-12) whose kernel kvmtest knows; ${opts.image} is a path`);
+    if (!built) throw kvmtestError('INVALID_OPTION', `boot: 'kernel' without a "kernel" path needs a named image (such as debian-12) whose kernel kvmtest knows; ${opts.image} is a path`);
     return { kind: 'kernel', kernel: built.kernel, initrd: built.initrd, append: built.append };
   }
   if (opts.firmware === 'uefi') return { kind: 'firmware', firmware: 'uefi', code: opts.uefi!.code, vars: opts.uefi!.vars };

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { arch } from 'node:os';
-import { HostError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 
 export type AccelRequest = 'auto' | 'kvm' | 'tcg';
 export type Accel = 'kvm' | 'tcg';
@@ -67,7 +67,7 @@ export function chooseAccel(request: AccelRequest, probe: KvmProbe): AccelChoice
   const verdict = judgeKvm(probe);
   if (verdict.usable) return { accel: 'kvm', reason: verdict.reason, timeoutScale: 1 };
   if (request === 'kvm') {
-    throw new HostError('KVM_UNUSABLE', `KVM was requested but is not usable: ${verdict.reason}. To fix: ${verdict.fix}. Or pass accel: 'auto' to fall back to TCG (much slower).`);
+    throw kvmtestError('KVM_UNUSABLE', `KVM was requested but is not usable: ${verdict.reason}. To fix: ${verdict.fix}. Or pass accel: 'auto' to fall back to TCG (much slower).`);
   }
   return {
     accel: 'tcg',

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { arch } from 'node:os';
 import { execa } from 'execa';
-import { HostError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 
 /** Full path of an executable on PATH, or undefined. */
 export async function which(name: string, path = process.env.PATH ?? ''): Promise<string | undefined> {
@@ -75,9 +75,9 @@ export interface HostTools {
 export async function findTools(): Promise<HostTools> {
   const qemuName = qemuSystemName();
   const qemu = await which(qemuName);
-  if (!qemu) throw new HostError('QEMU_NOT_FOUND', `${qemuName} is not on PATH. Install it: ${installHint('qemu')}`);
+  if (!qemu) throw kvmtestError('QEMU_NOT_FOUND', `${qemuName} is not on PATH. Install it: ${installHint('qemu')}`);
   const qemuImg = await which('qemu-img');
-  if (!qemuImg) throw new HostError('QEMU_IMG_NOT_FOUND', `qemu-img is not on PATH. Install it: ${installHint('qemu-img')}`);
+  if (!qemuImg) throw kvmtestError('QEMU_IMG_NOT_FOUND', `qemu-img is not on PATH. Install it: ${installHint('qemu-img')}`);
   const iso = await findIsoTool();
   const setpriv = await which('setpriv');
   return { qemu, qemuImg, iso, ...(setpriv ? { setpriv } : {}) };
@@ -90,7 +90,7 @@ export async function findIsoTool(): Promise<IsoTool> {
   }
   const xorriso = await which('xorriso');
   if (xorriso) return { path: xorriso, prefix: ['-as', 'mkisofs'] };
-  throw new HostError('ISO_TOOL_NOT_FOUND', `neither genisoimage nor xorriso is on PATH; one is needed to write the cloud-init seed. Install one: ${installHint('iso')}`);
+  throw kvmtestError('ISO_TOOL_NOT_FOUND', `neither genisoimage nor xorriso is on PATH; one is needed to write the cloud-init seed. Install one: ${installHint('iso')}`);
 }
 
 const versions = new Map<string, Promise<string>>();

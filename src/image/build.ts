@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import createDebug from 'debug';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import { withLock } from '../util/lock.js';
 import { cacheDirExists, cacheFileExists, cachePath } from './cache.js';
 import { RECIPES, recipeDir, recipeKey, type RecipeName } from './recipes.js';
@@ -54,7 +54,7 @@ export async function ensureImage(name: RecipeName, options: BuildOptions = {}):
     await build(name, dir, options);
     await prune(root, name, dir);
     const built = await readBuilt(name, dir);
-    if (!built) throw new KvmtestError('IMAGE_BUILD_FAILED', `the ${name} recipe finished but left no image.json in ${dir}`);
+    if (!built) throw kvmtestError('IMAGE_BUILD_FAILED', `the ${name} recipe finished but left no image.json in ${dir}`);
     return built;
   });
 }
@@ -71,7 +71,7 @@ async function builtPaths(name: RecipeName): Promise<{ root: string; dir: string
 
 async function build(name: RecipeName, dir: string, options: BuildOptions): Promise<void> {
   if (process.getuid?.() !== 0) {
-    throw new KvmtestError('IMAGE_BUILD_FAILED', `building ${name} runs debootstrap, which needs root: run \`sudo npx kvmtest image build ${name}\` once (the image is cached for every user of this cache directory)`);
+    throw kvmtestError('IMAGE_BUILD_FAILED', `building ${name} runs debootstrap, which needs root: run \`sudo npx kvmtest image build ${name}\` once (the image is cached for every user of this cache directory)`);
   }
   const tmp = `${dir}.tmp-${randomBytes(4).toString('hex')}`;
   await mkdir(tmp, { recursive: true });
@@ -91,7 +91,7 @@ async function build(name: RecipeName, dir: string, options: BuildOptions): Prom
   const result = await child;
   if (result.exitCode !== 0 || result.isCanceled) {
     await rm(tmp, { recursive: true, force: true });
-    throw new KvmtestError('IMAGE_BUILD_FAILED', `building ${name} failed (${result.isCanceled ? 'cancelled' : `exit ${result.exitCode}`}); last lines:\n${tail.join('\n')}`);
+    throw kvmtestError('IMAGE_BUILD_FAILED', `building ${name} failed (${result.isCanceled ? 'cancelled' : `exit ${result.exitCode}`}); last lines:\n${tail.join('\n')}`);
   }
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);

@@ -2,7 +2,7 @@ import { lstat, mkdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError, KvmtestError } from '../errors.js';
 
 /** kvmtest's cache: $KVMTEST_CACHE, else $XDG_CACHE_HOME/kvmtest, else ~/.cache/kvmtest. */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -32,7 +32,7 @@ export async function cachePath(...parts: string[]): Promise<string> {
 
 function checkDir(path: string, info: Stats, what: string): void {
   const reason = unsafeDirReason(info, process.getuid?.() ?? 0);
-  if (reason) throw new KvmtestError('CACHE_UNSAFE', `${what} ${path} ${reason}`);
+  if (reason) throw kvmtestError('CACHE_UNSAFE', `${what} ${path} ${reason}`);
 }
 
 /**
@@ -82,5 +82,5 @@ export async function cacheDirExists(path: string): Promise<boolean> {
 
 /** CACHE_UNSAFE for a file in the cache that is a link (or not a file) where kvmtest reads or writes one. */
 export function refusedInCache(path: string, what = 'a symlink'): KvmtestError {
-  return new KvmtestError('CACHE_UNSAFE', `${path} in the kvmtest cache is ${what}: refused, kvmtest never follows links in its cache. Remove it`);
+  return kvmtestError('CACHE_UNSAFE', `${path} in the kvmtest cache is ${what}: refused, kvmtest never follows links in its cache. Remove it`);
 }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import { CATALOG, type CatalogEntry } from './catalog.js';
 
 /**
@@ -13,10 +13,10 @@ export async function loadCatalog(env: NodeJS.ProcessEnv = process.env): Promise
   try {
     extra = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
-    throw new KvmtestError('CONFIG_INVALID', `cannot read the catalog in $KVMTEST_CATALOG (${file}): ${error instanceof Error ? error.message : String(error)}`);
+    throw kvmtestError('CONFIG_INVALID', `cannot read the catalog in $KVMTEST_CATALOG (${file}): ${error instanceof Error ? error.message : String(error)}`);
   }
   if (!Array.isArray(extra) || !extra.every((e) => typeof e === 'object' && e !== null && typeof (e as CatalogEntry).name === 'string' && typeof (e as CatalogEntry).arches === 'object')) {
-    throw new KvmtestError('CONFIG_INVALID', `$KVMTEST_CATALOG (${file}) must hold a JSON array of catalog entries, each with a name and arches`);
+    throw kvmtestError('CONFIG_INVALID', `$KVMTEST_CATALOG (${file}) must hold a JSON array of catalog entries, each with a name and arches`);
   }
   const mine = extra as CatalogEntry[];
   return [...CATALOG.filter((e) => !mine.some((m) => m.name === e.name)), ...mine];

@@ -6,7 +6,7 @@
  */
 import { posix } from 'node:path';
 import { PORT_NAME } from '../agent/protocol.js';
-import { InputError, KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import type { ChecksumAlgorithm, ChecksumFormat } from './checksums.js';
 import type { SignatureSource } from './signature.js';
 
@@ -311,7 +311,7 @@ export const CATALOG: readonly CatalogEntry[] = [
 export function hostArch(arch: string = process.arch): CatalogArch {
   if (arch === 'x64') return 'x86_64';
   if (arch === 'arm64') return 'aarch64';
-  throw new KvmtestError('IMAGE_UNKNOWN', `The catalog has images for x86_64 and aarch64 hosts only, and this host is ${arch}: give a path to an image of your own instead`);
+  throw kvmtestError('IMAGE_UNKNOWN', `The catalog has images for x86_64 and aarch64 hosts only, and this host is ${arch}: give a path to an image of your own instead`);
 }
 
 export function findCatalogEntry(name: string, catalog: readonly CatalogEntry[] = CATALOG): CatalogEntry | undefined {
@@ -335,7 +335,7 @@ export function catalogSource(entry: CatalogEntry, arch: CatalogArch): CatalogSo
   const image = entry.arches[arch];
   if (!image) {
     const have = CATALOG_ARCHES.filter((a) => entry.arches[a]);
-    throw new InputError('IMAGE_UNKNOWN', `${entry.name} has no ${arch} image in the catalog (it has ${have.join(', ') || 'none'}): pick another image or give a path to an ${arch} image`);
+    throw kvmtestError('IMAGE_UNKNOWN', `${entry.name} has no ${arch} image in the catalog (it has ${have.join(', ') || 'none'}): pick another image or give a path to an ${arch} image`);
   }
   return {
     url: image.url,

@@ -1,7 +1,7 @@
 import { access, constants, open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { execa } from 'execa';
-import { InputError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import { qcow2References, sniffFormat } from './qcow2-header.js';
 
 export type DiskFormat = 'qcow2' | 'raw';
@@ -35,7 +35,7 @@ export async function inspectDisk(qemuImg: string, path: string): Promise<DiskIn
   // --backing-chain would fail loudly on a missing backing file: that is what we want
   const result = await execa(qemuImg, ['info', '--output=json', '--backing-chain', abs], { reject: false });
   if (result.exitCode !== 0) {
-    throw new InputError('IMAGE_INVALID', `image ${path} cannot be opened by qemu-img: ${result.stderr.trim().split('\n').pop()}`);
+    throw kvmtestError('IMAGE_INVALID', `image ${path} cannot be opened by qemu-img: ${result.stderr.trim().split('\n').pop()}`);
   }
   const info = parseDiskInfo(abs, result.stdout);
   if (info.format === 'qcow2') await checkQcow2(qemuImg, abs, path);
@@ -52,13 +52,13 @@ export async function inspectUntrusted(qemuImg: string, path: string, declared: 
   const head = await readHead(abs);
   const format = declared ?? sniffFormat(head);
   if (format !== 'qcow2' && format !== 'raw') {
-    throw new InputError('IMAGE_INVALID', `${what} is in format ${format}; kvmtest boots qcow2 or raw images`);
+    throw kvmtestError('IMAGE_INVALID', `${what} is in format ${format}; kvmtest boots qcow2 or raw images`);
   }
   // read from the header first, so that qemu-img never opens what it names
   if (format === 'qcow2') refuseReferences(what, qcow2References(head) ?? {});
   const result = await execa(qemuImg, ['info', '--output=json', '-f', format, abs], { reject: false });
   if (result.exitCode !== 0) {
-    throw new InputError('IMAGE_INVALID', `${what} cannot be opened as ${format} by qemu-img: ${result.stderr.trim().split('\n').pop()}`);
+    throw kvmtestError('IMAGE_INVALID', `${what} cannot be opened as ${format} by qemu-img: ${result.stderr.trim().split('\n').pop()}`);
   }
   const info = JSON.parse(result.stdout) as QemuImgInfo;
   refuseReferences(what, { backingFile: info['backing-filename'], dataFile: info['format-specific']?.data?.['data-file'] });
@@ -76,10 +76,10 @@ interface QemuImgInfo {
 
 function refuseReferences(what: string, refs: { backingFile?: string | undefined; dataFile?: string | undefined }): void {
   if (refs.backingFile !== undefined) {
-    throw new InputError('IMAGE_INVALID', `${what} names a backing file ${JSON.stringify(refs.backingFile)}: refused, a base image must be self-contained`);
+    throw kvmtestError('IMAGE_INVALID', `${what} names a backing file ${JSON.stringify(refs.backingFile)}: refused, a base image must be self-contained`);
   }
   if (refs.dataFile !== undefined) {
-    throw new InputError('IMAGE_INVALID', `${what} names an external data file ${JSON.stringify(refs.dataFile)}: refused, a base image must be self-contained`);
+    throw kvmtestError('IMAGE_INVALID', `${what} names an external data file ${JSON.stringify(refs.dataFile)}: refused, a base image must be self-contained`);
   }
 }
 
@@ -88,7 +88,7 @@ async function readable(path: string): Promise<string> {
   try {
     await access(abs, constants.R_OK);
   } catch (error) {
-    throw new InputError('IMAGE_NOT_FOUND', `image ${path} does not exist or cannot be read`, { cause: error });
+    throw kvmtestError('IMAGE_NOT_FOUND', `image ${path} does not exist or cannot be read`, { cause: error });
   }
   return abs;
 }
@@ -120,7 +120,7 @@ async function checkQcow2(qemuImg: string, abs: string, path: string): Promise<v
   }
   if (corruptions !== 0 || check.exitCode === 2) {
     const size = corruptions > 0 ? `${corruptions} clusters point past its end or overlap: ` : '';
-    throw new InputError('IMAGE_INVALID', `image ${path} is a damaged qcow2 (${size}truncated by an interrupted download or copy?); qemu-img check ${path} shows the details. Fetch or copy it again`);
+    throw kvmtestError('IMAGE_INVALID', `image ${path} is a damaged qcow2 (${size}truncated by an interrupted download or copy?); qemu-img check ${path} shows the details. Fetch or copy it again`);
   }
 }
 
@@ -137,7 +137,7 @@ export function parseDiskInfo(path: string, json: string): DiskInfo {
 
 function checkFormat(path: string, format: string | undefined): DiskFormat {
   if (format !== 'qcow2' && format !== 'raw') {
-    throw new InputError('IMAGE_INVALID', `image ${path} is in format ${format ?? 'unknown'}; kvmtest boots qcow2 or raw images (convert with: qemu-img convert -O qcow2 ${path} out.qcow2)`);
+    throw kvmtestError('IMAGE_INVALID', `image ${path} is in format ${format ?? 'unknown'}; kvmtest boots qcow2 or raw images (convert with: qemu-img convert -O qcow2 ${path} out.qcow2)`);
   }
   return format;
 }
@@ -149,5 +149,5 @@ function checkFormat(path: string, format: string | undefined): DiskFormat {
 export async function createOverlay(qemuImg: string, base: Pick<DiskInfo, 'path' | 'format' | 'virtualSize'>, overlay: string): Promise<void> {
   const size = base.virtualSize > 0 ? ['-u', overlay, String(base.virtualSize)] : [overlay];
   const result = await execa(qemuImg, ['create', '-q', '-f', 'qcow2', '-b', base.path, '-F', base.format, ...size], { reject: false });
-  if (result.exitCode !== 0) throw new InputError('IMAGE_INVALID', `cannot create an overlay on ${base.path}: ${result.stderr.trim()}`);
+  if (result.exitCode !== 0) throw kvmtestError('IMAGE_INVALID', `cannot create an overlay on ${base.path}: ${result.stderr.trim()}`);
 }

@@ -1,7 +1,7 @@
 import { access } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import createDebug from 'debug';
-import { InputError, isKvmtestError, KvmtestError } from '../errors.js';
+import { kvmtestError, isKvmtestError } from '../errors.js';
 import { ensureImage, findBuilt, type BuiltImage } from './build.js';
 import { catalogSource, hostArch, type CatalogEntry } from './catalog.js';
 import { loadCatalog } from './catalog-file.js';
@@ -34,7 +34,7 @@ export function parseImageUrl(spec: string): { url: string; digest: Digest } {
   const match = /^(sha256|sha512)=([0-9a-fA-F]+)$/.exec(fragment);
   const length: Record<string, number> = { sha256: 64, sha512: 128 };
   if (!match || match[2]!.length !== length[match[1]!]) {
-    throw new InputError('INVALID_OPTION', `Expected an image URL to end in #sha256=<64 hex digits> (or #sha512=<128>) so the download can be verified, got ${JSON.stringify(spec)}`);
+    throw kvmtestError('INVALID_OPTION', `Expected an image URL to end in #sha256=<64 hex digits> (or #sha512=<128>) so the download can be verified, got ${JSON.stringify(spec)}`);
   }
   return { url: spec.slice(0, hash), digest: { algorithm: match[1] as Digest['algorithm'], hex: match[2]!.toLowerCase() } };
 }
@@ -74,14 +74,14 @@ export async function resolveImage(spec: string, options: ResolveOptions = {}): 
   }
   if (looksLikePath(spec) || (await access(spec).then(() => true, () => false))) return { kind: 'local', path: resolvePath(spec) };
   const names = [...new Set([...(await loadCatalog()).map((e) => e.name), ...Object.keys(RECIPES)])].sort();
-  throw new InputError('IMAGE_UNKNOWN', `unknown image ${JSON.stringify(spec)}: give a catalog name (${names.join(', ')}), a path to a qcow2/raw file, or an https URL ending in #sha256=…`);
+  throw kvmtestError('IMAGE_UNKNOWN', `unknown image ${JSON.stringify(spec)}: give a catalog name (${names.join(', ')}), a path to a qcow2/raw file, or an https URL ending in #sha256=…`);
 }
 
 /** A catalog image: from the cache, else its publisher's checksum file, then the image, verified. */
 export async function pullCatalogImage(entry: CatalogEntry, options: ResolveOptions = {}): Promise<Extract<ImageSource, { kind: 'catalog' }>> {
   const cached = await findCached(entry.name);
   if (cached) return { kind: 'catalog', path: cached.path, entry, cached };
-  if (!entry.cloudInit) throw new KvmtestError('NO_CLOUD_INIT', `${entry.name} has no cloud-init, which kvmtest needs to start its agent; pick another image`);
+  if (!entry.cloudInit) throw kvmtestError('NO_CLOUD_INIT', `${entry.name} has no cloud-init, which kvmtest needs to start its agent; pick another image`);
   const source = catalogSource(entry, hostArch());
   debug('%s: checksum from %s', entry.name, source.checksumUrl);
   const fetch = { ...(options.signal ? { signal: options.signal } : {}), ...(options.retries !== undefined ? { retries: options.retries } : {}) };
@@ -89,7 +89,7 @@ export async function pullCatalogImage(entry: CatalogEntry, options: ResolveOpti
   const { text, check } = await verifiedChecksums(await fetchBytes(source.checksumUrl, fetch), source.checksumUrl, source.signature, fetch);
   debug('%s: %s (%s)', entry.name, check.status, check.detail);
   const hex = parseChecksumFile(text, source.checksumFormat, source.algorithm, source.fileName);
-  if (!hex) throw new KvmtestError('DOWNLOAD_FAILED', `${source.checksumUrl} lists no ${source.algorithm} for ${source.fileName}: the catalog entry for ${entry.name} may be out of date`);
+  if (!hex) throw kvmtestError('DOWNLOAD_FAILED', `${source.checksumUrl} lists no ${source.algorithm} for ${source.fileName}: the catalog entry for ${entry.name} may be out of date`);
   const pulled = await pullBlob(entry.name, source.url, { algorithm: source.algorithm, hex }, { ...pickPull(options), signature: check });
   return { kind: 'catalog', path: pulled.path, entry, cached: pulled };
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import createDebug from 'debug';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import { fetchBytes, type FetchTextOptions } from './download/index.js';
 
 const debug = createDebug('kvmtest:image');
@@ -83,7 +83,7 @@ export async function gpgv(data: Buffer, signature: Buffer | undefined, keyring:
     debug('gpgv %s: exit %s %s', what, result.exitCode, result.stderr);
     if (result.exitCode !== 0 || !valid) {
       const why = result.failed && (result as { code?: string }).code === 'ENOENT' ? 'gpgv is not installed (package gpgv)' : result.stderr.trim().split('\n').slice(-2).join('; ');
-      throw new KvmtestError('SIGNATURE_INVALID', `the signature of ${what} does not verify against ${keyring}: ${why}. Nothing was downloaded`);
+      throw kvmtestError('SIGNATURE_INVALID', `the signature of ${what} does not verify against ${keyring}: ${why}. Nothing was downloaded`);
     }
     const signed = signature ? data : await readFile(join(dir, 'signed'));
     return { signed, signer: valid[1]! };

@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
 import createDebug from 'debug';
-import { isKvmtestError, KvmtestError } from '../errors.js';
+import { asKvmtestError, isKvmtestError } from '../errors.js';
 import { boot } from '../guest/boot.js';
 import type { BootOptions } from '../guest/options.js';
 import type { Guest } from '../guest/guest.js';
@@ -202,6 +202,6 @@ async function filesUnder(path: string): Promise<string[]> {
 
 function describeError(error: unknown, timedOutAfterMs: number | undefined): NonNullable<AttemptOutcome['error']> {
   if (timedOutAfterMs !== undefined) return { code: 'CELL_TIMEOUT', message: `the cell did not finish within ${Math.round(timedOutAfterMs / 1000)} s` };
-  if (error instanceof KvmtestError) return { code: error.code, message: error.message, ...(error.consoleTail ? { consoleTail: error.consoleTail } : {}) };
-  return { code: 'UNEXPECTED', message: error instanceof Error ? error.message : String(error) };
+  const coded = asKvmtestError(error);
+  return { code: coded.code, message: coded.message, ...(coded.consoleTail ? { consoleTail: coded.consoleTail } : {}) };
 }

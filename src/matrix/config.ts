@@ -1,7 +1,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import type { MatrixOptions } from './types.js';
 
 export const CONFIG_NAMES = ['kvmtest.config.ts', 'kvmtest.config.mts', 'kvmtest.config.js', 'kvmtest.config.mjs', 'kvmtest.config.json'];
@@ -22,7 +22,7 @@ export async function loadConfig(file: string | undefined, dir = process.cwd()):
   let path: string | undefined;
   if (file) {
     path = resolve(dir, file);
-    if (!(await exists(path))) throw new KvmtestError('CONFIG_INVALID', `No config file at ${path}`);
+    if (!(await exists(path))) throw kvmtestError('CONFIG_INVALID', `No config file at ${path}`);
   } else {
     for (const name of CONFIG_NAMES) if (await exists(resolve(dir, name))) { path = resolve(dir, name); break; }
     if (!path) return undefined;
@@ -36,11 +36,11 @@ export async function loadConfig(file: string | undefined, dir = process.cwd()):
       loaded = await createJiti(import.meta.url, { moduleCache: false, fsCache: false }).import(path, { default: true });
     } else loaded = ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
   } catch (error) {
-    throw new KvmtestError('CONFIG_INVALID', `Could not load ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw kvmtestError('CONFIG_INVALID', `Could not load ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   if (typeof loaded === 'function') loaded = await (loaded as () => unknown)();
   if (typeof loaded !== 'object' || loaded === null || Array.isArray(loaded)) {
-    throw new KvmtestError('CONFIG_INVALID', `${path} must export (default) an object of matrix options such as { images: ['debian-12'], run: ['npm', 'test'] }`);
+    throw kvmtestError('CONFIG_INVALID', `${path} must export (default) an object of matrix options such as { images: ['debian-12'], run: ['npm', 'test'] }`);
   }
   return { path, config: { projectDir: dirname(path), ...(loaded as MatrixConfig) } };
 }

@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import type { Guest } from '../guest/guest.js';
 
 /** Where the host's Node.js goes in the guest; its bin/ is put first on PATH. */
@@ -32,12 +32,12 @@ export async function installHostNode(vm: Guest, node: HostNode, signal?: AbortS
   if (node.npmDir) {
     await vm.push(node.npmDir, `${GUEST_NODE_PREFIX}/lib/node_modules/npm`);
     const link = await vm.exec(['sh', '-c', `cd ${GUEST_NODE_PREFIX}/bin && ln -sf ../lib/node_modules/npm/bin/npm-cli.js npm && ln -sf ../lib/node_modules/npm/bin/npx-cli.js npx`], signal ? { signal } : {});
-    if (!link.ok) throw new KvmtestError('GUEST_IO', `could not link npm in the guest: ${link.stderr.trim()}`);
+    if (!link.ok) throw kvmtestError('GUEST_IO', `could not link npm in the guest: ${link.stderr.trim()}`);
   }
   const check = await vm.exec([`${GUEST_NODE_PREFIX}/bin/node`, '--version'], signal ? { signal } : {});
   if (!check.ok || check.stdout.trim() !== node.version) {
     const libc = await vm.exec(['sh', '-c', 'ldd --version 2>&1 | head -n1'], signal ? { signal } : {}).then((r) => r.stdout.trim(), () => '');
-    throw new KvmtestError('NODE_UNSUPPORTED', explainNodeFailure(node.version, check.stderr, libc));
+    throw kvmtestError('NODE_UNSUPPORTED', explainNodeFailure(node.version, check.stderr, libc));
   }
   return `${GUEST_NODE_PREFIX}/bin:${GUEST_DEFAULT_PATH}`;
 }

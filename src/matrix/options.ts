@@ -1,4 +1,4 @@
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import { describe, parseDuration } from '../util/units.js';
 import { parseShard, type Shard } from './shard.js';
 import type { MatrixOptions } from './types.js';
@@ -16,7 +16,7 @@ export interface ResolvedMatrixOptions {
 }
 
 const fail = (message: string): never => {
-  throw new KvmtestError('CONFIG_INVALID', message);
+  throw kvmtestError('CONFIG_INVALID', message);
 };
 
 /** Checks what expandMatrix does not: the run, copies, and scheduling options. Pure. */

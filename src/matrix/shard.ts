@@ -1,4 +1,4 @@
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 
 export interface Shard {
   /** 1-based. */
@@ -14,7 +14,7 @@ export function parseShard(value: string | Shard): Shard {
     if (match) shard = { index: Number(match[1]), count: Number(match[2]) };
   } else if (typeof value === 'object' && value !== null) shard = { index: value.index, count: value.count };
   if (!shard || !Number.isInteger(shard.index) || !Number.isInteger(shard.count) || shard.count < 1 || shard.index < 1 || shard.index > shard.count) {
-    throw new KvmtestError('INVALID_OPTION', `Expected the "shard" option as i/n with 1 ≤ i ≤ n (such as 2/4), got ${JSON.stringify(value)}`);
+    throw kvmtestError('INVALID_OPTION', `Expected the "shard" option as i/n with 1 ≤ i ≤ n (such as 2/4), got ${JSON.stringify(value)}`);
   }
   return shard;
 }

@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import createDebug from 'debug';
-import { BootError, KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 
 const debug = createDebug('kvmtest:qmp');
 
@@ -32,7 +32,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     socket.on('error', (error) => debug('socket error: %s', error.message));
     socket.on('close', () => {
       this.closed = true;
-      for (const p of this.pending.values()) p.reject(new KvmtestError('QMP_ERROR', `QMP connection closed during ${p.command}`));
+      for (const p of this.pending.values()) p.reject(kvmtestError('QMP_ERROR', `QMP connection closed during ${p.command}`));
       this.pending.clear();
       this.emit('close');
     });
@@ -51,13 +51,13 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
   private greeting(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.greetingWaiter = resolve;
-      this.socket.once('close', () => reject(new KvmtestError('QMP_ERROR', 'QMP closed before its greeting')));
+      this.socket.once('close', () => reject(kvmtestError('QMP_ERROR', 'QMP closed before its greeting')));
     });
   }
 
   /** Runs a QMP command; resolves with its `return`, rejects with QMP_ERROR carrying QEMU's error text. */
   execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
-    if (this.closed) return Promise.reject(new KvmtestError('QMP_ERROR', `QMP is closed; cannot run ${command}`));
+    if (this.closed) return Promise.reject(kvmtestError('QMP_ERROR', `QMP is closed; cannot run ${command}`));
     const id = String(this.nextId++);
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, command });
@@ -93,7 +93,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     this.pending.delete(id);
     if ('error' in message) {
       const error = message.error as { class?: string; desc?: string };
-      pending.reject(new KvmtestError('QMP_ERROR', `QMP ${pending.command} failed: ${error.desc ?? error.class}`));
+      pending.reject(kvmtestError('QMP_ERROR', `QMP ${pending.command} failed: ${error.desc ?? error.class}`));
     } else pending.resolve(message.return);
   }
 }
@@ -113,7 +113,7 @@ export async function connectWithRetry(path: string, signal: AbortSignal | undef
       });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw new BootError('QMP_ERROR', `cannot connect to ${path}: ${(error as Error).message}`, { cause: error });
+      if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw kvmtestError('QMP_ERROR', `cannot connect to ${path}: ${(error as Error).message}`, { cause: error });
       await new Promise((r) => setTimeout(r, retryMs));
     }
   }

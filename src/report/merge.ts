@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import type { AxisValue, CellResult, CellStatus, MatrixReport } from '../matrix/types.js';
 import { computeTotals, isOk } from './totals.js';
 
@@ -75,17 +75,17 @@ function missingCell(id: string): CellResult {
  */
 export function mergeReports(inputs: readonly unknown[], labels: readonly string[] = []): MatrixReport {
   const name = (i: number) => `input[${i}]${labels[i] ? ` (${labels[i]})` : ''}`;
-  if (inputs.length === 0) throw new KvmtestError('REPORT_INVALID', 'No reports to merge: pass the JSON report of every shard');
+  if (inputs.length === 0) throw kvmtestError('REPORT_INVALID', 'No reports to merge: pass the JSON report of every shard');
   const reports = inputs.map((input, i) => {
     const problem = problemOf(input);
-    if (problem) throw new KvmtestError('REPORT_INVALID', `Cannot merge ${name(i)}: ${problem}`);
+    if (problem) throw kvmtestError('REPORT_INVALID', `Cannot merge ${name(i)}: ${problem}`);
     return input as MatrixReport;
   });
 
   const first = reports[0]!;
   for (const [i, report] of reports.entries()) {
     if (report.matrixKey !== first.matrixKey || report.allCellIds.join('\n') !== first.allCellIds.join('\n')) {
-      throw new KvmtestError(
+      throw kvmtestError(
         'REPORT_INVALID',
         `Cannot merge ${name(i)} with ${name(0)}: they come from different matrices (matrixKey ${report.matrixKey} vs ${first.matrixKey}); ` +
           'merge only the shard reports of one run, made from the same config and command',
@@ -98,7 +98,7 @@ export function mergeReports(inputs: readonly unknown[], labels: readonly string
     for (const cell of report.cells) {
       const seen = byId.get(cell.id);
       if (seen) {
-        throw new KvmtestError(
+        throw kvmtestError(
           'REPORT_INVALID',
           `Cannot merge: cell ${cell.id} is in both ${name(seen.from)} and ${name(i)}; shards must not overlap (was one shard's report passed twice?)`,
         );
@@ -138,11 +138,11 @@ export async function readReportFile(path: string): Promise<unknown> {
     text = await readFile(path, 'utf8');
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw new KvmtestError('REPORT_INVALID', `Cannot read the report ${path}: ${code === 'ENOENT' ? 'no such file' : String(cause)}`, { cause });
+    throw kvmtestError('REPORT_INVALID', `Cannot read the report ${path}: ${code === 'ENOENT' ? 'no such file' : String(cause)}`, { cause });
   }
   try {
     return JSON.parse(text) as unknown;
   } catch (cause) {
-    throw new KvmtestError('REPORT_INVALID', `The report ${path} is not valid JSON (${(cause as Error).message}); was its job cut short while writing it?`, { cause });
+    throw kvmtestError('REPORT_INVALID', `The report ${path} is not valid JSON (${(cause as Error).message}); was its job cut short while writing it?`, { cause });
   }
 }

@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import createDebug from 'debug';
-import { KvmtestError, type ErrorCode } from '../errors.js';
+import { kvmtestError, type ErrorCode } from '../errors.js';
 import type { TestCase } from '../matrix/types.js';
 import { packageRoot } from '../util/package-root.js';
 import { MAX_RESULT_FILE_BYTES, parseResults, sniffResults, SNIFF_BYTES } from './parse.js';
@@ -48,7 +48,7 @@ async function readResultFile(path: string, displayName: string): Promise<Buffer
     const { bytesRead } = await handle.read(head, 0, head.length, 0);
     if (!sniffResults(head.subarray(0, bytesRead).toString('utf8'))) return undefined;
     if (size > MAX_RESULT_FILE_BYTES) {
-      throw new KvmtestError('RESULT_TOO_LARGE', `${displayName} looks like a result file but holds ${size} bytes, over the ${MAX_RESULT_FILE_BYTES}-byte limit: not parsed`);
+      throw kvmtestError('RESULT_TOO_LARGE', `${displayName} looks like a result file but holds ${size} bytes, over the ${MAX_RESULT_FILE_BYTES}-byte limit: not parsed`);
     }
     // at most the size seen, even if the file grew since
     const body = Buffer.alloc(size);
@@ -62,13 +62,13 @@ async function readResultFile(path: string, displayName: string): Promise<Buffer
 function inWorker(entry: string, input: WorkerInput, timeoutMs: number, heapMb: number): Promise<TestCase[] | undefined> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(entry, { workerData: input, resourceLimits: { maxOldGenerationSizeMb: heapMb, stackSizeMb: 4 } });
-    const fail = (why: string) => reject(new KvmtestError('RESULT_PARSE_FAILED', `Could not parse ${input.displayName}: ${why}`));
+    const fail = (why: string) => reject(kvmtestError('RESULT_PARSE_FAILED', `Could not parse ${input.displayName}: ${why}`));
     const timer = setTimeout(() => {
       fail(`parsing took longer than ${timeoutMs / 1000} s`);
       void worker.terminate();
     }, timeoutMs);
     worker.once('message', (answer: WorkerAnswer) => {
-      if ('error' in answer) reject(new KvmtestError(answer.error.code, answer.error.message));
+      if ('error' in answer) reject(kvmtestError(answer.error.code, answer.error.message));
       else resolve(answer.cases);
     });
     worker.once('error', (error: Error & { code?: string }) => {

@@ -1,5 +1,5 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import type { CaseStatus, TestCase } from '../matrix/types.js';
 
 /** One element as fast-xml-parser gives it with preserveOrder: { tag: children, ':@': attributes }. */
@@ -25,10 +25,10 @@ export function parseJUnit(text: string, file: string): TestCase[] {
   const valid = XMLValidator.validate(xml);
   if (valid !== true) {
     const { msg, line, col } = valid.err;
-    throw new KvmtestError('RESULT_PARSE_FAILED', `Could not parse ${file} as JUnit XML: ${msg} (line ${line}${col === undefined ? '' : `, column ${col}`})`);
+    throw kvmtestError('RESULT_PARSE_FAILED', `Could not parse ${file} as JUnit XML: ${msg} (line ${line}${col === undefined ? '' : `, column ${col}`})`);
   }
   const root = (parser.parse(xml) as XmlNode[]).find((node) => ['testsuites', 'testsuite'].includes(tagOf(node) ?? ''));
-  if (!root) throw new KvmtestError('RESULT_PARSE_FAILED', `Could not parse ${file} as JUnit XML: the root element is not <testsuites> or <testsuite>`);
+  if (!root) throw kvmtestError('RESULT_PARSE_FAILED', `Could not parse ${file} as JUnit XML: the root element is not <testsuites> or <testsuite>`);
   const cases: TestCase[] = [];
   walk([root], [], file, cases);
   return cases;

@@ -1,6 +1,6 @@
 import { Parser, type Result } from 'tap-parser';
 import { stringify } from 'yaml';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import type { TestCase } from '../matrix/types.js';
 
 const MAX_DETAILS = 4000;
@@ -43,7 +43,7 @@ export function parseTap(text: string, file: string): TestCase[] {
   const hadVersion = sawVersion;
   root.end();
   if (!hadVersion && root.syntheticPlan) {
-    throw new KvmtestError('RESULT_PARSE_FAILED', `Could not parse ${file} as TAP: no version line, plan or test point in it`);
+    throw kvmtestError('RESULT_PARSE_FAILED', `Could not parse ${file} as TAP: no version line, plan or test point in it`);
   }
   const cases = points.map(({ result, parser }) => toCase(result, suiteOf(parser), file));
   if (bailout) {

@@ -1,5 +1,5 @@
 import { parse, stringify } from 'yaml';
-import { InputError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 
 export type CloudConfig = Record<string, unknown>;
 
@@ -39,12 +39,12 @@ export function normaliseCloudConfig(input: CloudConfig | string | undefined): C
     try {
       value = parse(input);
     } catch (error) {
-      throw new InputError('CLOUD_CONFIG_INVALID', `the cloud-config is not valid YAML: ${(error as Error).message}`, { cause: error });
+      throw kvmtestError('CLOUD_CONFIG_INVALID', `the cloud-config is not valid YAML: ${(error as Error).message}`, { cause: error });
     }
     if (value === null || value === undefined) return {};
   }
   if (!isPlainObject(value)) {
-    throw new InputError('CLOUD_CONFIG_INVALID', `Expected the "cloudConfig" option to be a mapping (object or YAML text of one), got ${Array.isArray(value) ? 'a list' : typeof value}`);
+    throw kvmtestError('CLOUD_CONFIG_INVALID', `Expected the "cloudConfig" option to be a mapping (object or YAML text of one), got ${Array.isArray(value) ? 'a list' : typeof value}`);
   }
   return value;
 }

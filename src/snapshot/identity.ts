@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { GuestCommandError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import type { AgentClient } from '../agent/client.js';
 
 /**
@@ -12,7 +12,7 @@ export async function sendIdentity(agent: AgentClient, hostname: string): Promis
       onFrame: ({ header }) => {
         channel.close();
         if (header.t === 'done') resolve();
-        else reject(new GuestCommandError('SNAPSHOT_FAILED', `the agent could not take its new identity: ${header.t === 'error' ? header.message : header.t}`));
+        else reject(kvmtestError('SNAPSHOT_FAILED', `the agent could not take its new identity: ${header.t === 'error' ? header.message : header.t}`));
       },
       onLinkError: reject,
     });

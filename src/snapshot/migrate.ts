@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { QmpClient } from '../qemu/qmp.js';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import createDebug from 'debug';
 
 const debug = createDebug('kvmtest:snapshot');
@@ -37,7 +37,7 @@ export async function saveState(qmp: QmpClient, file: string, dir: string, signa
         return info;
       }
       if (info.status === 'failed' || info.status === 'cancelled') {
-        throw new KvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${info['error-desc'] ?? info.status}`);
+        throw kvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${info['error-desc'] ?? info.status}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -74,11 +74,11 @@ export async function waitRunning(qmp: QmpClient, signal?: AbortSignal): Promise
     if (status.status !== last) debug('VM status %s', (last = status.status));
     if (status.status === 'running') return;
     if (status.status === 'postmigrate' || status.status === 'internal-error' || status.status === 'guest-panicked') {
-      throw new KvmtestError('SNAPSHOT_FAILED', `the restored VM is ${status.status}`);
+      throw kvmtestError('SNAPSHOT_FAILED', `the restored VM is ${status.status}`);
     }
     if (status.status === 'paused' || status.status === 'prelaunch') {
       const migrate = await qmp.execute<MigrateInfo>('query-migrate');
-      if (migrate.status === 'failed') throw new KvmtestError('SNAPSHOT_FAILED', `restoring the VM state failed: ${migrate['error-desc'] ?? 'failed'}`);
+      if (migrate.status === 'failed') throw kvmtestError('SNAPSHOT_FAILED', `restoring the VM state failed: ${migrate['error-desc'] ?? 'failed'}`);
       // the template was stopped before its save, so the loaded VM stays paused until told to go
       if (migrate.status === 'completed') await qmp.execute('cont');
     }

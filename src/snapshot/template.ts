@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { dir as tmpDir } from 'tmp-promise';
 import createDebug from 'debug';
 import { GuestProcess } from '../agent/exec.js';
-import { KvmtestError } from '../errors.js';
+import { kvmtestError, KvmtestError } from '../errors.js';
 import { qemuVersion } from '../host/tools.js';
 import { baseChain, createOverlay } from '../image/disk.js';
 import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
@@ -106,14 +106,14 @@ async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
     const settled = await new GuestProcess(agent, { shell: 'cloud-init status --wait >/dev/null 2>&1; sync' }, { timeoutMs: SETTLE_TIMEOUT_MS }, { live: false });
     debug('template settled (exit %s)', settled.exitCode);
     const sealed = await new GuestProcess(agent, { shell: SEAL_TEMPLATE }, { timeoutMs: SETTLE_TIMEOUT_MS }, { live: false });
-    if (!sealed.ok) throw new KvmtestError('SNAPSHOT_FAILED', `could not remove the template's SSH host keys and random seed (exit ${sealed.exitCode}): ${sealed.stderr.trim()}`);
+    if (!sealed.ok) throw kvmtestError('SNAPSHOT_FAILED', `could not remove the template's SSH host keys and random seed (exit ${sealed.exitCode}): ${sealed.stderr.trim()}`);
     // save with the host hung up, so every clone starts with a fresh session and a hello
     agent.close();
     await new Promise((r) => setTimeout(r, 500));
     prep.progress.phase('snapshot: saving the VM state');
     const saveStarted = performance.now();
     await saveState(qmp, paths.state, work.path, prep.options.signal).catch((error) => {
-      throw error instanceof KvmtestError ? error : new KvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${(error as Error).message}`, { cause: error });
+      throw error instanceof KvmtestError ? error : kvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${(error as Error).message}`, { cause: error });
     });
     const saveMs = performance.now() - saveStarted;
     await qmp.execute('quit').catch(() => {});

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { kvmtestError } from '../errors.js';
 
 let root: string | undefined;
 
@@ -12,7 +13,7 @@ export function packageRoot(): string {
     const manifest = join(dir, 'package.json');
     if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'kvmtest') return (root = dir);
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('kvmtest: cannot find the package folder (package.json named kvmtest)');
+    if (parent === dir) throw kvmtestError('INTERNAL', 'kvmtest: cannot find the package folder (package.json named kvmtest)');
     dir = parent;
   }
 }

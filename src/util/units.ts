@@ -1,4 +1,4 @@
-import { InputError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -10,7 +10,7 @@ export function parseDuration(value: string | number, option = 'timeout'): numbe
     const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
     if (match) return Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms']!);
   }
-  throw new InputError('INVALID_OPTION', `Expected the "${option}" option to be a duration such as 90s, 10m or a number of milliseconds, got ${describe(value)}`);
+  throw kvmtestError('INVALID_OPTION', `Expected the "${option}" option to be a duration such as 90s, 10m or a number of milliseconds, got ${describe(value)}`);
 }
 
 const SIZE_UNITS: Record<string, number> = { K: 1 / 1024, M: 1, G: 1024, T: 1024 * 1024 };
@@ -24,12 +24,12 @@ export function parseMemoryMiB(value: string | number, option = 'memory'): numbe
     if (match) mib = Number(match[1]) * SIZE_UNITS[(match[2] ?? 'M').toUpperCase()]!;
   }
   if (Number.isInteger(mib) && mib >= 64 && mib <= 16 * 1024 * 1024) return mib;
-  throw new InputError('INVALID_OPTION', `Expected the "${option}" option to be a size of at least 64M such as 512M or 2G (whole MiB), got ${describe(value)}`);
+  throw kvmtestError('INVALID_OPTION', `Expected the "${option}" option to be a size of at least 64M such as 512M or 2G (whole MiB), got ${describe(value)}`);
 }
 
 export function parseCpus(value: number, option = 'cpus'): number {
   if (Number.isInteger(value) && value >= 1 && value <= 288) return value;
-  throw new InputError('INVALID_OPTION', `Expected the "${option}" option to be a whole number of CPUs from 1 to 288, got ${describe(value)}`);
+  throw kvmtestError('INVALID_OPTION', `Expected the "${option}" option to be a whole number of CPUs from 1 to 288, got ${describe(value)}`);
 }
 
 export function describe(value: unknown): string {

@@ -5,6 +5,7 @@ import type { BootOptions } from '../guest/options.js';
 import { cellBootOptions } from '../matrix/cell.js';
 import { expandMatrix } from '../matrix/expand.js';
 import type { CellSpec, MatrixOptions } from '../matrix/types.js';
+import { kvmtestError } from '../errors.js';
 
 /** The image a test file gets when it does not say: $KVMTEST_IMAGE, else debian-12. */
 export const DEFAULT_TEST_IMAGE = process.env.KVMTEST_IMAGE ?? 'debian-12';
@@ -48,7 +49,7 @@ export function useGuest(options: BootOptions): () => Guest {
     await vm?.dispose();
   });
   return () => {
-    if (!vm) throw new Error(`the guest for ${options.image} is not booted: call the getter inside a test, not while collecting`);
+    if (!vm) throw kvmtestError('GUEST_NOT_READY', `the guest for ${options.image} is not booted: call the getter inside a test, not while collecting`);
     return vm;
   };
 }

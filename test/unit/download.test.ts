@@ -323,7 +323,8 @@ describe('download', () => {
     expect(result.bytes).toBe(SIZE);
   });
 
-  it('rejects bad options with a TypeError naming the option', async () => {
+  it('rejects bad options with an INVALID_OPTION error naming the option', async () => {
+    await expect(download({ url: 'ftp://example.org/x', dest })).rejects.toMatchObject({ code: 'INVALID_OPTION', name: 'InputError' });
     await expect(download({ url: 'ftp://example.org/x', dest })).rejects.toThrow(/"url" option/);
     await expect(download({ url: files.url(), dest, retries: -1 })).rejects.toThrow(/"retries" option/);
     await expect(download({ url: files.url(), dest, expected: { algorithm: 'sha256', hex: 'abc' } })).rejects.toThrow(/"expected.hex" option/);

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import createDebug from 'debug';
 import * as tar from 'tar';
-import { GuestCommandError, KvmtestError } from '../../errors.js';
+import { kvmtestError, KvmtestError } from '../../errors.js';
 import { placeLinks } from './links.js';
 import { clampMode, memberKind, memberPath, MAX_NAME_BYTES } from './names.js';
 
@@ -89,7 +89,7 @@ export class TreeExtractor extends Writable {
     this.parser = new tar.Parser({ strict: false, zstd: false, maxMetaEntrySize: 64 * 1024 });
     this.parser.on('entry', (entry: tar.ReadEntry) => this.onEntry(entry));
     this.parser.on('warn', (code: string, message: string) => this.onWarn(code, message));
-    this.parser.on('error', (error: Error) => this.fail(new GuestCommandError('UNSAFE_ARCHIVE', `the pulled archive is malformed: ${error.message}`, { cause: error })));
+    this.parser.on('error', (error: Error) => this.fail(kvmtestError('UNSAFE_ARCHIVE', `the pulled archive is malformed: ${error.message}`, { cause: error })));
     this.parser.on('drain', () => {
       this.parserDrained = true;
       this.wake();
@@ -119,7 +119,7 @@ export class TreeExtractor extends Writable {
     if (this.failure) return callback(this.failure);
     this.received += chunk.length;
     if (this.received > this.limits.maxBytes) {
-      this.fail(new GuestCommandError('PULL_TOO_LARGE', `the pull brought more than ${this.limits.maxBytes} bytes (the maxBytes option)`));
+      this.fail(kvmtestError('PULL_TOO_LARGE', `the pull brought more than ${this.limits.maxBytes} bytes (the maxBytes option)`));
       return callback(this.failure);
     }
     this.parserDrained = false;
@@ -145,7 +145,7 @@ export class TreeExtractor extends Writable {
     await this.chain;
     if (this.failure) throw this.failure;
     if (this.kind === 'file') {
-      if (this.files !== 1) throw new GuestCommandError('UNSAFE_ARCHIVE', 'the pull of a file brought no file member');
+      if (this.files !== 1) throw kvmtestError('UNSAFE_ARCHIVE', 'the pull of a file brought no file member');
       return;
     }
     const spilled = this.spill !== undefined;
@@ -193,7 +193,7 @@ export class TreeExtractor extends Writable {
   private onWarn(code: string, message: string): void {
     // an empty directory arrives as an archive with no member, which node-tar calls unrecognized
     if (code === 'TAR_BAD_ARCHIVE' && /Unrecognized archive format/.test(message) && this.entries === 0) return;
-    this.fail(new GuestCommandError('UNSAFE_ARCHIVE', `the pulled archive is malformed: ${code}: ${message}`));
+    this.fail(kvmtestError('UNSAFE_ARCHIVE', `the pulled archive is malformed: ${code}: ${message}`));
   }
 
   private onEntry(entry: tar.ReadEntry): void {
@@ -202,7 +202,7 @@ export class TreeExtractor extends Writable {
       try {
         if (!this.failure) await this.member(entry);
       } catch (error) {
-        this.fail(error instanceof KvmtestError ? error : new KvmtestError('HOST_IO', `cannot write the pulled ${entry.path}: ${(error as Error).message}`, { cause: error }));
+        this.fail(error instanceof KvmtestError ? error : kvmtestError('HOST_IO', `cannot write the pulled ${entry.path}: ${(error as Error).message}`, { cause: error }));
       } finally {
         // whatever became of it, the parser must be able to move past its data
         if (!entry.emittedEnd) entry.resume();
@@ -215,11 +215,11 @@ export class TreeExtractor extends Writable {
   private async member(entry: tar.ReadEntry): Promise<void> {
     this.count(1);
     const name = memberPath(entry.path);
-    if (!name.ok) throw new GuestCommandError('UNSAFE_ARCHIVE', `refused the pulled archive: ${name.reason}`);
+    if (!name.ok) throw kvmtestError('UNSAFE_ARCHIVE', `refused the pulled archive: ${name.reason}`);
     const kind = memberKind(entry.type);
     const path = name.parts.join('/');
     if (this.kind === 'file') {
-      if (kind !== 'file' || this.files > 0) throw new GuestCommandError('UNSAFE_ARCHIVE', `the pull of a file brought a ${entry.type} member ${entry.path}`);
+      if (kind !== 'file' || this.files > 0) throw kvmtestError('UNSAFE_ARCHIVE', `the pull of a file brought a ${entry.type} member ${entry.path}`);
       return this.file(entry, this.root);
     }
     if (typeof kind === 'object') return this.drop(path, kind.drop);
@@ -267,7 +267,7 @@ export class TreeExtractor extends Writable {
 
   private async file(entry: tar.ReadEntry, full: string, path = '.'): Promise<void> {
     if (this.written + entry.size > this.limits.maxBytes) {
-      throw new GuestCommandError('PULL_TOO_LARGE', `the pulled ${entry.path} (${entry.size} bytes) takes the pull over ${this.limits.maxBytes} bytes (the maxBytes option)`);
+      throw kvmtestError('PULL_TOO_LARGE', `the pulled ${entry.path} (${entry.size} bytes) takes the pull over ${this.limits.maxBytes} bytes (the maxBytes option)`);
     }
     const handle = await open(full, CREATE, 0o600).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'EEXIST') throw error;
@@ -322,7 +322,7 @@ export class TreeExtractor extends Writable {
   private count(entries: number): void {
     this.entries += entries;
     if (this.entries > this.limits.maxEntries) {
-      throw new GuestCommandError('PULL_TOO_MANY_ENTRIES', `the pull brought more than ${this.limits.maxEntries} entries (the maxEntries option)`);
+      throw kvmtestError('PULL_TOO_MANY_ENTRIES', `the pull brought more than ${this.limits.maxEntries} entries (the maxEntries option)`);
     }
   }
 

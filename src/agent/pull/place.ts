@@ -1,6 +1,6 @@
 import { lstat, mkdir, mkdtemp, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { InputError, KvmtestError } from '../../errors.js';
+import { kvmtestError, InputError, KvmtestError } from '../../errors.js';
 
 /** What is at a host path now, without following it. */
 type Found = 'missing' | 'dir' | 'file' | 'symlink' | 'other';
@@ -17,12 +17,12 @@ async function found(path: string): Promise<Found> {
 }
 
 function hostError(dest: string, error: Error): KvmtestError {
-  return new KvmtestError('HOST_IO', `cannot pull to ${dest}: ${error.message}`, { cause: error });
+  return kvmtestError('HOST_IO', `cannot pull to ${dest}: ${error.message}`, { cause: error });
 }
 
 function symlinkError(dest: string, link: string): InputError {
   const where = link === dest ? 'is a symbolic link' : `lies under the symbolic link ${link}`;
-  return new InputError('PULL_DEST_SYMLINK', `refused to pull to ${dest}: it ${where} (pass the resolved path if you trust the link)`);
+  return kvmtestError('PULL_DEST_SYMLINK', `refused to pull to ${dest}: it ${where} (pass the resolved path if you trust the link)`);
 }
 
 /**
@@ -47,7 +47,7 @@ export async function prepareDestination(dest: string): Promise<{ path: string; 
     }
     if (now === 'symlink') throw symlinkError(path, at);
     if (last) return { path, now, made };
-    if (now !== 'dir') throw new KvmtestError('HOST_IO', `cannot pull to ${dest}: ${at} is not a directory`);
+    if (now !== 'dir') throw kvmtestError('HOST_IO', `cannot pull to ${dest}: ${at} is not a directory`);
   }
   return { path, now: 'dir', made }; // `/` itself
 }
@@ -61,25 +61,25 @@ export async function removeMade(made: string[]): Promise<void> {
 export async function finalTarget(dest: { path: string; now: Found }, kind: 'file' | 'dir', source: string): Promise<string> {
   if (kind === 'file') {
     if (dest.now !== 'dir') {
-      if (dest.now === 'other') throw new KvmtestError('HOST_IO', `cannot pull to ${dest.path}: it exists and is not a regular file`);
+      if (dest.now === 'other') throw kvmtestError('HOST_IO', `cannot pull to ${dest.path}: it exists and is not a regular file`);
       return dest.path;
     }
     const inside = join(dest.path, basename(source));
     const now = await found(inside);
     if (now === 'symlink') throw symlinkError(inside, inside);
-    if (now === 'dir' || now === 'other') throw new KvmtestError('HOST_IO', `cannot pull to ${inside}: it exists and is not a regular file`);
+    if (now === 'dir' || now === 'other') throw kvmtestError('HOST_IO', `cannot pull to ${inside}: it exists and is not a regular file`);
     return inside;
   }
   if (dest.now === 'dir') {
     if ((await readdir(dest.path).catch((error: Error) => { throw hostError(dest.path, error); })).length > 0) throw notEmpty(dest.path);
   } else if (dest.now !== 'missing') {
-    throw new KvmtestError('HOST_IO', `cannot pull a directory to ${dest.path}: it exists and is not a directory`);
+    throw kvmtestError('HOST_IO', `cannot pull a directory to ${dest.path}: it exists and is not a directory`);
   }
   return dest.path;
 }
 
 function notEmpty(path: string): InputError {
-  return new InputError('PULL_DEST_NOT_EMPTY', `refused to pull a directory into ${path}: it exists and is not empty (a pull lands whole in a new or empty directory)`);
+  return kvmtestError('PULL_DEST_NOT_EMPTY', `refused to pull a directory into ${path}: it exists and is not empty (a pull lands whole in a new or empty directory)`);
 }
 
 /**
@@ -95,7 +95,7 @@ export async function makeStage(dest: string): Promise<string> {
 /** Moves the finished tree (or file) into place with one rename, after checking the parents again. */
 export async function moveIntoPlace(from: string, target: string): Promise<void> {
   const parent = await prepareDestination(dirname(target));
-  if (parent.now !== 'dir') throw new KvmtestError('HOST_IO', `cannot pull to ${target}: ${parent.path} is not a directory`);
+  if (parent.now !== 'dir') throw kvmtestError('HOST_IO', `cannot pull to ${target}: ${parent.path} is not a directory`);
   if ((await found(target)) === 'symlink') throw symlinkError(target, target);
   await rename(from, target).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOTEMPTY' || error.code === 'EEXIST') throw notEmpty(target);

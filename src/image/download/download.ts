@@ -2,7 +2,7 @@
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import createDebug from 'debug';
-import { KvmtestError } from '../../errors.js';
+import { kvmtestError } from '../../errors.js';
 import { attemptDownload } from './attempt.js';
 import { downloadJob } from './options.js';
 import { discardPartial, type PartialState } from './partial.js';
@@ -29,12 +29,12 @@ export async function download(options: DownloadOptions): Promise<DownloadResult
     `; ${job.partial} is kept for the next call to resume`,
   );
   report({ received: bytes, total: state.total ?? bytes, resumedFrom: state.resumedFrom, attempt: attempts }, true);
-  if (!state.hash) throw new Error('unreachable: a finished download always has a hash');
+  if (!state.hash) throw kvmtestError('INTERNAL', 'unreachable: a finished download always has a hash');
   const digest: Digest = { algorithm: job.algorithm, hex: state.hash.digest('hex') };
 
   if (job.expected && job.expected.hex.toLowerCase() !== digest.hex) {
     await discardPartial(job);
-    throw new KvmtestError(
+    throw kvmtestError(
       'CHECKSUM_MISMATCH',
       `Checksum mismatch for ${job.url}: expected ${job.algorithm} ${job.expected.hex.toLowerCase()}, got ${digest.hex}. ` +
         'The download was deleted; if a new attempt fails the same way, the file or its published checksum changed upstream.',

@@ -1,6 +1,6 @@
 // fetchText(): a small text file (a checksum list) kept in memory, with the downloader's retries.
 import createDebug from 'debug';
-import { KvmtestError } from '../../errors.js';
+import { kvmtestError } from '../../errors.js';
 import { defaultDispatcher } from './dispatcher.js';
 import { contentLength } from './headers.js';
 import { withIdleTimeout } from './idle.js';
@@ -29,7 +29,7 @@ export async function fetchBytes(url: string, options: FetchTextOptions = {}): P
       if (response.statusCode !== 200) throw statusError(url, response);
       const declared = contentLength(response.headers);
       const tooLarge = () =>
-        new KvmtestError('DOWNLOAD_FAILED', `${url} is larger than the ${maxBytes} bytes allowed for a text file (maxBytes)`);
+        kvmtestError('DOWNLOAD_FAILED', `${url} is larger than the ${maxBytes} bytes allowed for a text file (maxBytes)`);
       if (declared !== undefined && declared > maxBytes) {
         release(response.body);
         throw tooLarge();

@@ -1,5 +1,6 @@
 // Checking options and turning them into the policy (retries, timeouts) and job (paths, digest) the rest works from.
 import type { Dispatcher } from 'undici';
+import { kvmtestError } from '../../errors.js';
 import { defaultDispatcher } from './dispatcher.js';
 import type { Digest, DownloadOptions } from './types.js';
 
@@ -77,5 +78,5 @@ export function checkInteger(name: string, value: unknown, min: number): void {
 }
 
 function invalid(name: string, expected: string, value: unknown): never {
-  throw new TypeError(`Expected the "${name}" option to be ${expected}, got ${JSON.stringify(value) ?? String(value)} (${typeof value})`);
+  throw kvmtestError('INVALID_OPTION', `Expected the "${name}" option to be ${expected}, got ${JSON.stringify(value) ?? String(value)} (${typeof value})`);
 }

@@ -3,7 +3,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { APPEND_NO_FOLLOW, writeNoFollow } from '../../util/no-follow.js';
 import type { Readable } from 'node:stream';
-import { KvmtestError } from '../../errors.js';
+import { kvmtestError, KvmtestError } from '../../errors.js';
 import type { IdleTimer } from './idle.js';
 import type { DownloadJob } from './options.js';
 import { chunksOf } from './request.js';
@@ -75,5 +75,5 @@ export async function sizeOf(path: string): Promise<number> {
 }
 
 export function hostIo(path: string, error: unknown): KvmtestError {
-  return new KvmtestError('DOWNLOAD_FAILED', `Could not write the download to ${path}: ${describeError(error)}`, { cause: error });
+  return kvmtestError('DOWNLOAD_FAILED', `Could not write the download to ${path}: ${describeError(error)}`, { cause: error });
 }

@@ -2,7 +2,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
-import { KvmtestError } from '../../errors.js';
+import { kvmtestError } from '../../errors.js';
 import { header } from './headers.js';
 import type { IdleTimer } from './idle.js';
 import type { RetryPolicy } from './options.js';
@@ -43,12 +43,12 @@ export function nextHop(start: string, current: string, location: string): strin
   try {
     next = new URL(location, current);
   } catch {
-    throw new KvmtestError('DOWNLOAD_FAILED', `${current} redirects to ${JSON.stringify(location)}, which is not a URL`);
+    throw kvmtestError('DOWNLOAD_FAILED', `${current} redirects to ${JSON.stringify(location)}, which is not a URL`);
   }
   const from = new URL(current).protocol;
   if ((from === 'https:' && next.protocol !== 'https:') || (next.protocol !== 'https:' && next.protocol !== 'http:')) {
     const via = current === start ? '' : ` (reached from ${start})`;
-    throw new KvmtestError('DOWNLOAD_INSECURE', `${current}${via} redirects to ${next.href}: refused, a download that is on https must stay on https (a plain http: hop can be rewritten by anyone on the path)`);
+    throw kvmtestError('DOWNLOAD_INSECURE', `${current}${via} redirects to ${next.href}: refused, a download that is on https must stay on https (a plain http: hop can be rewritten by anyone on the path)`);
   }
   return next.href;
 }
@@ -88,16 +88,16 @@ export function statusError(url: string, response: Dispatcher.ResponseData): Err
   release(response.body);
   const described = `HTTP ${status}${STATUS_CODES[status] ? ` ${STATUS_CODES[status]}` : ''}`;
   if (status === 404 || status === 410) {
-    return new KvmtestError('DOWNLOAD_NOT_FOUND', `${url} answered ${described}: check the URL (the release may have moved or been removed)`);
+    return kvmtestError('DOWNLOAD_NOT_FOUND', `${url} answered ${described}: check the URL (the release may have moved or been removed)`);
   }
   if (status === 408 || status === 429 || status >= 500) {
     return new AttemptFailure('retry', `${url} answered ${described}`, { retryAfterMs: retryAfter(headers) });
   }
   if (status >= 300 && status < 400) {
     const location = header(headers, 'location') ?? '?';
-    return new KvmtestError('DOWNLOAD_FAILED', `${url} still redirects (${described} to ${location}) after ${MAX_REDIRECTIONS} redirections`);
+    return kvmtestError('DOWNLOAD_FAILED', `${url} still redirects (${described} to ${location}) after ${MAX_REDIRECTIONS} redirections`);
   }
-  return new KvmtestError('DOWNLOAD_FAILED', `${url} answered ${described}`);
+  return kvmtestError('DOWNLOAD_FAILED', `${url} answered ${described}`);
 }
 
 function retryAfter(headers: IncomingHttpHeaders): number | undefined {

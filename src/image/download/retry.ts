@@ -1,7 +1,7 @@
 // Retrying attempts: which failures are worth another try, backoff, and the final error when none is left.
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
-import { KvmtestError } from '../../errors.js';
+import { kvmtestError, KvmtestError } from '../../errors.js';
 import type { RetryPolicy } from './options.js';
 
 const debug = createDebug('kvmtest:download');
@@ -77,7 +77,7 @@ function asAttemptFailure(error: unknown, what: string): AttemptFailure {
   if (error instanceof KvmtestError) throw error;
   const code = networkCode(error);
   if (code) return new AttemptFailure('retry', describeError(error), { cause: error });
-  throw new KvmtestError('DOWNLOAD_FAILED', `${what} failed: ${describeError(error)}`, { cause: error });
+  throw kvmtestError('DOWNLOAD_FAILED', `${what} failed: ${describeError(error)}`, { cause: error });
 }
 
 function networkCode(error: unknown): string | undefined {
@@ -98,17 +98,17 @@ export function describeError(error: unknown): string {
 
 function exhausted(what: string, policy: RetryPolicy, attempts: number, last: AttemptFailure): KvmtestError {
   if (last.kind === 'timeout') {
-    return new KvmtestError(
+    return kvmtestError(
       'DOWNLOAD_TIMEOUT',
       `${what} stalled: no data for ${policy.idleTimeoutMs} ms, ${attempts} attempt(s); check the network or proxy, or raise idleTimeoutMs`,
       { cause: last },
     );
   }
-  return new KvmtestError('DOWNLOAD_FAILED', `${what} failed after ${attempts} attempt(s); last: ${last.message}`, {
+  return kvmtestError('DOWNLOAD_FAILED', `${what} failed after ${attempts} attempt(s); last: ${last.message}`, {
     cause: last.cause ?? last,
   });
 }
 
 function aborted(message: string, signal: AbortSignal | undefined): KvmtestError {
-  return new KvmtestError('ABORTED', message, { cause: signal?.reason });
+  return kvmtestError('ABORTED', message, { cause: signal?.reason });
 }
