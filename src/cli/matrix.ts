@@ -1,8 +1,10 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
+import { describe } from '../util/units.js';
 import { loadConfig, type MatrixConfig } from '../matrix/config.js';
-import { parseShard } from '../matrix/shard.js';
+import { parseAxisValue } from '../matrix/grid.js';
+import { resolveMatrixOptions } from '../matrix/options.js';
 import { runMatrix } from '../matrix/run.js';
 import type { AxisValue, MatrixOptions, MatrixReport } from '../matrix/types.js';
 import { githubAnnotations, githubSummary } from '../report/github.js';
@@ -41,9 +43,8 @@ export interface MatrixFlags {
 /** `--vary cpus=1,2` → ['cpus', [1, 2]]: numbers and booleans where the text is one. Pure. */
 export function parseVary(spec: string): [string, AxisValue[]] {
   const at = spec.indexOf('=');
-  if (at <= 0 || at === spec.length - 1) throw kvmtestError('INVALID_OPTION', `Expected --vary as NAME=V1,V2 (such as cpus=1,2), got ${JSON.stringify(spec)}`);
-  const values = spec.slice(at + 1).split(',').map((v): AxisValue => (/^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v));
-  return [spec.slice(0, at), values];
+  if (at <= 0 || at === spec.length - 1) throw kvmtestError('INVALID_OPTION', `Expected "--vary" to be NAME=V1,V2 (such as cpus=1,2), got ${describe(spec)}`);
+  return [spec.slice(0, at), spec.slice(at + 1).split(',').map(parseAxisValue)];
 }
 
 /** The config file's options with the command line's on top. Pure apart from reading the config. */
@@ -78,7 +79,7 @@ export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): 
 
 /** The reporters to use: as asked, plus github under GitHub Actions. */
 export function chooseReporters(asked: string[], env: NodeJS.ProcessEnv = process.env): Set<ReporterName> {
-  for (const name of asked) if (!(REPORTERS as readonly string[]).includes(name)) throw kvmtestError('INVALID_OPTION', `Expected --reporter to be one of ${REPORTERS.join(', ')}, got ${JSON.stringify(name)}`);
+  for (const name of asked) if (!(REPORTERS as readonly string[]).includes(name)) throw kvmtestError('INVALID_OPTION', `Expected "--reporter" to be one of ${REPORTERS.join(', ')}, got ${describe(name)}`);
   const chosen = new Set<ReporterName>(asked.length > 0 ? (asked as ReporterName[]) : ['default']);
   if (env.GITHUB_ACTIONS === 'true') chosen.add('github');
   return chosen;
@@ -88,6 +89,8 @@ export function chooseReporters(asked: string[], env: NodeJS.ProcessEnv = proces
 export async function matrixCommand(command: string[], flags: MatrixFlags): Promise<number> {
   const reporters = chooseReporters(flags.reporter);
   const options: MatrixOptions = await matrixOptionsFrom(command, flags);
+  // refused here, before --out is made; runMatrix resolves the same options again (pure, same answer)
+  const { shard } = resolveMatrixOptions(options);
   const out = resolve(flags.out);
   await mkdir(out, { recursive: true });
   const terminal = createTerminalReporter(process.stderr);
@@ -103,7 +106,6 @@ export async function matrixCommand(command: string[], flags: MatrixFlags): Prom
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  const shard = options.shard ? parseShard(options.shard) : { index: 1, count: 1 };
   const jsonPath = join(out, shard.count > 1 ? `shard-${shard.index}-of-${shard.count}.json` : 'report.json');
   await writeReports(report, reporters, { json: jsonPath, junit: join(out, 'junit.xml') });
   return report.ok ? 0 : 1;
