@@ -1,7 +1,6 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
-import { describe } from '../util/units.js';
 import { loadConfig, type MatrixConfig } from '../matrix/config.js';
 import { parseAxisValue } from '../matrix/grid.js';
 import { resolveMatrixOptions } from '../matrix/options.js';
@@ -43,7 +42,7 @@ export interface MatrixFlags {
 /** `--vary cpus=1,2` → ['cpus', [1, 2]]: numbers and booleans where the text is one. Pure. */
 export function parseVary(spec: string): [string, AxisValue[]] {
   const at = spec.indexOf('=');
-  if (at <= 0 || at === spec.length - 1) throw kvmtestError('INVALID_OPTION', `Expected "--vary" to be NAME=V1,V2 (such as cpus=1,2), got ${describe(spec)}`);
+  if (at <= 0 || at === spec.length - 1) throw kvmtestError('INVALID_OPTION', `Expected --vary as NAME=V1,V2 (such as cpus=1,2), got ${JSON.stringify(spec)}`);
   return [spec.slice(0, at), spec.slice(at + 1).split(',').map(parseAxisValue)];
 }
 
@@ -79,7 +78,7 @@ export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): 
 
 /** The reporters to use: as asked, plus github under GitHub Actions. */
 export function chooseReporters(asked: string[], env: NodeJS.ProcessEnv = process.env): Set<ReporterName> {
-  for (const name of asked) if (!(REPORTERS as readonly string[]).includes(name)) throw kvmtestError('INVALID_OPTION', `Expected "--reporter" to be one of ${REPORTERS.join(', ')}, got ${describe(name)}`);
+  for (const name of asked) if (!(REPORTERS as readonly string[]).includes(name)) throw kvmtestError('INVALID_OPTION', `Expected --reporter to be one of ${REPORTERS.join(', ')}, got ${JSON.stringify(name)}`);
   const chosen = new Set<ReporterName>(asked.length > 0 ? (asked as ReporterName[]) : ['default']);
   if (env.GITHUB_ACTIONS === 'true') chosen.add('github');
   return chosen;

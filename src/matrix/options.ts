@@ -37,7 +37,7 @@ const AXIS_NAME = /^[a-z][a-z0-9_]*$/i;
 
 /** The one way a matrix option is refused: INVALID_OPTION naming the option's path, what was expected and what came. */
 function invalid(path: string, expected: string, value: unknown): never {
-  throw kvmtestError('INVALID_OPTION', `Expected "${path}" to be ${expected}, got ${describe(value)}`);
+  throw kvmtestError('INVALID_OPTION', `Expected the "${path}" option to be ${expected}, got ${describe(value)}`);
 }
 
 /**
@@ -148,7 +148,7 @@ function checkRules(rules: CellMatch[] | undefined, field: 'include' | 'exclude'
 }
 
 function checkAxisName(name: string, path: string): void {
-  if (!AXIS_NAME.test(name) || name === 'image') invalid(`${path}.${name}`, 'named by an identifier other than "image" (letters, digits, _)', name);
+  if (!AXIS_NAME.test(name) || name === 'image') invalid(path, 'an object whose axis names are identifiers other than "image" (letters, digits, _)', name);
 }
 
 function isAxisValue(value: unknown): value is AxisValue {
