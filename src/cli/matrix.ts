@@ -88,10 +88,10 @@ export function chooseReporters(asked: string[], env: NodeJS.ProcessEnv = proces
 export async function matrixCommand(command: string[], flags: MatrixFlags): Promise<number> {
   const reporters = chooseReporters(flags.reporter);
   const options: MatrixOptions = await matrixOptionsFrom(command, flags);
-  // refused here, before --out is made; runMatrix resolves the same options again (pure, same answer)
-  const { shard } = resolveMatrixOptions(options);
   const out = resolve(flags.out);
   await mkdir(out, { recursive: true });
+  // the shard names the report file; runMatrix resolves the same options again (pure, same answer)
+  const { shard } = resolveMatrixOptions(options);
   const terminal = createTerminalReporter(process.stderr);
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error('interrupted'));
