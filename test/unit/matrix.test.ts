@@ -41,7 +41,7 @@ describe('expandMatrix', () => {
     expect(cells.map((c) => c.id)).toEqual(['debian-11/cpus=1', 'debian-12/cpus=2', 'debian-13/cpus=4']);
   });
 
-  it('rejects bad matrices with CONFIG_INVALID', () => {
+  it('rejects bad matrices with INVALID_OPTION', () => {
     for (const bad of [
       { images: [] },
       { images: ['debian-12', ''] },
@@ -53,7 +53,7 @@ describe('expandMatrix', () => {
       { images: ['debian-12'], include: [{ cpus: 2 }] },
       { images: ['/a/disk.qcow2', '/b/disk.qcow2'] },
     ]) {
-      expect(() => expandMatrix(bad as never), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+      expect(() => expandMatrix(bad as never), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
     }
   });
 });
@@ -170,7 +170,12 @@ describe('matrix options', () => {
   const base = { images: ['debian-12'], run: ['true'] };
 
   it('defaults: guest node, auto concurrency, 30 min per cell, no retries, whole matrix', () => {
-    expect(resolveMatrixOptions(base)).toEqual({ run: ['true'], node: 'guest', concurrency: 'auto', timeoutMs: 1_800_000, retries: 0, failFast: false, shard: { index: 1, count: 1 } });
+    expect(resolveMatrixOptions(base)).toEqual({
+      run: ['true'], node: 'guest', concurrency: 'auto', timeoutMs: 1_800_000, retries: 0, failFast: false, shard: { index: 1, count: 1 },
+      // the resolved options are complete: the grid with its cells, and every other option defaulted
+      images: ['debian-12'], vary: {}, include: [], exclude: [], cells: [{ id: 'debian-12', image: 'debian-12', axes: {} }],
+      push: {}, env: {}, collect: [], boot: {}, snapshot: true, projectDir: process.cwd(),
+    });
   });
 
   it('rejects each bad option with a code and the option named', () => {
@@ -187,7 +192,7 @@ describe('matrix options', () => {
       [{ env: { A: 1 } }, /"env"/],
     ];
     for (const [patch, message] of cases) {
-      expect(() => resolveMatrixOptions({ ...base, ...patch } as never), JSON.stringify(patch)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(message) }));
+      expect(() => resolveMatrixOptions({ ...base, ...patch } as never), JSON.stringify(patch)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }));
     }
     expect(() => resolveMatrixOptions({ ...base, timeout: 'soon' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
   });
