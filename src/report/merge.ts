@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { kvmtestError } from '../errors.js';
 import type { AxisValue, CellResult, CellStatus, MatrixReport } from '../matrix/types.js';
-import { computeTotals, isOk } from './totals.js';
+import { buildReport } from '../matrix/totals.js';
 
 const CELL_STATUSES = new Set<CellStatus>(['passed', 'failed', 'error', 'timeout', 'flaky', 'skipped']);
 
@@ -114,10 +114,7 @@ export function mergeReports(inputs: readonly unknown[], labels: readonly string
   const startedAt = reports.reduce((earliest, report) =>
     Date.parse(report.startedAt) < Date.parse(earliest.startedAt) ? report : earliest,
   ).startedAt;
-  const totals = computeTotals(cells);
-  return {
-    kind: 'kvmtest-matrix-report',
-    version: 1,
+  return buildReport({
     matrixKey: first.matrixKey,
     allCellIds: [...first.allCellIds],
     shards,
@@ -126,9 +123,7 @@ export function mergeReports(inputs: readonly unknown[], labels: readonly string
     durationMs: Math.max(...reports.map((report) => report.durationMs)),
     host: first.host,
     cells,
-    totals,
-    ok: isOk(totals),
-  };
+  });
 }
 
 /** A report file read and parsed; not validated (mergeReports does that). */
