@@ -1,6 +1,7 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
+import { onInterrupt } from './interrupt.js';
 import { loadConfig, type MatrixConfig } from '../matrix/config.js';
 import { parseShard } from '../matrix/shard.js';
 import { runMatrix } from '../matrix/run.js';
@@ -91,17 +92,12 @@ export async function matrixCommand(command: string[], flags: MatrixFlags): Prom
   const out = resolve(flags.out);
   await mkdir(out, { recursive: true });
   const terminal = createTerminalReporter(process.stderr);
-  const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error('interrupted'));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   let report: MatrixReport;
   try {
-    report = await runMatrix({ ...options, outDir: out, onEvent: (e) => terminal.onEvent(e), signal: controller.signal });
+    using interrupt = onInterrupt();
+    report = await runMatrix({ ...options, outDir: out, onEvent: (e) => terminal.onEvent(e), signal: interrupt.signal });
   } finally {
     terminal.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
   const shard = options.shard ? parseShard(options.shard) : { index: 1, count: 1 };
   const jsonPath = join(out, shard.count > 1 ? `shard-${shard.index}-of-${shard.count}.json` : 'report.json');

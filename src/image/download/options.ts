@@ -1,10 +1,9 @@
 // Checking options and turning them into the policy (retries, timeouts) and job (paths, digest) the rest works from.
 import type { Dispatcher } from 'undici';
 import { kvmtestError } from '../../errors.js';
+import { HEX_LENGTH } from '../checksums.js';
 import { defaultDispatcher } from './dispatcher.js';
 import type { Digest, DownloadOptions } from './types.js';
-
-const HEX_LENGTHS = { sha256: 64, sha512: 128 };
 
 export interface RetryPolicy {
   url: string;
@@ -30,7 +29,7 @@ export function downloadJob(options: DownloadOptions): DownloadJob {
   }
   const expected = options.expected;
   if (expected !== undefined) {
-    const length = (HEX_LENGTHS as Record<string, number | undefined>)[expected.algorithm];
+    const length = (HEX_LENGTH as Record<string, number | undefined>)[expected.algorithm];
     if (length === undefined) invalid('expected.algorithm', '"sha256" or "sha512"', expected.algorithm);
     if (typeof expected.hex !== 'string' || expected.hex.length !== length || !/^[0-9a-f]+$/i.test(expected.hex)) {
       invalid('expected.hex', `${length} hexadecimal digits`, expected.hex);
