@@ -40,12 +40,6 @@ export class QemuProcess {
    * `setpriv`, QEMU gets SIGKILL the moment this process dies, however it dies (PR_SET_PDEATHSIG).
    * `fd3`, an open file descriptor, is QEMU's fd 3 (an incoming state: see INCOMING_STATE_FD).
    */
-  /** The kept stderr lines, an unfinished last one included, trimmed. */
-  private stderrText(): string {
-    for (const line of this.stderrLines.end()) this.stderrTail.push(line);
-    return this.stderrTail.toString().trim();
-  }
-
   static start(binary: string, args: string[], consolePath: string, setpriv?: string, fd3?: number): QemuProcess {
     debug('%s %s', binary, args.join(' '));
     const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, args];
@@ -60,6 +54,12 @@ export class QemuProcess {
       detached: false,
     });
     return new QemuProcess(child, new ConsoleLog(consolePath));
+  }
+
+  /** The kept stderr lines, an unfinished last one included, trimmed. */
+  private stderrText(): string {
+    for (const line of this.stderrLines.end()) this.stderrTail.push(line);
+    return this.stderrTail.toString().trim();
   }
 
   get pid(): number | undefined {
