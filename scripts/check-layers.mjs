@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 
 // static imports and re-exports, `import type` included; comments are stripped first
 const FROM = /\b(?:import|export)\s+(?:type\s+)?(?:[\w*${}\s,]+?\s+from\s+)?['"]([^'"]+)['"]/g;
+// import('./x.js') with a literal path is a dependency too
+const DYNAMIC = /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 function stripComments(text) {
   return text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
@@ -31,7 +33,8 @@ export function folderGraph(srcDir) {
   const edges = new Map();
   for (const file of sourceFiles(srcDir)) {
     const from = nodeOf(srcDir, file);
-    for (const [, spec] of stripComments(readFileSync(file, 'utf8')).matchAll(FROM)) {
+    const text = stripComments(readFileSync(file, 'utf8'));
+    for (const [, spec] of [...text.matchAll(FROM), ...text.matchAll(DYNAMIC)]) {
       if (!spec.startsWith('.')) continue;
       const target = resolve(dirname(file), spec);
       if (relative(srcDir, target).startsWith('..')) continue;

@@ -49,6 +49,8 @@ describe('scripts/check-layers.mjs', () => {
       'util/a.ts': "import type {\n  E,\n} from '../errors.js';\nexport const A = 1 as E;\n",
       'matrix/m.ts': "export * from '../results/r.js';\n",
       'results/r.ts': "import type { M } from '../matrix/m.js';\nexport type R = M;\n",
+      'cli/c.ts': "export const load = () => import('../vitest/v.js');\n",
+      'vitest/v.ts': "import { load } from '../cli/c.js';\nexport const V = load;\n",
     });
     const { status, out } = check(root);
     expect(status).toBe(1);
@@ -56,6 +58,7 @@ describe('scripts/check-layers.mjs', () => {
     expect(out).toContain('cycle between folders: matrix ↔ results');
     expect(out).toContain('results/r.ts → ../matrix/m.js');
     expect(out).toContain('matrix/m.ts → ../results/r.js');
+    expect(out).toContain('cli/c.ts → ../vitest/v.js');
   });
 
   it('lets an allow-listed cycle pass, and fails an allow-list entry whose cycle is gone', () => {
