@@ -3,7 +3,7 @@
  * Prose and wire layout: docs/PROTOCOL.md. The guest side is guest/agent.py.
  */
 export const PROTOCOL_VERSION = 1;
-export const PORT_NAME = 'org.kvmtest.agent.0';
+export { PORT_NAME } from '../protocol/port.js';
 export const MAGIC = Buffer.from('KVT1', 'latin1');
 export const PRELUDE_BYTES = 12;
 export const MAX_HEADER_BYTES = 64 * 1024;

@@ -8,6 +8,7 @@ import { sanitize } from '../util/sanitize.js';
 import { doctor, formatDoctor } from './doctor.js';
 import { imageList, imagePrune, imagePull, imageRemove } from './image.js';
 import { matrixCommand, mergeCommand, REPORTERS } from './matrix.js';
+import { onInterrupt } from './interrupt.js';
 import { runCommand } from './run.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -110,9 +111,8 @@ image
   .description("download a catalog image (or an https URL ending in #sha256=…), verify it against the publisher's checksum, cache it")
   .argument('<name-or-url>')
   .action(async (spec: string) => {
-    const controller = new AbortController();
-    process.once('SIGINT', () => controller.abort(new Error('interrupted')));
-    process.stdout.write(`${await imagePull(spec, controller.signal)}\n`);
+    using interrupt = onInterrupt();
+    process.stdout.write(`${await imagePull(spec, interrupt.signal)}\n`);
   });
 image
   .command('rm')

@@ -1,6 +1,7 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
+import { onInterrupt } from './interrupt.js';
 import { loadConfig, type MatrixConfig } from '../matrix/config.js';
 import { parseAxisValue } from '../matrix/grid.js';
 import { resolveMatrixOptions } from '../matrix/options.js';
@@ -93,17 +94,12 @@ export async function matrixCommand(command: string[], flags: MatrixFlags): Prom
   // the shard names the report file; runMatrix resolves the same options again (pure, same answer)
   const { shard } = resolveMatrixOptions(options);
   const terminal = createTerminalReporter(process.stderr);
-  const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error('interrupted'));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   let report: MatrixReport;
   try {
-    report = await runMatrix({ ...options, outDir: out, onEvent: (e) => terminal.onEvent(e), signal: controller.signal });
+    using interrupt = onInterrupt();
+    report = await runMatrix({ ...options, outDir: out, onEvent: (e) => terminal.onEvent(e), signal: interrupt.signal });
   } finally {
     terminal.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
   const jsonPath = join(out, shard.count > 1 ? `shard-${shard.index}-of-${shard.count}.json` : 'report.json');
   await writeReports(report, reporters, { json: jsonPath, junit: join(out, 'junit.xml') });

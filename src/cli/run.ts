@@ -1,6 +1,7 @@
 import { boot } from '../guest/boot.js';
 import type { BootOptions } from '../guest/options.js';
 import { kvmtestError } from '../errors.js';
+import { onInterrupt } from './interrupt.js';
 import { constants } from 'node:os';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
@@ -37,26 +38,18 @@ export async function runCommand(command: string[], options: RunCommandOptions):
   const pushes = options.push.map((p) => parseCopySpec(p, '--push'));
   const pulls = options.pull.map((p) => parseCopySpec(p, '--pull'));
   const env = parseEnv(options.env);
-  const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error('interrupted'));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    await using vm = await boot({ ...options, progress: true, signal: controller.signal });
-    for (const { source, dest } of pushes) await vm.push(source, dest);
-    const child = vm.spawn(command, [], { ...(options.timeout ? { timeout: options.timeout } : {}), ...(options.cwd ? { cwd: options.cwd } : {}), env, signal: controller.signal, buffer: false });
-    // raw output, byte for byte; under GitHub Actions fenced so the guest cannot run workflow commands
-    const fence = underGithubActions() ? commandFence() : undefined;
-    const copies = [relay(child.stdout, process.stdout, fence), relay(child.stderr, process.stderr, fence)];
-    const result = await child;
-    await Promise.all(copies);
-    for (const { source, dest } of pulls) await vm.pull(source, dest);
-    if (result.signal) return 128 + (constants.signals[result.signal] ?? 0);
-    return result.exitCode ?? 1;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  using interrupt = onInterrupt();
+  await using vm = await boot({ ...options, progress: true, signal: interrupt.signal });
+  for (const { source, dest } of pushes) await vm.push(source, dest);
+  const child = vm.spawn(command, [], { ...(options.timeout ? { timeout: options.timeout } : {}), ...(options.cwd ? { cwd: options.cwd } : {}), env, signal: interrupt.signal, buffer: false });
+  // raw output, byte for byte; under GitHub Actions fenced so the guest cannot run workflow commands
+  const fence = underGithubActions() ? commandFence() : undefined;
+  const copies = [relay(child.stdout, process.stdout, fence), relay(child.stderr, process.stderr, fence)];
+  const result = await child;
+  await Promise.all(copies);
+  for (const { source, dest } of pulls) await vm.pull(source, dest);
+  if (result.signal) return 128 + (constants.signals[result.signal] ?? 0);
+  return result.exitCode ?? 1;
 }
 
 /** Copies a guest stream to ours as it comes; with a fence, stop and resume lines around it. */

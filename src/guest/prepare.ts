@@ -13,7 +13,7 @@ import { catalogSource, hostArch, type CatalogEntry } from '../image/catalog.js'
 import { resolveImage, type ImageSource } from '../image/resolve.js';
 import type { BootMethod, MachineSpec } from '../qemu/argv.js';
 import { normaliseCloudConfig, type CloudConfig } from '../seed/cloud-config.js';
-import { packageRoot } from '../util/package-root.js';
+import { packageRoot } from '../host/paths.js';
 import { sanitizeLine } from '../util/sanitize.js';
 import { createProgress, formatTransfer, silentProgress, type Progress } from '../util/progress.js';
 import { resolveBootOptions, type BootOptions, type ResolvedBootOptions } from './options.js';

@@ -1,8 +1,10 @@
 import { execa } from 'execa';
 import createDebug from 'debug';
-import { SANDBOX_ARG } from '../qemu/argv.js';
 
 const debug = createDebug('kvmtest:sandbox');
+
+/** What the sandbox denies: old syscalls, setuid and friends, fork/exec, scheduling and limits. */
+export const SANDBOX_ARG = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 export interface SandboxVerdict {
   supported: boolean;

@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import createDebug from 'debug';
 import { kvmtestError } from '../errors.js';
 import { withLock } from '../util/lock.js';
+import { TailBuffer } from '../util/tail.js';
 import { cacheDirExists, cacheFileExists, cachePath } from './cache.js';
 import { RECIPES, recipeDir, recipeKey, type RecipeName } from './recipes.js';
 
@@ -79,19 +80,18 @@ async function build(name: RecipeName, dir: string, options: BuildOptions): Prom
   const say = options.onLine ?? (() => {});
   say(`[image] building ${name} (Debian ${RECIPES[name].suite}) into ${dir}`);
   const child = execa('bash', [script, RECIPES[name].suite, tmp], { all: true, buffer: false, reject: false, ...(options.signal ? { cancelSignal: options.signal } : {}) });
-  const tail: string[] = [];
+  const tail = new TailBuffer(40);
   const lines = createInterface({ input: child.all! });
   lines.on('error', () => {});
   lines.on('line', (line) => {
     tail.push(line);
-    if (tail.length > 40) tail.shift();
     if (line.startsWith('[image]')) say(line);
     else debug(line);
   });
   const result = await child;
   if (result.exitCode !== 0 || result.isCanceled) {
     await rm(tmp, { recursive: true, force: true });
-    throw kvmtestError('IMAGE_BUILD_FAILED', `building ${name} failed (${result.isCanceled ? 'cancelled' : `exit ${result.exitCode}`}); last lines:\n${tail.join('\n')}`);
+    throw kvmtestError('IMAGE_BUILD_FAILED', `building ${name} failed (${result.isCanceled ? 'cancelled' : `exit ${result.exitCode}`}); last lines:\n${tail.toString()}`);
   }
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);

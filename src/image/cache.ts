@@ -1,14 +1,8 @@
 import { lstat, mkdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { kvmtestError, KvmtestError } from '../errors.js';
-
-/** kvmtest's cache: $KVMTEST_CACHE, else $XDG_CACHE_HOME/kvmtest, else ~/.cache/kvmtest. */
-export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.KVMTEST_CACHE) return env.KVMTEST_CACHE;
-  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kvmtest');
-}
+import { cacheDir } from '../host/paths.js';
 
 /**
  * The cache directory, or a directory kvmtest keeps in it (`cachePath('blobs', 'sha256')`), made

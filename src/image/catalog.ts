@@ -5,7 +5,6 @@
  * (Fedora, Alpine) must be bumped by hand, the others follow the publisher's "latest" pointer.
  */
 import { posix } from 'node:path';
-import { PORT_NAME } from '../agent/protocol.js';
 import { kvmtestError } from '../errors.js';
 import type { ChecksumAlgorithm, ChecksumFormat } from './checksums.js';
 import type { SignatureSource } from './signature.js';
@@ -55,16 +54,9 @@ export interface CatalogEntry {
   init: 'systemd' | 'openrc';
   /** kvmtest starts its agent from a NoCloud seed: an image without cloud-init cannot be used. */
   cloudInit: boolean;
-  /** The agent is a python3 program. */
-  python3: boolean;
-  /** Where the virtio-serial port named org.kvmtest.agent.0 shows up (udev's virtio-ports link). */
-  agentPort: string;
-  /** 'sysfs': the link may be missing, find /dev/vportNpM by /sys/class/virtio-ports/<port>/name. */
-  agentPortFallback?: 'sysfs';
   notes?: string;
 }
 
-const AGENT_PORT = `/dev/virtio-ports/${PORT_NAME}`;
 /** What every aarch64 image differs by: QEMU's virt machine boots UEFI only and its UART is a PL011. */
 const ARM64 = { firmware: 'uefi', console: 'ttyAMA0' } as const;
 
@@ -90,8 +82,6 @@ function debian(release: string, codename: string, notes: string): CatalogEntry 
     console: 'ttyS0',
     init: 'systemd',
     cloudInit: true,
-    python3: true,
-    agentPort: AGENT_PORT,
     notes: (
       'genericcloud runs the cloud kernel, which lacks IDE/SATA CD-ROM support: the NoCloud seed must be on virtio (kvmtest attaches it as virtio-blk). ' +
       `x86_64 has a BIOS boot partition and an EFI system partition. ${notes}`
@@ -118,8 +108,6 @@ function ubuntu(release: string, codename: string): CatalogEntry {
     console: 'ttyS0',
     init: 'systemd',
     cloudInit: true,
-    python3: true,
-    agentPort: AGENT_PORT,
     notes: `The .img is qcow2. ${dir}/ is the newest serial; dated release-YYYYMMDD/ folders beside it pin one.`,
   };
 }
@@ -157,8 +145,6 @@ function fedora(release: string, compose: string, host: 'current' | 'archive', n
     console: 'ttyS0',
     init: 'systemd',
     cloudInit: true,
-    python3: true,
-    agentPort: AGENT_PORT,
     notes:
       `File names carry the GA compose (${release}-${compose}): a new Fedora release needs its compose number looked up, and the image never receives updates. ` +
       'CHECKSUM is PGP clear-signed BSD lines with "# NAME: SIZE bytes" comments. Root file system is btrfs. ' +
@@ -184,8 +170,6 @@ function alma(release: string, notes: string): CatalogEntry {
     console: 'ttyS0',
     init: 'systemd',
     cloudInit: true,
-    python3: true,
-    agentPort: AGENT_PORT,
     notes: `x86_64 boots with BIOS or UEFI (GPT with a BIOS boot partition and an ESP). ${notes}`.trim(),
   };
 }
@@ -207,8 +191,6 @@ function rocky(release: string): CatalogEntry {
     console: 'ttyS0',
     init: 'systemd',
     cloudInit: true,
-    python3: true,
-    agentPort: AGENT_PORT,
     notes:
       'The .CHECKSUM beside each image names the .latest. file itself; the folder\'s CHECKSUM lists every image. ' +
       'GenericCloud-LVM is the variant with an LVM root. x86_64 BIOS+UEFI is believed (not verified by booting).',
@@ -237,9 +219,6 @@ function alpine(release: string, point: string): CatalogEntry {
     console: 'ttyS0',
     init: 'openrc',
     cloudInit: true,
-    python3: true,
-    agentPort: AGENT_PORT,
-    agentPortFallback: 'sysfs',
     notes:
       `Pinned to ${point}, the newest ${release} point release found when this was written: bump it by hand. ` +
       'The x86_64 file is the BIOS variant (SYSLINUX in the MBR of an unpartitioned disk: OVMF cannot boot it); ' +
@@ -267,8 +246,6 @@ function opensuseLeap(release: string): CatalogEntry {
     console: 'ttyS0',
     init: 'systemd',
     cloudInit: true,
-    python3: true,
-    agentPort: AGENT_PORT,
     notes:
       'The .sha256 holds one "HEX  NAME" line whose NAME is sometimes the versioned build file (…-Cloud-BuildN.M.qcow2) the symlink points to ' +
       '(openSUSE/MirrorCache#523, #528), so it is read as `single`. The image is redirected to a mirror that may lag the checksum for a while after a new build. ' +
@@ -312,10 +289,6 @@ export function hostArch(arch: string = process.arch): CatalogArch {
   if (arch === 'x64') return 'x86_64';
   if (arch === 'arm64') return 'aarch64';
   throw kvmtestError('IMAGE_UNKNOWN', `The catalog has images for x86_64 and aarch64 hosts only, and this host is ${arch}: give a path to an image of your own instead`);
-}
-
-export function findCatalogEntry(name: string, catalog: readonly CatalogEntry[] = CATALOG): CatalogEntry | undefined {
-  return catalog.find((entry) => entry.name === name);
 }
 
 /** What a download needs for one entry on one architecture. */

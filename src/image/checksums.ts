@@ -4,11 +4,8 @@
 export type ChecksumFormat = 'sha256sums' | 'sha512sums' | 'bsd' | 'single';
 export type ChecksumAlgorithm = 'sha256' | 'sha512';
 
-const HEX_LENGTH: Record<ChecksumAlgorithm, number> = { sha256: 64, sha512: 128 };
-
-export function hexLength(algorithm: ChecksumAlgorithm): number {
-  return HEX_LENGTH[algorithm];
-}
+/** Hex digits of each digest: the one table the checksum files, image URLs and download options check against. */
+export const HEX_LENGTH: Readonly<Record<ChecksumAlgorithm, number>> = { sha256: 64, sha512: 128 };
 
 /**
  * The lowercase hex digest listed for `fileName`, or undefined when the file lists none of the

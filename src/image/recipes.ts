@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { packageRoot } from '../util/package-root.js';
+import { packageRoot } from '../host/paths.js';
 
 /** Images kvmtest builds itself from Debian's archive (no image publisher needed). */
 export const RECIPES = {

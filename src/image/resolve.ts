@@ -5,7 +5,7 @@ import { kvmtestError, isKvmtestError } from '../errors.js';
 import { ensureImage, findBuilt, type BuiltImage } from './build.js';
 import { catalogSource, hostArch, type CatalogEntry } from './catalog.js';
 import { loadCatalog } from './catalog-file.js';
-import { parseChecksumFile } from './checksums.js';
+import { HEX_LENGTH, parseChecksumFile, type ChecksumAlgorithm } from './checksums.js';
 import { fetchBytes, type Digest, type DownloadProgress } from './download/index.js';
 import { isRecipeName, RECIPES } from './recipes.js';
 import { verifiedChecksums } from './signature.js';
@@ -32,8 +32,7 @@ export function parseImageUrl(spec: string): { url: string; digest: Digest } {
   const hash = spec.indexOf('#');
   const fragment = hash >= 0 ? spec.slice(hash + 1) : '';
   const match = /^(sha256|sha512)=([0-9a-fA-F]+)$/.exec(fragment);
-  const length: Record<string, number> = { sha256: 64, sha512: 128 };
-  if (!match || match[2]!.length !== length[match[1]!]) {
+  if (!match || match[2]!.length !== HEX_LENGTH[match[1] as ChecksumAlgorithm]) {
     throw kvmtestError('INVALID_OPTION', `Expected an image URL to end in #sha256=<64 hex digits> (or #sha512=<128>) so the download can be verified, got ${JSON.stringify(spec)}`);
   }
   return { url: spec.slice(0, hash), digest: { algorithm: match[1] as Digest['algorithm'], hex: match[2]!.toLowerCase() } };

@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import { withLock } from '../util/lock.js';
 import { replaceFile } from '../util/no-follow.js';
-import { cacheDir, cacheFileExists, cachePath, refusedInCache } from './cache.js';
+import { cacheFileExists, cachePath, refusedInCache } from './cache.js';
+import { cacheDir } from '../host/paths.js';
 import { download, type Digest, type DownloadProgress } from './download/index.js';
 import type { SignatureCheck } from './signature.js';
 

@@ -7,13 +7,13 @@ import { resolveBootOptions } from '../guest/options.js';
 import { chooseAccel, probeKvmOnce } from '../host/accel.js';
 import { resolveImage } from '../image/resolve.js';
 import { formatTransfer } from '../util/progress.js';
-import { computeTotals, isOk } from '../report/totals.js';
 import { cellBootOptions, runCellAttempt, type AttemptOutcome } from './cell.js';
 import { decideConcurrency, guestFootprintMiB, MemoryBudget } from './concurrency.js';
 import { findHostNode } from './host-node.js';
 import { resolveMatrixOptions, type ResolvedMatrixOptions } from './options.js';
 import { runPool } from './schedule.js';
 import { formatShard, shardCells } from './shard.js';
+import { buildReport } from './totals.js';
 import type { CellResult, CellSpec, MatrixEvent, MatrixOptions, MatrixReport } from './types.js';
 
 const debug = createDebug('kvmtest:matrix');
@@ -101,10 +101,7 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
   }, runCell, skipped);
 
   const accel = chooseAccel(resolveBootOptions(cellBootOptions(all[0]!, resolved)).accel, await probeKvmOnce()).accel;
-  const totals = computeTotals(results);
-  const report: MatrixReport = {
-    kind: 'kvmtest-matrix-report',
-    version: 1,
+  const report = buildReport({
     matrixKey: matrixKey(all, resolved),
     allCellIds: all.map((c) => c.id),
     shards: [formatShard(resolved.shard)],
@@ -112,9 +109,7 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
     durationMs: Math.round(performance.now() - t0),
     host: { hostname: hostname(), accel, cpus: host.cpus, memoryMiB: host.totalMemMiB, node: process.version },
     cells: results,
-    totals,
-    ok: isOk(totals),
-  };
+  });
   emit({ type: 'end', report });
   return report;
 }

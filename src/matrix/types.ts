@@ -1,4 +1,7 @@
 import type { BootOptions } from '../guest/options.js';
+import type { CaseStatus, TestCase } from '../results/types.js';
+
+export type { CaseStatus, TestCase };
 
 /** Values an axis may take: anything that prints well in a cell id. */
 export type AxisValue = string | number | boolean;
@@ -61,23 +64,6 @@ export interface CellSpec {
 
 export type CellPhase = 'queued' | 'boot' | 'node' | 'push' | 'run' | 'pull' | 'done';
 export type CellStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'flaky' | 'skipped';
-export type CaseStatus = 'passed' | 'failed' | 'error' | 'skipped';
-
-/** One test case parsed from a JUnit XML or TAP file. */
-export interface TestCase {
-  name: string;
-  /** The testsuite (JUnit) or enclosing subtest (TAP) names, outermost first, joined with ' > '. */
-  suite: string;
-  status: CaseStatus;
-  durationMs?: number;
-  /** Failure or error message, first line(s). */
-  message?: string;
-  /** Longer failure detail (stack, diff), when the file has one. */
-  details?: string;
-  /** The collected file it came from (guest path). */
-  file: string;
-}
-
 export interface CellAttempt {
   status: Exclude<CellStatus, 'flaky' | 'skipped'>;
   exitCode: number | null;

@@ -1,5 +1,6 @@
 import type { Accel } from '../host/accel.js';
-import { PORT_NAME } from '../agent/protocol.js';
+import { PORT_NAME } from '../protocol/port.js';
+import { SANDBOX_ARG } from '../host/sandbox.js';
 import { machineFor, qemuArch } from './arch.js';
 
 export type BootMethod =
@@ -44,9 +45,6 @@ export interface MachineSpec {
 
 /** The fd QEMU reads an incoming state from: no shell, no fork (the sandbox denies spawn). */
 export const INCOMING_STATE_FD = 3;
-
-/** What the sandbox denies: old syscalls, setuid and friends, fork/exec, scheduling and limits. */
-export const SANDBOX_ARG = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 /** QEMU's option syntax doubles commas inside values. */
 export function escapeOpt(value: string): string {

@@ -1,5 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
 import createDebug from 'debug';
+import { LineSplitter } from '../util/lines.js';
+import { TailBuffer } from '../util/tail.js';
 import { ConsoleLog } from './console.js';
 
 const debug = createDebug('kvmtest:qemu');
@@ -14,17 +16,19 @@ export interface QemuExit {
 /** A running QEMU: its console, its exit, and a hard kill. */
 export class QemuProcess {
   readonly exited: Promise<QemuExit>;
-  private stderrText = '';
+  // QEMU's last stderr lines, for the exit's message; bounded whatever QEMU prints
+  private readonly stderrLines = new LineSplitter();
+  private readonly stderrTail = new TailBuffer(100, 8192);
   private exit: QemuExit | undefined;
 
   private constructor(private readonly child: ResultPromise, readonly console: ConsoleLog) {
     child.stderr?.on('data', (chunk: Buffer) => {
-      this.stderrText = (this.stderrText + chunk.toString('utf8')).slice(-8192);
+      for (const line of this.stderrLines.push(chunk)) this.stderrTail.push(line);
     });
     console.attach(child.stdout!);
     this.exited = child.then(
       (result) => {
-        this.exit = { code: result.exitCode ?? null, signal: result.signal ?? null, stderr: this.stderrText.trim() };
+        this.exit = { code: result.exitCode ?? null, signal: result.signal ?? null, stderr: this.stderrText() };
         debug('pid %d exited: %o', child.pid, this.exit);
         return this.exit;
       },
@@ -50,6 +54,12 @@ export class QemuProcess {
       detached: false,
     });
     return new QemuProcess(child, new ConsoleLog(consolePath));
+  }
+
+  /** The kept stderr lines, an unfinished last one included, trimmed. */
+  private stderrText(): string {
+    for (const line of this.stderrLines.end()) this.stderrTail.push(line);
+    return this.stderrTail.toString().trim();
   }
 
   get pid(): number | undefined {

@@ -4,8 +4,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import createDebug from 'debug';
-import { cacheDir } from '../image/cache.js';
-import { packageRoot } from '../util/package-root.js';
+import { cacheDir, packageRoot } from '../host/paths.js';
 import { reaperPaths, type ClientMessage, type ReapTarget } from './protocol.js';
 
 const debug = createDebug('kvmtest:reaper');

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { kvmtestError } from '../errors.js';
 import type { AxisValue, CellResult, CellStatus, MatrixReport } from '../matrix/types.js';
-import { computeTotals, isOk } from './totals.js';
+import { parseAxisValue } from '../matrix/grid.js';
+import { buildReport } from '../matrix/totals.js';
 
 const CELL_STATUSES = new Set<CellStatus>(['passed', 'failed', 'error', 'timeout', 'flaky', 'skipped']);
 
@@ -30,11 +31,6 @@ function problemOf(value: unknown): string | undefined {
     if (!(value.allCellIds as string[]).includes(cell.id)) return `cell ${cell.id} is not in its own "allCellIds"`;
   }
   return undefined;
-}
-
-function parseAxisValue(text: string): AxisValue {
-  if (text === 'true' || text === 'false') return text === 'true';
-  return /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : text;
 }
 
 /**
@@ -114,10 +110,7 @@ export function mergeReports(inputs: readonly unknown[], labels: readonly string
   const startedAt = reports.reduce((earliest, report) =>
     Date.parse(report.startedAt) < Date.parse(earliest.startedAt) ? report : earliest,
   ).startedAt;
-  const totals = computeTotals(cells);
-  return {
-    kind: 'kvmtest-matrix-report',
-    version: 1,
+  return buildReport({
     matrixKey: first.matrixKey,
     allCellIds: [...first.allCellIds],
     shards,
@@ -126,9 +119,7 @@ export function mergeReports(inputs: readonly unknown[], labels: readonly string
     durationMs: Math.max(...reports.map((report) => report.durationMs)),
     host: first.host,
     cells,
-    totals,
-    ok: isOk(totals),
-  };
+  });
 }
 
 /** A report file read and parsed; not validated (mergeReports does that). */

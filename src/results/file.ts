@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import createDebug from 'debug';
 import { kvmtestError, type ErrorCode } from '../errors.js';
-import type { TestCase } from '../matrix/types.js';
-import { packageRoot } from '../util/package-root.js';
+import type { TestCase } from './types.js';
+import { packageRoot } from '../host/paths.js';
 import { MAX_RESULT_FILE_BYTES, parseResults, sniffResults, SNIFF_BYTES } from './parse.js';
 
 const debug = createDebug('kvmtest:results');

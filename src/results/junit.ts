@@ -1,6 +1,6 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { kvmtestError } from '../errors.js';
-import type { CaseStatus, TestCase } from '../matrix/types.js';
+import type { CaseStatus, TestCase } from './types.js';
 
 /** One element as fast-xml-parser gives it with preserveOrder: { tag: children, ':@': attributes }. */
 type XmlNode = Record<string, unknown> & { ':@'?: Record<string, string> };

@@ -1,5 +1,5 @@
 import { KvmtestError } from '../errors.js';
-import type { ReportTotals, TestCase } from '../matrix/types.js';
+import type { TestCase } from './types.js';
 import { parseJUnit } from './junit.js';
 import { parseTap } from './tap.js';
 
@@ -71,10 +71,4 @@ function bound(cases: TestCase[], file: string): TestCase[] {
 
 function clip(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
-}
-
-export function summariseCases(cases: readonly TestCase[]): ReportTotals['cases'] {
-  const totals = { total: cases.length, passed: 0, failed: 0, error: 0, skipped: 0 };
-  for (const { status } of cases) totals[status] += 1;
-  return totals;
 }

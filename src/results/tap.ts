@@ -1,7 +1,7 @@
 import { Parser, type Result } from 'tap-parser';
 import { stringify } from 'yaml';
 import { kvmtestError } from '../errors.js';
-import type { TestCase } from '../matrix/types.js';
+import type { TestCase } from './types.js';
 
 const MAX_DETAILS = 4000;
 

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheFileExists, cachePath, refusedInCache } from '../image/cache.js';
+import { hashFile } from '../image/download/hash.js';
 import { replaceFile } from '../util/no-follow.js';
 
 /**
@@ -16,9 +16,7 @@ export async function fileDigest(path: string): Promise<string> {
   const memo = join(await cachePath('digests'), stamp);
   const known = (await cacheFileExists(memo)) ? await readFile(memo, 'utf8').catch(() => undefined) : undefined;
   if (known && /^[0-9a-f]{64}$/.test(known)) return known;
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  const digest = hash.digest('hex');
+  const digest = await hashFile(path, 'sha256');
   await replaceFile(memo, digest, refusedInCache);
   return digest;
 }

@@ -2,7 +2,8 @@ import { chmod, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promi
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import createDebug from 'debug';
-import { cacheDir, cacheDirExists, cacheFileExists, cachePath } from '../image/cache.js';
+import { cacheDirExists, cacheFileExists, cachePath } from '../image/cache.js';
+import { cacheDir } from '../host/paths.js';
 import { CREATE_NEW, writeNoFollow } from '../util/no-follow.js';
 import { withLock } from '../util/lock.js';
 

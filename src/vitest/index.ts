@@ -8,7 +8,7 @@ import type { CellSpec, MatrixOptions } from '../matrix/types.js';
 import { kvmtestError } from '../errors.js';
 
 /** The image a test file gets when it does not say: $KVMTEST_IMAGE, else debian-12. */
-export const DEFAULT_TEST_IMAGE = process.env.KVMTEST_IMAGE ?? 'debian-12';
+const DEFAULT_TEST_IMAGE = process.env.KVMTEST_IMAGE ?? 'debian-12';
 
 /**
  * `test` with a `guest` fixture: booted (from the warm snapshot) once per test file, disposed after

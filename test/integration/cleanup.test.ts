@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { cacheDir } from '../../src/image/cache.js';
+import { cacheDir } from '../../src/host/paths.js';
 import { goneWithin, isAlive } from './helpers.js';
 
 async function holdThenSignal(signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL') {

@@ -1,12 +1,19 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PORT_NAME } from '../../src/agent/protocol.js';
+import { PORT_NAME } from '../../src/protocol/port.js';
 import { isKvmtestError } from '../../src/errors.js';
-import { CATALOG, CATALOG_ARCHES, catalogSource, findCatalogEntry, hostArch, type CatalogEntry } from '../../src/image/catalog.js';
+import { CATALOG, CATALOG_ARCHES, catalogSource, hostArch, type CatalogEntry } from '../../src/image/catalog.js';
+import { loadCatalog } from '../../src/image/catalog-file.js';
 import { parseChecksumFile, type ChecksumAlgorithm } from '../../src/image/checksums.js';
 
 /** A digest that looks like the real thing, different for every file name. */
 const digest = (algorithm: ChecksumAlgorithm, name: string): string => createHash(algorithm).update(name).digest('hex');
+
+/** An entry by name, the way resolveImage and `kvmtest image pull` look one up. */
+const byName = async (name: string, env: NodeJS.ProcessEnv = {}): Promise<CatalogEntry | undefined> => (await loadCatalog(env)).find((e) => e.name === name);
 
 const arches = (entry: CatalogEntry) => CATALOG_ARCHES.flatMap((arch) => (entry.arches[arch] ? [[arch, entry.arches[arch]] as const] : []));
 
@@ -22,9 +29,9 @@ describe('the catalog', () => {
     }
   });
 
-  it('has the images kvmtest promises', () => {
+  it('has the images kvmtest promises', async () => {
     for (const name of ['debian-11', 'debian-12', 'debian-13', 'ubuntu-22.04', 'ubuntu-24.04', 'fedora-41', 'fedora-42', 'alma-9', 'alma-10', 'rocky-9', 'alpine-3.20', 'alpine-3.21', 'opensuse-leap-15.6']) {
-      expect(findCatalogEntry(name)?.name).toBe(name);
+      expect((await byName(name))?.name).toBe(name);
     }
   });
 
@@ -53,12 +60,14 @@ describe('the catalog', () => {
   });
 
   it('says how every image boots and where its console and agent port are', () => {
+    // the agent finds its port itself: udev's virtio-ports link, else (openrc images: no udev rules) by name in sysfs
+    const agent = readFileSync(new URL('../../guest/agent.py', import.meta.url), 'utf8');
+    expect(agent).toContain('"/dev/virtio-ports/" + PORT_NAME');
+    expect(agent).toContain('/sys/class/virtio-ports/*/name');
+    expect(agent).toContain(`PORT_NAME = "${PORT_NAME}"`);
     for (const entry of CATALOG) {
       expect(['qcow2', 'raw']).toContain(entry.format);
       expect(['systemd', 'openrc']).toContain(entry.init);
-      expect(entry.agentPort).toBe(`/dev/virtio-ports/${PORT_NAME}`);
-      // without systemd's udev rules the virtio-ports link is not promised
-      if (entry.init !== 'systemd') expect(entry.agentPortFallback, entry.name).toBe('sysfs');
       expect(['bios', 'uefi', 'either']).toContain(entry.firmware);
       expect(entry.console).toBe('ttyS0');
       for (const [arch] of arches(entry)) {
@@ -70,10 +79,10 @@ describe('the catalog', () => {
     }
   });
 
-  it('has cloud-init and python3 in every image (the agent needs both), or says why not', () => {
+  it('has cloud-init in every image (the agent is started from a NoCloud seed), or says why not', () => {
     for (const entry of CATALOG) {
-      if (!entry.cloudInit || !entry.python3) expect(entry.notes, entry.name).toMatch(/cloud-init|python/);
-      else expect(entry.cloudInit && entry.python3).toBe(true);
+      if (!entry.cloudInit) expect(entry.notes, entry.name).toMatch(/cloud-init/);
+      else expect(entry.cloudInit).toBe(true);
     }
   });
 
@@ -112,11 +121,9 @@ describe('catalog helpers', () => {
     console: 'ttyS0',
     init: 'systemd',
     cloudInit: true,
-    python3: true,
-    agentPort: `/dev/virtio-ports/${PORT_NAME}`,
   };
 
-  it('catalogSource takes the file name from the URL path, decoded, without the query', () => {
+  it('catalogSource takes the file name from the URL path, decoded, without the query', async () => {
     expect(catalogSource(entry, 'x86_64')).toEqual({
       url: 'https://example.org/images/v1/mine%2B1-amd64.qcow2?sig=abc',
       checksumUrl: 'https://example.org/images/v1/SHA256SUMS',
@@ -126,9 +133,9 @@ describe('catalog helpers', () => {
       firmware: 'bios',
       console: 'ttyS0',
     });
-    expect(catalogSource(findCatalogEntry('debian-12')!, 'aarch64')).toMatchObject({ fileName: 'debian-12-genericcloud-arm64.qcow2', firmware: 'uefi', console: 'ttyAMA0' });
-    expect(catalogSource(findCatalogEntry('alpine-3.21')!, 'x86_64')).toMatchObject({ fileName: 'nocloud_alpine-3.21.7-x86_64-bios-cloudinit-r0.qcow2', firmware: 'bios', console: 'ttyS0' });
-    expect(catalogSource(findCatalogEntry('ubuntu-24.04')!, 'x86_64').fileName).toBe('ubuntu-24.04-server-cloudimg-amd64.img');
+    expect(catalogSource((await byName('debian-12'))!, 'aarch64')).toMatchObject({ fileName: 'debian-12-genericcloud-arm64.qcow2', firmware: 'uefi', console: 'ttyAMA0' });
+    expect(catalogSource((await byName('alpine-3.21'))!, 'x86_64')).toMatchObject({ fileName: 'nocloud_alpine-3.21.7-x86_64-bios-cloudinit-r0.qcow2', firmware: 'bios', console: 'ttyS0' });
+    expect(catalogSource((await byName('ubuntu-24.04'))!, 'x86_64').fileName).toBe('ubuntu-24.04-server-cloudimg-amd64.img');
   });
 
   it('catalogSource uses checksum.file when the checksum file lists another name', () => {
@@ -153,10 +160,18 @@ describe('catalog helpers', () => {
     expect(() => hostArch('riscv64')).toThrow(expect.objectContaining({ code: 'IMAGE_UNKNOWN', message: expect.stringContaining('riscv64') }));
   });
 
-  it('findCatalogEntry finds by exact name only', () => {
-    expect(findCatalogEntry('alpine-3.21')?.family).toBe('alpine');
-    expect(findCatalogEntry('debian')).toBeUndefined();
-    expect(findCatalogEntry('mine-1', [entry])).toBe(entry);
+  it('an entry is found by exact name only, $KVMTEST_CATALOG entries included', async () => {
+    expect((await byName('alpine-3.21'))?.family).toBe('alpine');
+    expect(await byName('debian')).toBeUndefined();
+    const dir = mkdtempSync(join(tmpdir(), 'kvmtest-catalog-'));
+    try {
+      writeFileSync(join(dir, 'catalog.json'), JSON.stringify([entry]));
+      const env = { KVMTEST_CATALOG: join(dir, 'catalog.json') };
+      expect(await byName('mine-1', env)).toEqual(entry);
+      expect(await byName('mine', env)).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

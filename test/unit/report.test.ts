@@ -10,7 +10,7 @@ import { toJUnit } from '../../src/report/junit.js';
 import { mergeReports, readReportFile } from '../../src/report/merge.js';
 import { formatDuration, summaryTable } from '../../src/report/table.js';
 import { createTerminalReporter } from '../../src/report/terminal.js';
-import { computeTotals, isOk } from '../../src/report/totals.js';
+import { computeTotals, isOk } from '../../src/matrix/totals.js';
 
 // A run of `npm test` over four Debian/Fedora guests: one test fails on debian-11, debian-13 never boots,
 // fedora-41 passes on its second attempt.

@@ -3,10 +3,10 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Digest } from './types.js';
 
-/** Hex digest of a whole file, streamed. */
+/** Hex digest of a whole file, streamed in 1 MiB reads (base images are GBs). The one file hasher: snapshot/digest.ts memoises it. */
 export async function hashFile(path: string, algorithm: Digest['algorithm']): Promise<string> {
   const hash = createHash(algorithm);
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 

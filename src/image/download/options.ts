@@ -2,10 +2,9 @@
 import type { Dispatcher } from 'undici';
 import { kvmtestError } from '../../errors.js';
 import { describe } from '../../util/units.js';
+import { HEX_LENGTH } from '../checksums.js';
 import { defaultDispatcher } from './dispatcher.js';
 import type { Digest, DownloadOptions } from './types.js';
-
-const HEX_LENGTHS = { sha256: 64, sha512: 128 };
 
 export interface RetryPolicy {
   url: string;
@@ -33,7 +32,7 @@ export function downloadJob(options: DownloadOptions): DownloadJob {
   const expected = options.expected;
   if (expected !== undefined) {
     if (typeof expected !== 'object' || expected === null) invalid('expected', 'a digest such as { algorithm: "sha256", hex }', expected);
-    const length = (HEX_LENGTHS as Record<string, number | undefined>)[expected.algorithm];
+    const length = (HEX_LENGTH as Record<string, number | undefined>)[expected.algorithm];
     if (length === undefined) invalid('expected.algorithm', '"sha256" or "sha512"', expected.algorithm);
     if (typeof expected.hex !== 'string' || expected.hex.length !== length || !/^[0-9a-f]+$/i.test(expected.hex)) {
       invalid('expected.hex', `${length} hexadecimal digits`, expected.hex);

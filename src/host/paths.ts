@@ -1,7 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kvmtestError } from '../errors.js';
+
+/** kvmtest's cache: $KVMTEST_CACHE, else $XDG_CACHE_HOME/kvmtest, else ~/.cache/kvmtest. */
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.KVMTEST_CACHE) return env.KVMTEST_CACHE;
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kvmtest');
+}
 
 let root: string | undefined;
 

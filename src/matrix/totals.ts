@@ -1,4 +1,4 @@
-import type { CellResult, ReportTotals } from '../matrix/types.js';
+import type { CellResult, MatrixReport, ReportTotals } from './types.js';
 
 /** Counts cells by status and parsed test cases by status. */
 export function computeTotals(cells: readonly CellResult[]): ReportTotals {
@@ -28,4 +28,22 @@ export function computeTotals(cells: readonly CellResult[]): ReportTotals {
  */
 export function isOk(totals: ReportTotals): boolean {
   return totals.failed + totals.error + totals.timeout === 0;
+}
+
+/** A report from its cells and run facts: the one place totals and ok are derived (runMatrix and mergeReports both build here). */
+export function buildReport(fields: Omit<MatrixReport, 'kind' | 'version' | 'totals' | 'ok'>): MatrixReport {
+  const totals = computeTotals(fields.cells);
+  return {
+    kind: 'kvmtest-matrix-report',
+    version: 1,
+    matrixKey: fields.matrixKey,
+    allCellIds: fields.allCellIds,
+    shards: fields.shards,
+    startedAt: fields.startedAt,
+    durationMs: fields.durationMs,
+    host: fields.host,
+    cells: fields.cells,
+    totals,
+    ok: isOk(totals),
+  };
 }
