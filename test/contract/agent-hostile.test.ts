@@ -67,16 +67,21 @@ describe('the real agent: a stdin flood does not block control frames', () => {
     const { source, offered } = flood(1024 * MiB);
     source.pipe(p.stdin);
     await until(() => sentToAgent - before >= CREDIT_WINDOW_BYTES); // the agent holds a full window, unread
+    // while the process lives and reads nothing, the host holds everything past the window
+    await new Promise((r) => setTimeout(r, 500));
+    const whileAlive = sentToAgent - before;
+    expect(whileAlive).toBeLessThan(CREDIT_WINDOW_BYTES + 2 * MiB);
     p.kill('SIGKILL');
     const result = await p;
     source.unpipe(p.stdin);
     source.destroy();
     expect(result).toMatchObject({ exitCode: null, signal: 'SIGKILL' });
     const sent = sentToAgent - before;
-    console.log(`stdin flood: ${(offered() / MiB).toFixed(0)} MiB offered, ${(sent / MiB).toFixed(2)} MiB sent to the agent; agent RSS ${rssMiB(child.pid!).toFixed(0)} MiB`);
-    // the window, plus what the process's pipe absorbed and what the agent acknowledged as it discarded
-    // the dead process's stdin before its exit frame arrived (5.00 MiB seen under load): not the 1 GiB offered
-    expect(sent).toBeLessThan(CREDIT_WINDOW_BYTES + 2 * MiB);
+    console.log(`stdin flood: ${(offered() / MiB).toFixed(0)} MiB offered, ${(whileAlive / MiB).toFixed(2)} MiB sent while the process lived, ${(sent / MiB).toFixed(2)} MiB in all; agent RSS ${rssMiB(child.pid!).toFixed(0)} MiB`);
+    // after the kill the agent acknowledges the dead process's stdin as it discards it until its exit
+    // frame arrives: how much depends on scheduling (5.25 MiB idle, over 6 MiB on a loaded machine),
+    // so the bound here is only "nowhere near the 1 GiB offered"; the window is checked above
+    expect(sent).toBeLessThan(CREDIT_WINDOW_BYTES + 32 * MiB);
   });
 
   it('the same flood does not hold up a timeout', async () => {
