@@ -1,16 +1,16 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chooseReporters, parseVary } from '../../src/cli/matrix.js';
-import { cellBootOptions, cellEnv, judgeAttempt } from '../../src/matrix/cell.js';
-import { decideConcurrency, MemoryBudget } from '../../src/matrix/concurrency.js';
-import { loadConfig } from '../../src/matrix/config.js';
-import { cellId, expandMatrix } from '../../src/matrix/expand.js';
-import { explainNodeFailure } from '../../src/matrix/host-node.js';
-import { resolveMatrixOptions } from '../../src/matrix/options.js';
-import { matrixKey } from '../../src/matrix/run.js';
-import { runPool } from '../../src/matrix/schedule.js';
-import { parseShard, shardCells } from '../../src/matrix/shard.js';
-import type { TestCase } from '../../src/matrix/types.js';
+import { chooseReporters, parseVary } from '../../../src/cli/matrix.js';
+import { cellBootOptions, cellEnv, judgeAttempt } from '../../../src/matrix/cell.js';
+import { decideConcurrency, MemoryBudget } from '../../../src/matrix/concurrency.js';
+import { loadConfig } from '../../../src/matrix/config.js';
+import { cellId, expandMatrix } from '../../../src/matrix/expand.js';
+import { explainNodeFailure } from '../../../src/matrix/host-node.js';
+import { resolveMatrixOptions } from '../../../src/matrix/options.js';
+import { matrixKey } from '../../../src/matrix/run.js';
+import { runPool } from '../../../src/matrix/schedule.js';
+import { parseShard, shardCells } from '../../../src/matrix/shard.js';
+import type { TestCase } from '../../../src/matrix/types.js';
 
 const GiB = 1024;
 
@@ -208,7 +208,7 @@ describe('CLI helpers', () => {
   });
 
   it('loads a TypeScript config, relative to its folder', async () => {
-    const dir = join(import.meta.dirname, '../../fixtures/sample-project');
+    const dir = join(import.meta.dirname, '../../../fixtures/sample-project');
     const loaded = await loadConfig(undefined, dir);
     expect(loaded?.path).toBe(join(dir, 'kvmtest.config.ts'));
     expect(loaded?.config).toMatchObject({ images: ['debian-11', 'debian-12', 'debian-13'], projectDir: dir, collect: ['/work/results'] });

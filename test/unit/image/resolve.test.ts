@@ -8,10 +8,10 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { isUnreachable, parseImageUrl, resolveImage } from '../../src/image/resolve.js';
-import { KvmtestError } from '../../src/errors.js';
-import { choosePrunable, listCached, pruneCached, removeCached } from '../../src/image/store.js';
-import { loadCatalog } from '../../src/image/catalog-file.js';
+import { isUnreachable, parseImageUrl, resolveImage } from '../../../src/image/resolve.js';
+import { KvmtestError } from '../../../src/errors.js';
+import { choosePrunable, listCached, pruneCached, removeCached } from '../../../src/image/store.js';
+import { loadCatalog } from '../../../src/image/catalog-file.js';
 
 const files = new Map<string, Buffer>();
 const requests: string[] = [];

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, EnvHttpProxyAgent } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { KvmtestError } from '../../src/errors.js';
-import { download, fetchText, hashFile, type DownloadProgress } from '../../src/image/download/index.js';
-import { nextHop } from '../../src/image/download/request.js';
+import { KvmtestError } from '../../../../src/errors.js';
+import { download, fetchText, hashFile, type DownloadProgress } from '../../../../src/image/download/index.js';
+import { nextHop } from '../../../../src/image/download/request.js';
 
 /** How the server answers one request; requests beyond the plan get 'ok'. */
 type Behaviour =
@@ -415,7 +415,7 @@ describe('proxies', () => {
     for (const name of ['NO_PROXY', 'no_proxy']) vi.stubEnv(name, '');
     vi.resetModules(); // a fresh module, so its shared dispatcher is made from this environment
     try {
-      const fresh = await import('../../src/image/download/index.js');
+      const fresh = await import('../../../../src/image/download/index.js');
       const result = await fresh.download({ url: files.url('/redirect'), dest, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
       expect(result.bytes).toBe(SIZE);
       expect(await fresh.fetchText(files.url('/SHA256SUMS'))).toBe(`${sha256(files.data)}  file.img\n`);

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { PORT_NAME } from '../../src/agent/protocol.js';
-import { isKvmtestError } from '../../src/errors.js';
-import { CATALOG, CATALOG_ARCHES, catalogSource, findCatalogEntry, hostArch, type CatalogEntry } from '../../src/image/catalog.js';
-import { parseChecksumFile, type ChecksumAlgorithm } from '../../src/image/checksums.js';
+import { PORT_NAME } from '../../../src/agent/protocol.js';
+import { isKvmtestError } from '../../../src/errors.js';
+import { CATALOG, CATALOG_ARCHES, catalogSource, findCatalogEntry, hostArch, type CatalogEntry } from '../../../src/image/catalog.js';
+import { parseChecksumFile, type ChecksumAlgorithm } from '../../../src/image/checksums.js';
 
 /** A digest that looks like the real thing, different for every file name. */
 const digest = (algorithm: ChecksumAlgorithm, name: string): string => createHash(algorithm).update(name).digest('hex');

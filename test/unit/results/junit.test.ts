@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { TestCase } from '../../src/matrix/types.js';
-import { parseJUnit } from '../../src/results/junit.js';
-import { parseResults, summariseCases } from '../../src/results/parse.js';
-import { parseTap } from '../../src/results/tap.js';
+import type { TestCase } from '../../../src/matrix/types.js';
+import { parseJUnit } from '../../../src/results/junit.js';
+import { parseResults, summariseCases } from '../../../src/results/parse.js';
+import { parseTap } from '../../../src/results/tap.js';
 
 // node-junit.xml, node-tap.tap: `node --test --test-reporter=junit|tap node-sample.mjs` (node v20.20.2).
 // pytest-junit.xml: `python3 -m pytest --junitxml=… -o junit_family=xunit2 pytest_sample.py` (pytest 9.0.3).
 // node-tap-v14.tap is hand-written after node-tap's TAP 14 output (node-tap is not installed here).
-const fixture = (name: string): string => readFileSync(new URL(`fixtures/results/${name}`, import.meta.url), 'utf8');
+const fixture = (name: string): string => readFileSync(new URL(`../fixtures/results/${name}`, import.meta.url), 'utf8');
 
 /** name, suite and status of each case: the shape most assertions care about. */
 const brief = (cases: TestCase[]) => cases.map(({ name, suite, status }) => ({ name, suite, status }));

@@ -10,15 +10,15 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSy
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPublisher } from './fixtures/publisher.js';
+import { startPublisher } from '../fixtures/publisher.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { prepare } from '../../src/guest/prepare.js';
-import { inspectBase } from '../../src/image/base.js';
-import { qcow2References, sniffFormat } from '../../src/image/qcow2-header.js';
-import { resolveImage } from '../../src/image/resolve.js';
-import { listCached } from '../../src/image/store.js';
-import { buildQemuArgs } from '../../src/qemu/argv.js';
-import { baseChain } from '../../src/image/disk.js';
+import { prepare } from '../../../src/guest/prepare.js';
+import { inspectBase } from '../../../src/image/base.js';
+import { qcow2References, sniffFormat } from '../../../src/image/qcow2-header.js';
+import { resolveImage } from '../../../src/image/resolve.js';
+import { listCached } from '../../../src/image/store.js';
+import { buildQemuArgs } from '../../../src/qemu/argv.js';
+import { baseChain } from '../../../src/image/disk.js';
 
 const files = new Map<string, Buffer>();
 let server: Server;

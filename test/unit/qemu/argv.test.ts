@@ -2,10 +2,10 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sandboxLine } from '../../src/cli/doctor.js';
-import { copyUefiVars, machineSpec, type Prepared } from '../../src/guest/prepare.js';
-import { probeSandbox } from '../../src/host/sandbox.js';
-import { buildQemuArgs, type BootMethod, type MachineSpec } from '../../src/qemu/argv.js';
+import { sandboxLine } from '../../../src/cli/doctor.js';
+import { copyUefiVars, machineSpec, type Prepared } from '../../../src/guest/prepare.js';
+import { probeSandbox } from '../../../src/host/sandbox.js';
+import { buildQemuArgs, type BootMethod, type MachineSpec } from '../../../src/qemu/argv.js';
 
 const spec = (over: Partial<MachineSpec> = {}): MachineSpec => ({
   name: 'kvmtest-1',

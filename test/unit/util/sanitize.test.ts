@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { githubAnnotations, githubSummary } from '../../src/report/github.js';
-import { summaryTable } from '../../src/report/table.js';
-import { createTerminalReporter } from '../../src/report/terminal.js';
-import { createProgress } from '../../src/util/progress.js';
-import { sanitize, sanitizeLine } from '../../src/util/sanitize.js';
-import { commandFence, fenced } from '../../src/util/stop-commands.js';
-import type { CellResult, MatrixReport } from '../../src/matrix/types.js';
+import { githubAnnotations, githubSummary } from '../../../src/report/github.js';
+import { summaryTable } from '../../../src/report/table.js';
+import { createTerminalReporter } from '../../../src/report/terminal.js';
+import { createProgress } from '../../../src/util/progress.js';
+import { sanitize, sanitizeLine } from '../../../src/util/sanitize.js';
+import { commandFence, fenced } from '../../../src/util/stop-commands.js';
+import type { CellResult, MatrixReport } from '../../../src/matrix/types.js';
 
 /** What a hostile guest writes where the host prints it. */
 const HOSTILE = {

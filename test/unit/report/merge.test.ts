@@ -3,14 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { isKvmtestError } from '../../src/errors.js';
-import type { CellResult, CellSpec, MatrixEvent, MatrixReport } from '../../src/matrix/types.js';
-import { escapeData, escapeProperty, githubAnnotations, githubSummary } from '../../src/report/github.js';
-import { toJUnit } from '../../src/report/junit.js';
-import { mergeReports, readReportFile } from '../../src/report/merge.js';
-import { formatDuration, summaryTable } from '../../src/report/table.js';
-import { createTerminalReporter } from '../../src/report/terminal.js';
-import { computeTotals, isOk } from '../../src/report/totals.js';
+import { isKvmtestError } from '../../../src/errors.js';
+import type { CellResult, CellSpec, MatrixEvent, MatrixReport } from '../../../src/matrix/types.js';
+import { escapeData, escapeProperty, githubAnnotations, githubSummary } from '../../../src/report/github.js';
+import { toJUnit } from '../../../src/report/junit.js';
+import { mergeReports, readReportFile } from '../../../src/report/merge.js';
+import { formatDuration, summaryTable } from '../../../src/report/table.js';
+import { createTerminalReporter } from '../../../src/report/terminal.js';
+import { computeTotals, isOk } from '../../../src/report/totals.js';
 
 // A run of `npm test` over four Debian/Fedora guests: one test fails on debian-11, debian-13 never boots,
 // fedora-41 passes on its second attempt.

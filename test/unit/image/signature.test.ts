@@ -10,11 +10,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPublisher } from './fixtures/publisher.js';
+import { startPublisher } from '../fixtures/publisher.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { catalogSource, CATALOG } from '../../src/image/catalog.js';
-import { resolveImage } from '../../src/image/resolve.js';
-import { dearmor, signaturePlan } from '../../src/image/signature.js';
+import { catalogSource, CATALOG } from '../../../src/image/catalog.js';
+import { resolveImage } from '../../../src/image/resolve.js';
+import { dearmor, signaturePlan } from '../../../src/image/signature.js';
 
 const files = new Map<string, Buffer>();
 const requests: string[] = [];

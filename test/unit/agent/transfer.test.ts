@@ -12,15 +12,15 @@ import { Duplex, PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { Header, Pax } from 'tar';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
-import { encodeFrame, FrameDecoder } from '../../src/agent/codec.js';
-import { PROTOCOL_VERSION, type HostMessage } from '../../src/agent/protocol.js';
-import { TreeExtractor } from '../../src/agent/pull/extract.js';
-import { clampMode, memberKind, memberPath } from '../../src/agent/pull/names.js';
-import { resolveLink, type TreeNode } from '../../src/agent/pull/resolve.js';
-import { pull, type PullOptions } from '../../src/agent/transfer.js';
-import { collectTarget } from '../../src/matrix/cell.js';
-import { attemptDir } from '../../src/matrix/run.js';
+import { AgentClient } from '../../../src/agent/client.js';
+import { encodeFrame, FrameDecoder } from '../../../src/agent/codec.js';
+import { PROTOCOL_VERSION, type HostMessage } from '../../../src/agent/protocol.js';
+import { TreeExtractor } from '../../../src/agent/pull/extract.js';
+import { clampMode, memberKind, memberPath } from '../../../src/agent/pull/names.js';
+import { resolveLink, type TreeNode } from '../../../src/agent/pull/resolve.js';
+import { pull, type PullOptions } from '../../../src/agent/transfer.js';
+import { collectTarget } from '../../../src/matrix/cell.js';
+import { attemptDir } from '../../../src/matrix/run.js';
 
 // ---------------------------------------------------------------- crafted archives
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseAccel, judgeKvm, type KvmProbe } from '../../src/host/accel.js';
+import { chooseAccel, judgeKvm, type KvmProbe } from '../../../src/host/accel.js';
 
 const cpuinfo = (flags: string) => `processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vme de pse ${flags} sse sse2\n\nprocessor\t: 1\nflags\t\t: fpu ${flags}\n`;
 const probe = (over: Partial<KvmProbe>): KvmProbe => ({ arch: 'x64', cpuinfo: cpuinfo('vmx'), device: 'ok', moduleLoaded: true, ...over });

@@ -4,10 +4,10 @@ import { Server, createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runDaemon, type Daemon } from '../../src/reaper/daemon.js';
-import { checkRoot, checkTarget } from '../../src/reaper/guard.js';
-import { isGuestProcess, reapTarget } from '../../src/reaper/kill.js';
-import { reaperPaths, type ClientMessage } from '../../src/reaper/protocol.js';
+import { runDaemon, type Daemon } from '../../../src/reaper/daemon.js';
+import { checkRoot, checkTarget } from '../../../src/reaper/guard.js';
+import { isGuestProcess, reapTarget } from '../../../src/reaper/kill.js';
+import { reaperPaths, type ClientMessage } from '../../../src/reaper/protocol.js';
 
 /** A process whose command line carries the given name, as QEMU's `-name` does. */
 function fakeGuest(name: string) {
@@ -199,7 +199,7 @@ describe('registry', () => {
     vi.stubEnv('KVMTEST_CACHE', cache);
     const daemon = (await runDaemon({ cache, idleMs: 60_000 }))!;
     cleanups.push(() => daemon.close());
-    const { track } = await import('../../src/guest/registry.js');
+    const { track } = await import('../../../src/guest/registry.js');
     const dir = mkdtempSync(join(temp, 'kvmtest-unit-guest-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const tracked = track('kvmtest-unit1', dir);

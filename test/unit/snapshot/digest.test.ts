@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fileDigest } from '../../src/snapshot/digest.js';
-import { canonical, snapshotKey, type SnapshotInputs } from '../../src/snapshot/key.js';
-import { buildQemuArgs, INCOMING_STATE_FD } from '../../src/qemu/argv.js';
+import { fileDigest } from '../../../src/snapshot/digest.js';
+import { canonical, snapshotKey, type SnapshotInputs } from '../../../src/snapshot/key.js';
+import { buildQemuArgs, INCOMING_STATE_FD } from '../../../src/qemu/argv.js';
 
 const inputs: SnapshotInputs = {
   baseDigest: 'a'.repeat(64),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CreditWindow } from '../../src/agent/credit.js';
-import { checkAgentFrame, isSignalName } from '../../src/agent/validate.js';
+import { CreditWindow } from '../../../src/agent/credit.js';
+import { checkAgentFrame, isSignalName } from '../../../src/agent/validate.js';
 
 const hello = { t: 'hello', id: 0, nonce: 'ab', protocol: 1, version: '0.1.0', os: { id: 'debian', versionId: null, prettyName: 'Debian' }, kernel: '6.1', arch: 'x86_64', hostname: 'h', pid: 1 };
 

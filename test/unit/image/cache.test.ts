@@ -9,9 +9,9 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { cachePath, unsafeDirReason } from '../../src/image/cache.js';
-import { blobPath, findCached, listCached, pullBlob } from '../../src/image/store.js';
-import { makeSnapshotDir, readSnapshot, snapshotPaths, writeMeta } from '../../src/snapshot/store.js';
+import { cachePath, unsafeDirReason } from '../../../src/image/cache.js';
+import { blobPath, findCached, listCached, pullBlob } from '../../../src/image/store.js';
+import { makeSnapshotDir, readSnapshot, snapshotPaths, writeMeta } from '../../../src/snapshot/store.js';
 
 const body = Buffer.from('a disk image\n'.repeat(1000));
 const digest = { algorithm: 'sha256' as const, hex: createHash('sha256').update(body).digest('hex') };

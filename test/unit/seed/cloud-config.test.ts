@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { agentBootScript, mergeCloudConfig, normaliseCloudConfig, renderSeed } from '../../src/seed/cloud-config.js';
+import { agentBootScript, mergeCloudConfig, normaliseCloudConfig, renderSeed } from '../../../src/seed/cloud-config.js';
 
 const agentSource = 'print("agent")\n# quotes \' " and $HOME stay intact\n';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { judgeConsoleLine, judgeLoginPrompt, ConsoleLog } from '../../src/qemu/console.js';
-import { parseDiskInfo } from '../../src/image/disk.js';
-import { hostFamily, installHint, parseQemuVersion } from '../../src/host/tools.js';
-import { cacheDir } from '../../src/image/cache.js';
+import { judgeConsoleLine, judgeLoginPrompt, ConsoleLog } from '../../../src/qemu/console.js';
+import { parseDiskInfo } from '../../../src/image/disk.js';
+import { hostFamily, installHint, parseQemuVersion } from '../../../src/host/tools.js';
+import { cacheDir } from '../../../src/image/cache.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { resolveBootOptions } from '../../src/guest/options.js';
-import { parseDuration, parseMemoryMiB } from '../../src/util/units.js';
-import { parseCopySpec, parseEnv } from '../../src/cli/run.js';
+import { resolveBootOptions } from '../../../src/guest/options.js';
+import { parseDuration, parseMemoryMiB } from '../../../src/util/units.js';
+import { parseCopySpec, parseEnv } from '../../../src/cli/run.js';
 
 describe('options', () => {
   it('parses durations and sizes', () => {

@@ -6,11 +6,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { encodeFrame, FrameDecoder } from '../../src/agent/codec.js';
-import { ConsoleLog } from '../../src/qemu/console.js';
-import { parseResultFile } from '../../src/results/file.js';
-import { MAX_RESULT_FILE_BYTES, parseResults, sniffResults } from '../../src/results/parse.js';
-import { LineSplitter, MAX_LINE_BYTES } from '../../src/util/lines.js';
+import { encodeFrame, FrameDecoder } from '../../../src/agent/codec.js';
+import { ConsoleLog } from '../../../src/qemu/console.js';
+import { parseResultFile } from '../../../src/results/file.js';
+import { MAX_RESULT_FILE_BYTES, parseResults, sniffResults } from '../../../src/results/parse.js';
+import { LineSplitter, MAX_LINE_BYTES } from '../../../src/util/lines.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmtest-unit-flow-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -140,7 +140,7 @@ describe('result sniffing and caps', () => {
 });
 
 // the worker is a build entry (dist/results/worker.js): `npm test` builds first
-const built = existsSync(join(__dirname, '../../dist/results/worker.js'));
+const built = existsSync(join(__dirname, '../../../dist/results/worker.js'));
 
 describe.skipIf(!built)('result parsing off the event loop', () => {
   it('parses a result file in the worker', async () => {
