@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { encodeFrame, FrameDecoder } from '../../../src/agent/codec.js';
 import { MAX_BODY_BYTES, MAX_HEADER_BYTES, type AgentMessage } from '../../../src/agent/protocol.js';
 import { KvmtestError } from '../../../src/errors.js';
@@ -102,5 +102,23 @@ describe('frame codec', () => {
       }
     }
     expect(runs).toBeGreaterThan(100);
+  });
+});
+
+describe('frame decoder work per chunk', () => {
+  it('parses the header of a large frame once, not once per chunk of its body', () => {
+    const frame = encodeFrame({ t: 'stdout', id: 1 }, Buffer.alloc(1024 * 1024, 7));
+    const decoder = new FrameDecoder<{ t: string; id: number }>();
+    decoder.synced = true;
+    const parse = vi.spyOn(JSON, 'parse');
+    const frames = [];
+    try {
+      for (let at = 0; at < frame.length; at += 1024) frames.push(...decoder.push(frame.subarray(at, at + 1024)));
+      expect(parse.mock.calls.length).toBeLessThanOrEqual(2);
+    } finally {
+      parse.mockRestore();
+    }
+    expect(frames).toHaveLength(1);
+    expect(frames[0]!.body.length).toBe(1024 * 1024);
   });
 });

@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveBootOptions } from '../../../src/guest/options.js';
-import { parseDuration, parseMemoryMiB } from '../../../src/util/units.js';
-import { parseCopySpec, parseEnv } from '../../../src/cli/run.js';
 
 describe('options', () => {
-  it('parses durations and sizes', () => {
-    expect(parseDuration('10m')).toBe(600_000);
-    expect(parseDuration('1.5s')).toBe(1500);
-    expect(parseDuration(250)).toBe(250);
-    expect(parseMemoryMiB('1G')).toBe(1024);
-    expect(parseMemoryMiB('512M')).toBe(512);
-    expect(parseMemoryMiB('2GiB')).toBe(2048);
-    expect(parseMemoryMiB(768)).toBe(768);
-  });
 
   it('defaults: 1G, 2 CPUs, auto acceleration, firmware boot, no network', () => {
     expect(resolveBootOptions({ image: 'x.qcow2' })).toMatchObject({ memoryMiB: 1024, cpus: 2, accel: 'auto', bootMode: 'firmware', network: false });
@@ -43,12 +32,5 @@ describe('options', () => {
 
   it('kernel implies direct kernel boot', () => {
     expect(resolveBootOptions({ image: 'x', kernel: '/k', append: 'quiet' })).toMatchObject({ bootMode: 'kernel', kernel: { kernel: '/k', append: 'quiet' } });
-  });
-
-  it('CLI copy specs split at the last colon; env pairs need a name', () => {
-    expect(parseCopySpec('./a:b:/work', '--push')).toEqual({ source: './a:b', dest: '/work' });
-    expect(() => parseCopySpec('nodest', '--push')).toThrow(/SRC:DEST/);
-    expect(parseEnv(['A=1', 'B=x=y'])).toEqual({ A: '1', B: 'x=y' });
-    expect(() => parseEnv(['=1'])).toThrow(/NAME=VALUE/);
   });
 });

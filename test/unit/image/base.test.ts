@@ -14,7 +14,6 @@ import { startPublisher } from '../fixtures/publisher.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { prepare } from '../../../src/guest/prepare.js';
 import { inspectBase } from '../../../src/image/base.js';
-import { qcow2References, sniffFormat } from '../../../src/image/qcow2-header.js';
 import { resolveImage } from '../../../src/image/resolve.js';
 import { listCached } from '../../../src/image/store.js';
 import { buildQemuArgs } from '../../../src/qemu/argv.js';
@@ -124,21 +123,5 @@ describe('downloaded images must be self-contained', () => {
     const prep = await prepare({ image: mine });
     expect(prep.base.chain).toEqual([{ path: secret, format: 'raw' }]);
     expect(await inspectBase('qemu-img', { kind: 'local', path: mine })).toMatchObject({ backingFile: secret });
-  });
-});
-
-describe('qcow2 headers, read before qemu-img opens anything', () => {
-  it('names the backing file and the external data file; not qcow2 → undefined', () => {
-    expect(qcow2References(files.get('/evil-backing.qcow2')!)).toEqual({ backingFile: '/etc/passwd' });
-    expect(qcow2References(files.get('/evil-data.qcow2')!)).toEqual({ dataFile: secret });
-    expect(qcow2References(files.get('/clean.qcow2')!)).toEqual({});
-    expect(qcow2References(Buffer.alloc(512))).toBeUndefined();
-  });
-
-  it('a format nobody declared: qcow2 by its magic, other formats qemu-img would guess by theirs, else raw', () => {
-    expect(sniffFormat(files.get('/clean.qcow2')!)).toBe('qcow2');
-    expect(sniffFormat(Buffer.from('KDMV\x01\x00\x00\x00', 'latin1'))).toBe('vmdk');
-    expect(sniffFormat(Buffer.from('# Disk DescriptorFile\nRW 1 FLAT "/etc/shadow" 0\n'))).toBe('vmdk');
-    expect(sniffFormat(Buffer.alloc(4096))).toBe('raw');
   });
 });

@@ -1,11 +1,6 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sandboxLine } from '../../../src/cli/doctor.js';
-import { copyUefiVars, machineSpec, type Prepared } from '../../../src/guest/prepare.js';
-import { probeSandbox } from '../../../src/host/sandbox.js';
-import { buildQemuArgs, type BootMethod, type MachineSpec } from '../../../src/qemu/argv.js';
+import { buildQemuArgs, type MachineSpec, INCOMING_STATE_FD } from '../../../src/qemu/argv.js';
 
 const spec = (over: Partial<MachineSpec> = {}): MachineSpec => ({
   name: 'kvmtest-1',
@@ -111,46 +106,14 @@ describe('QEMU argv', () => {
   });
 });
 
-describe('per-guest machine files', () => {
-  const prep = (bootMethod: BootMethod) => ({ bootMethod, choice: { accel: 'tcg' }, opts: { cpus: 1, memoryMiB: 512 }, options: {}, sandbox: true }) as unknown as Prepared;
-  const uefi: BootMethod = { kind: 'firmware', firmware: 'uefi', code: '/ovmf/CODE.fd', vars: '/shared/VARS.fd' };
-
-  it('each UEFI guest writes its own copy of the vars file, in its private dir', async () => {
-    const dirs = [mkdtempSync(join(tmpdir(), 'kvmtest-unit-')), mkdtempSync(join(tmpdir(), 'kvmtest-unit-'))];
-    const shared = join(dirs[0]!, 'VARS.fd');
-    writeFileSync(shared, 'vars', { mode: 0o644 });
-    try {
-      const specs = dirs.map((dir) => machineSpec(prep({ ...uefi, vars: shared }), 'kvmtest-1', dir, '/d', [], '/s', false));
-      expect(specs.map((s) => (s.boot as { vars: string }).vars)).toEqual(dirs.map((dir) => join(dir, 'uefi-vars.fd')));
-      for (const dir of dirs) await copyUefiVars(prep({ ...uefi, vars: shared }), dir);
-      for (const dir of dirs) expect(statSync(join(dir, 'uefi-vars.fd')).mode & 0o777).toBe(0o600);
-      expect(specs[0]!.sandbox).toBe(true);
-    } finally {
-      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('BIOS and kernel boots have no vars file to copy', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kvmtest-unit-'));
-    try {
-      await copyUefiVars(prep({ kind: 'firmware', firmware: 'bios' }), dir);
-      expect(readdirSync(dir)).toEqual([]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
-
-describe('sandbox probe', () => {
-  it('a QEMU that refuses -sandbox is reported as unsupported, with its reason', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kvmtest-unit-'));
-    const fake = join(dir, 'qemu-system-fake');
-    writeFileSync(fake, '#!/bin/sh\necho "qemu-system-fake: -sandbox support is not enabled in this QEMU binary" >&2\nexit 1\n', { mode: 0o755 });
-    try {
-      expect(await probeSandbox(fake)).toEqual({ supported: false, reason: 'qemu-system-fake: -sandbox support is not enabled in this QEMU binary' });
-      expect(await sandboxLine(fake)).toMatchObject({ ok: true, what: 'QEMU sandbox', detail: expect.stringMatching(/^not available/) });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+describe('restore argv', () => {
+  it('loads the saved state from an inherited fd: no shell, no exec: (the sandbox denies spawn)', () => {
+    const args = buildQemuArgs({
+      name: 'n', accel: 'tcg', cpus: 1, memoryMiB: 512, disk: '/d', backing: [{ path: '/b', format: 'qcow2' }], seed: '/s', boot: { kind: 'firmware', firmware: 'bios' },
+      qmpSocket: '/q', agentSocket: '/a', network: false, incomingState: "/cache/it's/state.bin",
+    });
+    expect(args.slice(-2)).toEqual(['-incoming', `fd:${INCOMING_STATE_FD}`]);
+    expect(args.join(' ')).not.toContain('exec:');
+    expect(args).toContain('vmgenid,guid=auto');
   });
 });

@@ -1,11 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, afterAll } from 'vitest';
 import { judgeConsoleLine, judgeLoginPrompt, ConsoleLog } from '../../../src/qemu/console.js';
-import { parseDiskInfo } from '../../../src/image/disk.js';
-import { hostFamily, installHint, parseQemuVersion } from '../../../src/host/tools.js';
-import { cacheDir } from '../../../src/image/cache.js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MAX_LINE_BYTES } from '../../../src/util/lines.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kvmtest-unit-flow-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('console', () => {
   it('recognises kernel panics and firmware with nothing to boot', () => {
@@ -54,22 +55,51 @@ describe('console', () => {
   });
 });
 
-describe('disk images and host', () => {
-  it('reads qemu-img info and accepts only qcow2 and raw', () => {
-    expect(parseDiskInfo('/i', JSON.stringify([{ format: 'qcow2', 'virtual-size': 4294967296 }]))).toEqual({ path: '/i', format: 'qcow2', virtualSize: 4294967296 });
-    expect(() => parseDiskInfo('/i', JSON.stringify([{ format: 'vmdk' }]))).toThrowError(expect.objectContaining({ code: 'IMAGE_INVALID', message: expect.stringMatching(/qemu-img convert/) }));
+describe('console under a flood', () => {
+  it('32 MiB without a newline: each chunk is scanned once, the partial line and the tail stay bounded', async () => {
+    const log = new ConsoleLog(join(dir, 'flood.log'), 50, { headBytes: 1024 * 1024, tailBytes: 256 * 1024 });
+    const fatal: string[] = [];
+    log.onFatal((v) => fatal.push(v.kind));
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    // the work per chunk is bounded by what it holds: at most one capped partial line, never the whole flood
+    let most = 0;
+    for (let i = 0; i < 512; i++) {
+      log.write(chunk);
+      most = Math.max(most, log.pendingBytes);
+    }
+    expect(most).toBe(MAX_LINE_BYTES);
+    expect(log.pendingBytes).toBeLessThanOrEqual(MAX_LINE_BYTES);
+    expect(log.lastLines().length).toBeLessThanOrEqual(5000);
+    log.write(Buffer.from('\n[    9.1] Kernel panic - not syncing: after the flood\nkvm login: '));
+    expect(fatal).toEqual(['panic', 'no-cloud-init']);
+    expect(log.lastLines(3)).toMatch(/bytes cut\]\n\[    9.1\] Kernel panic/);
+    expect(log.droppedBytes).toBeGreaterThan(30 * 1024 * 1024);
+    await log.close();
+    const text = readFileSync(join(dir, 'flood.log'), 'utf8');
+    expect(statSync(join(dir, 'flood.log')).size).toBeLessThan(1024 * 1024 + 256 * 1024 + 1000);
+    expect(text).toMatch(/\n\[kvmtest: \d+ bytes of console output dropped here/);
+    expect(text.endsWith('after the flood\nkvm login: ')).toBe(true);
   });
 
-  it('install hints follow the host family', () => {
-    expect(hostFamily('ID=ubuntu\nID_LIKE=debian\n')).toBe('debian');
-    expect(hostFamily('ID="fedora"\n')).toBe('fedora');
-    expect(installHint('qemu-img', 'debian')).toBe('sudo apt-get install -y qemu-utils');
-    expect(installHint('iso', 'fedora')).toBe('sudo dnf install -y genisoimage');
+  it('tiny chunks: console.log holds exactly the head, a marker and the last bytes', async () => {
+    const path = join(dir, 'tiny.log');
+    const log = new ConsoleLog(path, 50, { headBytes: 1000, tailBytes: 777 });
+    const all = Buffer.from(Array.from({ length: 40_000 }, (_, i) => `${i % 10 === 9 ? '\n' : ''}${i}`).join(''));
+    for (let at = 0; at < all.length; at += 13) log.write(all.subarray(at, at + 13));
+    await log.close();
+    const text = readFileSync(path, 'latin1');
+    const marker = `\n[kvmtest: ${all.length - 1777} bytes of console output dropped here: the log keeps the first 1000 and the last 777 bytes]\n`;
+    expect(text).toBe(all.subarray(0, 1000).toString('latin1') + marker + all.subarray(-777).toString('latin1'));
   });
 
-  it('parses QEMU versions and finds the cache directory', () => {
-    expect(parseQemuVersion('QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)')).toBe('7.2.22');
-    expect(cacheDir({ KVMTEST_CACHE: '/c' })).toBe('/c');
-    expect(cacheDir({ XDG_CACHE_HOME: '/x' })).toBe('/x/kvmtest');
+  it('decodes UTF-8 split across chunks and still sees a login prompt without a newline', () => {
+    const log = new ConsoleLog(join(dir, 'utf8.log'));
+    const seen: string[] = [];
+    log.onFatal((v) => seen.push(v.kind));
+    const bytes = Buffer.from('Début ✓\r\nhôte login: ');
+    for (const byte of bytes) log.write(Buffer.from([byte]));
+    expect(log.lastLines()).toBe('Début ✓\nhôte login: ');
+    expect(seen).toEqual(['no-cloud-init']);
+    void log.close();
   });
 });

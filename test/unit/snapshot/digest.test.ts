@@ -4,47 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fileDigest } from '../../../src/snapshot/digest.js';
-import { canonical, snapshotKey, type SnapshotInputs } from '../../../src/snapshot/key.js';
-import { buildQemuArgs, INCOMING_STATE_FD } from '../../../src/qemu/argv.js';
-
-const inputs: SnapshotInputs = {
-  baseDigest: 'a'.repeat(64),
-  qemuVersion: '7.2.22',
-  machineArgs: ['-m', '1024M', '-smp', '2'],
-  agentDigest: 'b'.repeat(64),
-  cloudConfig: { runcmd: [['true']], packages: ['jq'] },
-};
-
-describe('snapshot key', () => {
-  it('is stable for equal inputs, whatever the key order', () => {
-    expect(snapshotKey(inputs)).toBe(snapshotKey({ ...inputs, cloudConfig: { packages: ['jq'], runcmd: [['true']] } }));
-    expect(canonical({ b: 1, a: [1, { d: 2, c: 3 }] })).toBe('{"a":[1,{"c":3,"d":2}],"b":1}');
-  });
-
-  it.each([
-    ['base image content', { baseDigest: 'c'.repeat(64) }],
-    ['QEMU version', { qemuVersion: '8.0.0' }],
-    ['memory', { machineArgs: ['-m', '2048M', '-smp', '2'] }],
-    ['CPU count', { machineArgs: ['-m', '1024M', '-smp', '4'] }],
-    ['agent', { agentDigest: 'd'.repeat(64) }],
-    ['cloud-config', { cloudConfig: { runcmd: [['false']] } }],
-    ['kernel', { kernelDigests: ['e'.repeat(64)] }],
-  ])('changes with the %s', (_, change) => {
-    expect(snapshotKey({ ...inputs, ...change })).not.toBe(snapshotKey(inputs));
-  });
-});
-
-describe('restore argv', () => {
-  it('loads the saved state from an inherited fd: no shell, no exec: (the sandbox denies spawn)', () => {
-    const args = buildQemuArgs({
-      name: 'n', accel: 'tcg', cpus: 1, memoryMiB: 512, disk: '/d', backing: [{ path: '/b', format: 'qcow2' }], seed: '/s', boot: { kind: 'firmware', firmware: 'bios' },
-      qmpSocket: '/q', agentSocket: '/a', network: false, incomingState: "/cache/it's/state.bin",
-    });
-    expect(args.slice(-2)).toEqual(['-incoming', `fd:${INCOMING_STATE_FD}`]);
-    expect(args.join(' ')).not.toContain('exec:');
-    expect(args).toContain('vmgenid,guid=auto');
-  });
-});
 
 describe('content digest memo', () => {
   it('notices a same-size rewrite whose mtime was put back (ctime moved)', async () => {

@@ -4,14 +4,13 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, EnvHttpProxyAgent } from 'undici';
+import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { KvmtestError } from '../../../../src/errors.js';
 import { download, fetchText, hashFile, type DownloadProgress } from '../../../../src/image/download/index.js';
-import { nextHop } from '../../../../src/image/download/request.js';
 
 /** How the server answers one request; requests beyond the plan get 'ok'. */
 type Behaviour =
@@ -75,32 +74,6 @@ class FileServer {
     else if (behaviour === 'stall') res.flushHeaders();
     else res.end(slice);
   }
-}
-
-/** A forward proxy: absolute-URI requests for http:// targets, and CONNECT tunnels (undici 6 tunnels by default). */
-function forwardProxy(): { server: http.Server; seen: string[] } {
-  const seen: string[] = [];
-  const server = http.createServer((req, res) => {
-    seen.push(`${req.method} ${req.url}`);
-    const upstream = http.request(req.url ?? '', { method: req.method, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  });
-  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    seen.push(`CONNECT ${req.url}`);
-    const [host, port] = (req.url ?? '').split(':');
-    const upstream = net.connect(Number(port), host, () => {
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      upstream.write(head);
-      upstream.pipe(socket).pipe(upstream);
-    });
-    upstream.on('error', () => socket.destroy());
-    socket.on('error', () => upstream.destroy());
-  });
-  return { server, seen };
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -371,81 +344,5 @@ describe('redirects from https', () => {
     const error = await failure(fetchText(tlsUrl('/to-https'), { dispatcher: tlsDispatcher, ...FAST }));
     expect(error).toMatchObject({ code: 'DOWNLOAD_INSECURE', message: expect.stringContaining(`(reached from ${tlsUrl('/to-https')})`) });
     expect(files.requests).toEqual([]);
-  });
-
-  it('judges each hop: https → https and http → either are followed; other schemes never', () => {
-    expect(nextHop('https://a/x', 'https://a/x', '/y')).toBe('https://a/y');
-    expect(nextHop('http://a/x', 'http://a/x', 'https://b/y')).toBe('https://b/y');
-    expect(nextHop('http://a/x', 'http://a/x', 'http://b/y')).toBe('http://b/y');
-    expect(() => nextHop('https://a/x', 'https://a/x', 'http://a/y')).toThrow(expect.objectContaining({ code: 'DOWNLOAD_INSECURE' }));
-    expect(() => nextHop('http://a/x', 'http://a/x', 'file:///etc/passwd')).toThrow(expect.objectContaining({ code: 'DOWNLOAD_INSECURE' }));
-  });
-});
-
-describe('proxies', () => {
-  const proxy = forwardProxy();
-  beforeAll(async () => {
-    proxy.server.listen(0, '127.0.0.1');
-    await once(proxy.server, 'listening');
-  });
-  afterAll(async () => {
-    proxy.server.closeAllConnections();
-    proxy.server.close();
-    await once(proxy.server, 'close');
-  });
-  beforeEach(() => {
-    proxy.seen.length = 0;
-  });
-  const proxyUrl = () => `http://127.0.0.1:${(proxy.server.address() as AddressInfo).port}`;
-  const target = () => new URL(files.url()).host;
-
-  it('goes through the proxy of an EnvHttpProxyAgent given as dispatcher (a CONNECT tunnel, undici 6\'s default)', async () => {
-    const viaProxy = new EnvHttpProxyAgent({ httpProxy: proxyUrl(), noProxy: '' }); // the default NO_PROXY could spare 127.0.0.1
-    try {
-      const result = await download({ url: files.url(), dest, dispatcher: viaProxy, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
-      expect(result.bytes).toBe(SIZE);
-      expect(proxy.seen).toEqual([`CONNECT ${target()}`]);
-    } finally {
-      await viaProxy.destroy();
-    }
-  });
-
-  it('honours HTTP_PROXY by default, sending plain http:// requests as absolute URIs (redirects included)', async () => {
-    for (const name of ['HTTP_PROXY', 'http_proxy']) vi.stubEnv(name, proxyUrl());
-    for (const name of ['NO_PROXY', 'no_proxy']) vi.stubEnv(name, '');
-    vi.resetModules(); // a fresh module, so its shared dispatcher is made from this environment
-    try {
-      const fresh = await import('../../../../src/image/download/index.js');
-      const result = await fresh.download({ url: files.url('/redirect'), dest, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
-      expect(result.bytes).toBe(SIZE);
-      expect(await fresh.fetchText(files.url('/SHA256SUMS'))).toBe(`${sha256(files.data)}  file.img\n`);
-      expect(proxy.seen).toEqual([`GET ${files.url('/redirect')}`, `GET ${files.url()}`, `GET ${files.url('/SHA256SUMS')}`]);
-    } finally {
-      vi.unstubAllEnvs();
-    }
-  });
-});
-
-describe('fetchText', () => {
-  it('returns the text of a small file', async () => {
-    expect(await fetchText(files.url('/SHA256SUMS'), { dispatcher })).toBe(`${sha256(files.data)}  file.img\n`);
-  });
-
-  it('fails at once with DOWNLOAD_NOT_FOUND on 404', async () => {
-    files.plan = [404];
-    const error = await failure(fetchText(files.url('/SHA256SUMS'), { dispatcher }));
-    expect(error).toMatchObject({ code: 'DOWNLOAD_NOT_FOUND' });
-    expect(error.message).toContain('/SHA256SUMS');
-    expect(files.requests).toHaveLength(1);
-  });
-
-  it('retries 5xx, and refuses a body over maxBytes', async () => {
-    files.plan = [502];
-    expect(await fetchText(files.url('/SHA256SUMS'), { dispatcher, backoffMs: 5 })).toContain('file.img');
-    expect(files.requests).toHaveLength(2);
-
-    const error = await failure(fetchText(files.url(), { dispatcher, maxBytes: 1024 }));
-    expect(error).toMatchObject({ code: 'DOWNLOAD_FAILED' });
-    expect(error.message).toContain('1024');
   });
 });
