@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { copyUefiVars, machineSpec, type Prepared } from '../../../src/guest/prepare.js';
-import { type BootMethod } from '../../../src/qemu/argv.js';
+import type { BootMethod } from '../../../src/qemu/argv.js';
 
 describe('per-guest machine files', () => {
   const prep = (bootMethod: BootMethod) => ({ bootMethod, choice: { accel: 'tcg' }, opts: { cpus: 1, memoryMiB: 512 }, options: {}, sandbox: true }) as unknown as Prepared;

@@ -3,7 +3,6 @@ import { expandMatrix } from '../../../src/matrix/expand.js';
 import { matrixKey, attemptDir } from '../../../src/matrix/run.js';
 
 describe('cells', () => {
-  const cell = { id: 'debian-12/cpus=1/suite=fast', image: 'debian-12', axes: { cpus: 1, suite: 'fast' } };
 
   it('keys a matrix by its cells and command, so only its own shards merge', () => {
     const cells = expandMatrix({ images: ['debian-11', 'debian-12'] });

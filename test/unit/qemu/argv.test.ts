@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 import { buildQemuArgs, type MachineSpec, INCOMING_STATE_FD } from '../../../src/qemu/argv.js';
 
@@ -17,9 +17,9 @@ const spec = (over: Partial<MachineSpec> = {}): MachineSpec => ({
   ...over,
 });
 
-const after = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
+const valuesAfter = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
-const blockdevs = (args: string[]) => after(args, '-blockdev').map((json) => JSON.parse(json) as Record<string, unknown>);
+const blockdevs = (args: string[]) => valuesAfter(args, '-blockdev').map((json) => JSON.parse(json) as Record<string, unknown>);
 
 describe('QEMU argv', () => {
   it('names the overlay\'s backing chain explicitly, read-only, ended by backing: null (never what a header says)', () => {
@@ -38,28 +38,28 @@ describe('QEMU argv', () => {
 
   it('TCG: multi-threaded TCG and the max CPU model', () => {
     const args = buildQemuArgs(spec());
-    expect(after(args, '-accel')).toEqual(['tcg,thread=multi']);
-    expect(after(args, '-cpu')).toEqual(['max']);
+    expect(valuesAfter(args, '-accel')).toEqual(['tcg,thread=multi']);
+    expect(valuesAfter(args, '-cpu')).toEqual(['max']);
     expect(args).not.toContain('-enable-kvm');
   });
 
   it('KVM: the host CPU model', () => {
     const args = buildQemuArgs(spec({ accel: 'kvm' }));
-    expect(after(args, '-accel')).toEqual(['kvm']);
-    expect(after(args, '-cpu')).toEqual(['host']);
+    expect(valuesAfter(args, '-accel')).toEqual(['kvm']);
+    expect(valuesAfter(args, '-cpu')).toEqual(['host']);
   });
 
   it('sizes, no defaults, no display, serial console on stdout, QMP socket', () => {
     const args = buildQemuArgs(spec({ cpus: 4, memoryMiB: 2048 }));
-    expect(after(args, '-smp')).toEqual(['4']);
-    expect(after(args, '-m')).toEqual(['2048M']);
+    expect(valuesAfter(args, '-smp')).toEqual(['4']);
+    expect(valuesAfter(args, '-m')).toEqual(['2048M']);
     expect(args).toEqual(expect.arrayContaining(['-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'chardev:console0']));
-    expect(after(args, '-chardev')).toContain('socket,id=qmp0,path=/tmp/g/qmp.sock,server=on,wait=off');
-    expect(after(args, '-mon')).toEqual(['chardev=qmp0,mode=control']);
+    expect(valuesAfter(args, '-chardev')).toContain('socket,id=qmp0,path=/tmp/g/qmp.sock,server=on,wait=off');
+    expect(valuesAfter(args, '-mon')).toEqual(['chardev=qmp0,mode=control']);
   });
 
   it('the overlay is the writable disk; the seed is read-only', () => {
-    const [disk, seed] = after(buildQemuArgs(spec()), '-blockdev').map((b) => JSON.parse(b));
+    const [disk, seed] = valuesAfter(buildQemuArgs(spec()), '-blockdev').map((b) => JSON.parse(b));
     expect(disk).toMatchObject({ driver: 'qcow2', file: { filename: '/tmp/g/disk.qcow2' } });
     expect(disk['read-only']).toBeUndefined();
     expect(seed).toMatchObject({ driver: 'raw', 'read-only': true, file: { filename: '/tmp/g/seed.iso' } });
@@ -67,42 +67,42 @@ describe('QEMU argv', () => {
 
   it('the agent port is a virtserialport named org.kvmtest.agent.0 on a unix socket', () => {
     const args = buildQemuArgs(spec());
-    expect(after(args, '-chardev')).toContain('socket,id=agent0,path=/tmp/g/agent.sock,server=on,wait=off');
-    expect(after(args, '-device')).toContain('virtserialport,bus=vser0.0,chardev=agent0,name=org.kvmtest.agent.0,id=agentport');
+    expect(valuesAfter(args, '-chardev')).toContain('socket,id=agent0,path=/tmp/g/agent.sock,server=on,wait=off');
+    expect(valuesAfter(args, '-device')).toContain('virtserialport,bus=vser0.0,chardev=agent0,name=org.kvmtest.agent.0,id=agentport');
   });
 
   it('no network unless asked; forwards bind to 127.0.0.1', () => {
-    expect(after(buildQemuArgs(spec()), '-nic')).toEqual(['none']);
-    const nic = after(buildQemuArgs(spec({ network: { forwards: [{ host: 40022, guest: 22 }] } })), '-nic');
+    expect(valuesAfter(buildQemuArgs(spec()), '-nic')).toEqual(['none']);
+    const nic = valuesAfter(buildQemuArgs(spec({ network: { forwards: [{ host: 40022, guest: 22 }] } })), '-nic');
     expect(nic).toEqual(['user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:40022-:22']);
   });
 
   it('an isolated network (outbound: false) is slirp restrict=on: forwards still reach the guest', () => {
-    const nic = after(buildQemuArgs(spec({ network: { forwards: [{ host: 40022, guest: 22 }], outbound: false } })), '-nic');
+    const nic = valuesAfter(buildQemuArgs(spec({ network: { forwards: [{ host: 40022, guest: 22 }], outbound: false } })), '-nic');
     expect(nic).toEqual(['user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22']);
-    expect(after(buildQemuArgs(spec({ network: { forwards: [], outbound: true } })), '-nic')).toEqual(['user,model=virtio-net-pci']);
+    expect(valuesAfter(buildQemuArgs(spec({ network: { forwards: [], outbound: true } })), '-nic')).toEqual(['user,model=virtio-net-pci']);
   });
 
   it('the seccomp sandbox denies obsolete calls, privilege changes, spawning and resource control, when on', () => {
-    expect(after(buildQemuArgs(spec({ sandbox: true })), '-sandbox')).toEqual(['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
+    expect(valuesAfter(buildQemuArgs(spec({ sandbox: true })), '-sandbox')).toEqual(['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
     expect(buildQemuArgs(spec())).not.toContain('-sandbox');
   });
 
   it('direct kernel boot passes kernel, initrd and append', () => {
     const args = buildQemuArgs(spec({ boot: { kind: 'kernel', kernel: '/k', initrd: '/i', append: 'root=/dev/vda1 console=ttyS0' } }));
-    expect(after(args, '-kernel')).toEqual(['/k']);
-    expect(after(args, '-initrd')).toEqual(['/i']);
-    expect(after(args, '-append')).toEqual(['root=/dev/vda1 console=ttyS0']);
+    expect(valuesAfter(args, '-kernel')).toEqual(['/k']);
+    expect(valuesAfter(args, '-initrd')).toEqual(['/i']);
+    expect(valuesAfter(args, '-append')).toEqual(['root=/dev/vda1 console=ttyS0']);
   });
 
   it('UEFI uses read-only code and writable vars pflash', () => {
     const args = buildQemuArgs(spec({ boot: { kind: 'firmware', firmware: 'uefi', code: '/ovmf/CODE.fd', vars: '/g/VARS.fd' } }));
-    expect(after(args, '-drive')).toEqual(['if=pflash,format=raw,unit=0,readonly=on,file=/ovmf/CODE.fd', 'if=pflash,format=raw,unit=1,file=/g/VARS.fd']);
+    expect(valuesAfter(args, '-drive')).toEqual(['if=pflash,format=raw,unit=0,readonly=on,file=/ovmf/CODE.fd', 'if=pflash,format=raw,unit=1,file=/g/VARS.fd']);
   });
 
   it('escapes commas in paths given in option syntax', () => {
     const args = buildQemuArgs(spec({ qmpSocket: '/tmp/a,b/qmp.sock' }));
-    expect(after(args, '-chardev')).toContain('socket,id=qmp0,path=/tmp/a,,b/qmp.sock,server=on,wait=off');
+    expect(valuesAfter(args, '-chardev')).toContain('socket,id=qmp0,path=/tmp/a,,b/qmp.sock,server=on,wait=off');
   });
 });
 

@@ -46,7 +46,7 @@ describe('reaper: what it may delete', () => {
 
   // pure checks only: no test hands a real system path to code that deletes
   it('refuses /etc, a path outside the roots, a symlink to outside; accepts a real child', () => {
-    const { root, outside, victim, link, good } = scene();
+    const { root, victim, link, good } = scene();
     const t = (dir: string) => ({ name: 'kvmtest-1', dir });
     expect(checkTarget(t('/etc'), [root])).toMatch(/not a kvmtest directory/);
     expect(checkTarget(t(victim), [root])).toMatch(/not directly inside a registered temp root/);

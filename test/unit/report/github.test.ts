@@ -18,7 +18,7 @@ describe('GitHub', () => {
     expect(lines[0]).toBe(
       '::error title=debian-11%3A parses <tag> & "quotes"::expected <a> & "b"%0AAssertionError: expected <a> & "b"%0A    at parse (src/parse.js:3:9)',
     );
-    expect(lines[1]).toMatch(/^::error title=debian-13::error: BOOT_TIMEOUT: the guest did not answer within 5m%0A\[  OK  \] Reached target cloud-init$/);
+    expect(lines[1]).toMatch(/^::error title=debian-13::error: BOOT_TIMEOUT: the guest did not answer within 5m%0A\[ {2}OK {2}\] Reached target cloud-init$/);
     expect(lines[2]).toBe('::warning title=fedora-41::flaky: passed on attempt 2 after failed (exit code 1)');
     expect(lines.every((line) => !line.includes('\n') && !line.includes('\x1b'))).toBe(true);
   });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { isKvmtestError } from '../../../src/errors.js';
 import type { CellResult, MatrixReport } from '../../../src/matrix/types.js';
 import { mergeReports, readReportFile } from '../../../src/report/merge.js';
-import { debian11, debian12, debian13, fedora41, ubuntu24, host, report } from '../fixtures/sample-run.js';
+import { debian11, debian12, debian13, fedora41, ubuntu24, report } from '../fixtures/sample-run.js';
 
 describe('mergeReports', () => {
   const five = report([debian11, debian12, debian13, fedora41, ubuntu24], { matrixKey: 'mk-5' });

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CellResult, CellSpec, MatrixEvent, MatrixReport } from '../../../src/matrix/types.js';
 import { summaryTable } from '../../../src/report/table.js';
@@ -15,7 +15,11 @@ describe('createTerminalReporter', () => {
 
   const fakeStream = (tty: boolean) => {
     const writes: string[] = [];
-    const stream = { isTTY: tty, columns: 80, rows: 24, write: (chunk: string) => (writes.push(chunk), true) };
+    const write = (chunk: string) => {
+      writes.push(chunk);
+      return true;
+    };
+    const stream = { isTTY: tty, columns: 80, rows: 24, write };
     return { stream: stream as unknown as NodeJS.WritableStream & { isTTY?: boolean; columns?: number }, writes };
   };
   const spec = (cell: CellResult): CellSpec => ({ id: cell.id, image: cell.image, axes: cell.axes });
@@ -96,7 +100,10 @@ describe('reports of hostile guest text', () => {
 
   it('verbose output lines are sanitized, and fenced with stop-commands under GitHub Actions', () => {
     let out = '';
-    const stream = { write: (t: string) => ((out += t), true), isTTY: false } as unknown as NodeJS.WritableStream;
+    const stream = { write: (t: string) => {
+      out += t;
+      return true;
+    }, isTTY: false } as unknown as NodeJS.WritableStream;
     const reporter = createTerminalReporter(stream, { live: false, verbose: true, github: true });
     const spec = { id: 'debian-12' } as never;
     reporter.onEvent({ type: 'output', cell: spec, stream: 'stdout', line: `${HOSTILE.setEnv}${HOSTILE.title}` } as never);

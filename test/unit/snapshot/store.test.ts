@@ -1,26 +1,18 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { cachePath } from '../../../src/image/cache.js';
 import { makeSnapshotDir, readSnapshot, snapshotPaths, writeMeta } from '../../../src/snapshot/store.js';
 
-const body = Buffer.from('a disk image\n'.repeat(1000));
-let server: Server;
-let url: string;
 let work: string;
 let cache: string;
 /** A host file a planted link points at: it must come out untouched. */
 let victim: string;
 
-beforeAll(async () => {
+beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'kvmtest-cache-'));
   victim = join(work, 'victim.txt');
-  server = createServer((_req, res) => void res.writeHead(200, { 'content-length': body.length }).end(body));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const address = server.address();
-  url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/disk.qcow2`;
 });
 
 beforeEach(() => {
@@ -31,7 +23,6 @@ beforeEach(() => {
 
 afterAll(() => {
   vi.unstubAllEnvs();
-  server.close();
   rmSync(work, { recursive: true, force: true });
 });
 

@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Header, Pax } from 'tar';
@@ -51,7 +51,6 @@ function place(): { parent: string; dest: string } {
   return { parent, dest: join(parent, 'dest') };
 }
 
-const mode = (path: string) => lstatSync(path).mode & 0o7777;
 
 describe('pull: backpressure', () => {
   it('the extractor takes the next chunk only when the last is on its way to disk', async () => {

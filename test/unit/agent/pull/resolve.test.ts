@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 import { resolveLink, type TreeNode } from '../../../../src/agent/pull/resolve.js';
 

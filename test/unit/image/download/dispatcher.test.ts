@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, EnvHttpProxyAgent } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { download, fetchText } from '../../../../src/image/download/index.js';
+import { download, } from '../../../../src/image/download/index.js';
 
 /** How the server answers one request; requests beyond the plan get 'ok'. */
 type Behaviour =
@@ -102,7 +102,6 @@ const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
 const sizeOf = (path: string) => stat(path).then((s) => s.size, () => -1);
 
 const files = new FileServer();
-const half = Math.floor(SIZE / 2);
 let dir: string;
 let dest: string;
 let partial: string;

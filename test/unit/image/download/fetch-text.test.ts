@@ -2,12 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { KvmtestError } from '../../../../src/errors.js';
+import type { KvmtestError } from '../../../../src/errors.js';
 import { fetchText } from '../../../../src/image/download/index.js';
 
 /** How the server answers one request; requests beyond the plan get 'ok'. */
@@ -82,7 +82,6 @@ const failure = (promise: Promise<unknown>) =>
   );
 
 const files = new FileServer();
-const half = Math.floor(SIZE / 2);
 let dir: string;
 let dest: string;
 let partial: string;
