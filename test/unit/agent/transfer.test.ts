@@ -334,7 +334,6 @@ describe('pull: a refused pull leaves nothing', () => {
 });
 
 describe('pull: backpressure', () => {
-
   it("a paused channel stops reading the link: the agent's writes stall until the host catches up", async () => {
     // made as it is sent, so that the RSS below is the host's, not the test's data
     const chunks = function* () {

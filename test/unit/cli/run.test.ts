@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { parseCopySpec, parseEnv } from '../../../src/cli/run.js';
 
 describe('options', () => {
-
   it('CLI copy specs split at the last colon; env pairs need a name', () => {
     expect(parseCopySpec('./a:b:/work', '--push')).toEqual({ source: './a:b', dest: '/work' });
     expect(() => parseCopySpec('nodest', '--push')).toThrow(/SRC:DEST/);

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { resolveBootOptions } from '../../../src/guest/options.js';
 
 describe('options', () => {
-
   it('defaults: 1G, 2 CPUs, auto acceleration, firmware boot, no network', () => {
     expect(resolveBootOptions({ image: 'x.qcow2' })).toMatchObject({ memoryMiB: 1024, cpus: 2, accel: 'auto', bootMode: 'firmware', network: false });
   });

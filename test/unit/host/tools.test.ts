@@ -3,7 +3,6 @@ import { hostFamily, installHint, parseQemuVersion } from '../../../src/host/too
 import { cacheDir } from '../../../src/image/cache.js';
 
 describe('disk images and host', () => {
-
   it('install hints follow the host family', () => {
     expect(hostFamily('ID=ubuntu\nID_LIKE=debian\n')).toBe('debian');
     expect(hostFamily('ID="fedora"\n')).toBe('fedora');

@@ -26,7 +26,6 @@ describe('cells', () => {
 });
 
 describe('matrix: where attempts and collected paths land (pure)', () => {
-
   it('a collected guest path lands under the attempt\'s files/, never above it', () => {
     expect(collectTarget('/a1', '/work/results')).toBe('/a1/files/work/results');
     expect(collectTarget('/a1', '/work/../../../etc')).toBe('/a1/files/etc');

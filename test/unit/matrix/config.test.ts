@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/matrix/config.js';
 
 describe('CLI helpers', () => {
-
   it('loads a TypeScript config, relative to its folder', async () => {
     const dir = join(import.meta.dirname, '../../../fixtures/sample-project');
     const loaded = await loadConfig(undefined, dir);

@@ -3,7 +3,6 @@ import { expandMatrix } from '../../../src/matrix/expand.js';
 import { matrixKey, attemptDir } from '../../../src/matrix/run.js';
 
 describe('cells', () => {
-
   it('keys a matrix by its cells and command, so only its own shards merge', () => {
     const cells = expandMatrix({ images: ['debian-11', 'debian-12'] });
     expect(matrixKey(cells, { run: ['npm', 'test'] })).toBe(matrixKey(expandMatrix({ images: ['debian-11', 'debian-12'] }), { run: ['npm', 'test'] }));

@@ -48,7 +48,6 @@ describe('GitHub', () => {
 });
 
 describe('reports of hostile guest text', () => {
-
   it('annotations: one line each, properties and data escaped as the runner expects', () => {
     const lines = githubAnnotations(minimalReport([hostileCell]));
     expect(lines.length).toBeGreaterThan(0);

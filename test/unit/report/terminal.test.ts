@@ -97,7 +97,6 @@ describe('createTerminalReporter', () => {
 });
 
 describe('reports of hostile guest text', () => {
-
   it('verbose output lines are sanitized, and fenced with stop-commands under GitHub Actions', () => {
     let out = '';
     const stream = { write: (t: string) => {

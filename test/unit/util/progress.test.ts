@@ -3,7 +3,6 @@ import { createProgress } from '../../../src/util/progress.js';
 import { HOSTILE, runsCommand } from '../fixtures/hostile.js';
 
 describe('reports of hostile guest text', () => {
-
   it('progress lines (console lines, hello fields) are one sanitized line', () => {
     let out = '';
     const stream = { write: (t: string) => {
