@@ -16,6 +16,7 @@ const CODES = {
   NODE_UNSUPPORTED: 'host',
   HOST_IO: 'host',
   CACHE_UNSAFE: 'host',
+  UNSUPPORTED_ARCH: 'host',
   // something the user gave is wrong: options, config, paths, images, reports to merge
   INVALID_OPTION: 'input',
   CONFIG_INVALID: 'input',

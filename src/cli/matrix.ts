@@ -2,7 +2,8 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
 import { loadConfig, type MatrixConfig } from '../matrix/config.js';
-import { parseShard } from '../matrix/shard.js';
+import { parseAxisValue } from '../matrix/grid.js';
+import { resolveMatrixOptions } from '../matrix/options.js';
 import { runMatrix } from '../matrix/run.js';
 import type { AxisValue, MatrixOptions, MatrixReport } from '../matrix/types.js';
 import { githubAnnotations, githubSummary } from '../report/github.js';
@@ -42,8 +43,7 @@ export interface MatrixFlags {
 export function parseVary(spec: string): [string, AxisValue[]] {
   const at = spec.indexOf('=');
   if (at <= 0 || at === spec.length - 1) throw kvmtestError('INVALID_OPTION', `Expected --vary as NAME=V1,V2 (such as cpus=1,2), got ${JSON.stringify(spec)}`);
-  const values = spec.slice(at + 1).split(',').map((v): AxisValue => (/^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v));
-  return [spec.slice(0, at), values];
+  return [spec.slice(0, at), spec.slice(at + 1).split(',').map(parseAxisValue)];
 }
 
 /** The config file's options with the command line's on top. Pure apart from reading the config. */
@@ -90,6 +90,8 @@ export async function matrixCommand(command: string[], flags: MatrixFlags): Prom
   const options: MatrixOptions = await matrixOptionsFrom(command, flags);
   const out = resolve(flags.out);
   await mkdir(out, { recursive: true });
+  // the shard names the report file; runMatrix resolves the same options again (pure, same answer)
+  const { shard } = resolveMatrixOptions(options);
   const terminal = createTerminalReporter(process.stderr);
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error('interrupted'));
@@ -103,7 +105,6 @@ export async function matrixCommand(command: string[], flags: MatrixFlags): Prom
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  const shard = options.shard ? parseShard(options.shard) : { index: 1, count: 1 };
   const jsonPath = join(out, shard.count > 1 ? `shard-${shard.index}-of-${shard.count}.json` : 'report.json');
   await writeReports(report, reporters, { json: jsonPath, junit: join(out, 'junit.xml') });
   return report.ok ? 0 : 1;

@@ -10,6 +10,7 @@ import { parseResultFile } from '../results/file.js';
 import { GUEST_DEFAULT_PATH, installHostNode, type HostNode } from './host-node.js';
 import { LineSplitter } from '../util/lines.js';
 import { TailBuffer } from '../util/tail.js';
+import type { ResolvedMatrixOptions } from './options.js';
 import type { AxisValue, CellAttempt, CellPhase, CellResult, CellSpec, MatrixOptions, TestCase } from './types.js';
 
 const debug = createDebug('kvmtest:matrix');
@@ -18,7 +19,7 @@ const debug = createDebug('kvmtest:matrix');
 const BOOT_AXES = ['cpus', 'memory', 'accel', 'boot', 'firmware'] as const;
 
 export interface CellContext {
-  options: MatrixOptions;
+  options: ResolvedMatrixOptions;
   hostNode?: HostNode;
   /** This attempt's own host directory (emptied first): collected files, console log. */
   outDir: string;
@@ -98,8 +99,8 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
       path = await phase('node', () => installHostNode(vm!, hostNode, signal));
       about.node = hostNode.version;
     }
-    for (const [from, to] of Object.entries(ctx.options.push ?? {})) {
-      await phase('push', () => vm!.push(resolve(ctx.options.projectDir ?? process.cwd(), from), to));
+    for (const [from, to] of Object.entries(ctx.options.push)) {
+      await phase('push', () => vm!.push(resolve(ctx.options.projectDir, from), to));
     }
     const result = await phase('run', async () => {
       const child = vm!.spawn(typeof ctx.options.run === 'string' ? ['/bin/sh', '-c', ctx.options.run] : ctx.options.run, [], {
@@ -122,7 +123,7 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     });
     exitCode = result.exitCode;
     exitSignal = result.signal ?? undefined;
-    for (const path of ctx.options.collect ?? []) {
+    for (const path of ctx.options.collect) {
       await phase('pull', () => collect(vm!, path, ctx.outDir, collected, cases, signal));
     }
   } catch (caught) {

@@ -10,9 +10,8 @@ import { formatTransfer } from '../util/progress.js';
 import { computeTotals, isOk } from '../report/totals.js';
 import { cellBootOptions, runCellAttempt, type AttemptOutcome } from './cell.js';
 import { decideConcurrency, guestFootprintMiB, MemoryBudget } from './concurrency.js';
-import { expandMatrix } from './expand.js';
 import { findHostNode } from './host-node.js';
-import { resolveMatrixOptions } from './options.js';
+import { resolveMatrixOptions, type ResolvedMatrixOptions } from './options.js';
 import { runPool } from './schedule.js';
 import { formatShard, shardCells } from './shard.js';
 import type { CellResult, CellSpec, MatrixEvent, MatrixOptions, MatrixReport } from './types.js';
@@ -28,15 +27,15 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
   const startedAt = new Date();
   const t0 = performance.now();
   const resolved = resolveMatrixOptions(options);
-  const all = expandMatrix(options);
+  const all = resolved.cells;
   const cells = shardCells(all, resolved.shard);
   const costs = new Map(cells.map((cell) => {
-    const boot = resolveBootOptions(cellBootOptions(cell, options));
+    const boot = resolveBootOptions(cellBootOptions(cell, resolved));
     return [cell.id, { cpus: boot.cpus, memoryMiB: boot.memoryMiB }];
   }));
   const emit = (event: MatrixEvent) => {
     try {
-      options.onEvent?.(event);
+      resolved.onEvent?.(event);
     } catch (error) {
       debug('onEvent threw: %O', error);
     }
@@ -44,7 +43,7 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
   const host = { cpus: availableParallelism(), freeMemMiB: Math.floor(freemem() / 2 ** 20), totalMemMiB: Math.floor(totalmem() / 2 ** 20) };
   const decision = decideConcurrency(resolved.concurrency, host, [...costs.values()]);
   debug('%d of %d cells, %s', cells.length, all.length, decision.reason);
-  const outDir = resolve(options.outDir ?? (await mkdtemp(join(tmpdir(), 'kvmtest-matrix-'))));
+  const outDir = resolve(resolved.outDir ?? (await mkdtemp(join(tmpdir(), 'kvmtest-matrix-'))));
 
   // fetch or build the images one at a time, before any guest competes for the cores or the network
   for (const name of new Set(cells.map((c) => c.image))) {
@@ -57,13 +56,13 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
         said = Date.now();
         emit({ type: 'prepare', message: `image ${name}: downloading ${formatTransfer(p.received, p.total)}` });
       },
-      ...(options.signal ? { signal: options.signal } : {}),
+      ...(resolved.signal ? { signal: resolved.signal } : {}),
     });
   }
   const hostNode = resolved.node === 'host' ? await findHostNode() : undefined;
 
   const failFast = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, failFast.signal]) : failFast.signal;
+  const signal = resolved.signal ? AbortSignal.any([resolved.signal, failFast.signal]) : failFast.signal;
   let firstFailure: string | undefined;
   emit({ type: 'start', cells, concurrency: decision.concurrency, shard: formatShard(resolved.shard) });
 
@@ -71,7 +70,7 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
     const attempts: AttemptOutcome[] = [];
     for (let attempt = 1; attempt <= resolved.retries + 1; attempt++) {
       const outcome = await runCellAttempt(cell, {
-        options,
+        options: resolved,
         ...(hostNode ? { hostNode } : {}),
         outDir: attemptDir(outDir, cell.id, attempt),
         attempt,
@@ -81,7 +80,7 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
       attempts.push(outcome);
       if (outcome.status === 'passed' || signal.aborted) break;
     }
-    const result = finish(cell, attempts, failFast.signal.aborted && !options.signal?.aborted ? firstFailure : undefined);
+    const result = finish(cell, attempts, failFast.signal.aborted && !resolved.signal?.aborted ? firstFailure : undefined);
     if (resolved.failFast && ['failed', 'error', 'timeout'].includes(result.status) && !failFast.signal.aborted) {
       firstFailure = cell.id;
       failFast.abort(new Error(`fail-fast: ${cell.id} ${result.status}`));
@@ -101,12 +100,12 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
     signal,
   }, runCell, skipped);
 
-  const accel = chooseAccel(resolveBootOptions(cellBootOptions(all[0]!, options)).accel, await probeKvmOnce()).accel;
+  const accel = chooseAccel(resolveBootOptions(cellBootOptions(all[0]!, resolved)).accel, await probeKvmOnce()).accel;
   const totals = computeTotals(results);
   const report: MatrixReport = {
     kind: 'kvmtest-matrix-report',
     version: 1,
-    matrixKey: matrixKey(all, options),
+    matrixKey: matrixKey(all, resolved),
     allCellIds: all.map((c) => c.id),
     shards: [formatShard(resolved.shard)],
     startedAt: startedAt.toISOString(),
@@ -127,7 +126,7 @@ export function attemptDir(outDir: string, cellId: string, attempt: number): str
 }
 
 /** Same cells and same command → same key, so shards of one matrix can be merged and others refused. */
-export function matrixKey(cells: CellSpec[], options: Pick<MatrixOptions, 'run'>): string {
+export function matrixKey(cells: CellSpec[], options: Pick<ResolvedMatrixOptions, 'run'>): string {
   return createHash('sha256').update(JSON.stringify({ cells: cells.map((c) => c.id), run: options.run })).digest('hex').slice(0, 16);
 }
 

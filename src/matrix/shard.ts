@@ -1,4 +1,5 @@
 import { kvmtestError } from '../errors.js';
+import { describe } from '../util/units.js';
 
 export interface Shard {
   /** 1-based. */
@@ -14,7 +15,7 @@ export function parseShard(value: string | Shard): Shard {
     if (match) shard = { index: Number(match[1]), count: Number(match[2]) };
   } else if (typeof value === 'object' && value !== null) shard = { index: value.index, count: value.count };
   if (!shard || !Number.isInteger(shard.index) || !Number.isInteger(shard.count) || shard.count < 1 || shard.index < 1 || shard.index > shard.count) {
-    throw kvmtestError('INVALID_OPTION', `Expected the "shard" option as i/n with 1 ≤ i ≤ n (such as 2/4), got ${JSON.stringify(value)}`);
+    throw kvmtestError('INVALID_OPTION', `Expected the "shard" option to be i/n with 1 ≤ i ≤ n (such as 2/4), got ${describe(value)}`);
   }
   return shard;
 }

@@ -1,5 +1,6 @@
 import type { Accel } from '../host/accel.js';
 import { PORT_NAME } from '../agent/protocol.js';
+import { machineFor, qemuArch } from './arch.js';
 
 export type BootMethod =
   | { kind: 'firmware'; firmware: 'bios' }
@@ -14,6 +15,8 @@ export interface PortForward {
 /** Everything that shapes the QEMU command line. */
 export interface MachineSpec {
   name: string;
+  /** The guest's architecture (QEMU's name); default the host's, as the qemu-system binary and catalog image are. Picks the machine type. */
+  arch?: string;
   accel: Accel;
   cpus: number;
   memoryMiB: number;
@@ -54,10 +57,11 @@ export function escapeOpt(value: string): string {
 export const AGENT_PORT_ID = 'agentport';
 
 export function buildQemuArgs(spec: MachineSpec): string[] {
+  const machine = machineFor(spec.arch ?? qemuArch());
   const args: string[] = [
     '-name', `${escapeOpt(spec.name)},process=${escapeOpt(spec.name)}`,
-    '-machine', 'q35,graphics=off',
-    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
+    '-machine', `${machine.machine},graphics=off`,
+    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', machine.cpu.kvm] : ['-accel', 'tcg,thread=multi', '-cpu', machine.cpu.tcg]),
     '-smp', String(spec.cpus),
     '-m', `${spec.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-display', 'none',

@@ -1,6 +1,7 @@
 // Checking options and turning them into the policy (retries, timeouts) and job (paths, digest) the rest works from.
 import type { Dispatcher } from 'undici';
 import { kvmtestError } from '../../errors.js';
+import { describe } from '../../util/units.js';
 import { defaultDispatcher } from './dispatcher.js';
 import type { Digest, DownloadOptions } from './types.js';
 
@@ -24,18 +25,21 @@ export interface DownloadJob extends RetryPolicy {
 }
 
 export function downloadJob(options: DownloadOptions): DownloadJob {
+  if (typeof options !== 'object' || options === null) invalid('options', 'an object such as { url, dest }', options);
   if (typeof options.dest !== 'string' || options.dest === '') invalid('dest', 'a non-empty path', options.dest);
   if (options.partial !== undefined && (typeof options.partial !== 'string' || options.partial === '')) {
     invalid('partial', 'a non-empty path', options.partial);
   }
   const expected = options.expected;
   if (expected !== undefined) {
+    if (typeof expected !== 'object' || expected === null) invalid('expected', 'a digest such as { algorithm: "sha256", hex }', expected);
     const length = (HEX_LENGTHS as Record<string, number | undefined>)[expected.algorithm];
     if (length === undefined) invalid('expected.algorithm', '"sha256" or "sha512"', expected.algorithm);
     if (typeof expected.hex !== 'string' || expected.hex.length !== length || !/^[0-9a-f]+$/i.test(expected.hex)) {
       invalid('expected.hex', `${length} hexadecimal digits`, expected.hex);
     }
   }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') invalid('onProgress', 'a function', options.onProgress);
   const partial = options.partial ?? `${options.dest}.partial`;
   return {
     ...policyFrom(options),
@@ -68,6 +72,7 @@ export function policyFrom(options: {
   checkInteger('retries', retries, 0);
   checkInteger('backoffMs', backoffMs, 0);
   checkInteger('idleTimeoutMs', idleTimeoutMs, 1);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', options.signal);
   return { url: options.url, retries, backoffMs, idleTimeoutMs, signal: options.signal };
 }
 
@@ -77,6 +82,7 @@ export function checkInteger(name: string, value: unknown, min: number): void {
   }
 }
 
+/** Every refused download option: INVALID_OPTION naming the option's path, what was expected and what came. */
 function invalid(name: string, expected: string, value: unknown): never {
-  throw kvmtestError('INVALID_OPTION', `Expected the "${name}" option to be ${expected}, got ${JSON.stringify(value) ?? String(value)} (${typeof value})`);
+  throw kvmtestError('INVALID_OPTION', `Expected the "${name}" option to be ${expected}, got ${describe(value)}`);
 }

@@ -28,7 +28,7 @@ describe('expandMatrix', () => {
     expect(cells.map((c) => c.id)).toEqual(['debian-11/cpus=1', 'debian-12/cpus=2', 'debian-13/cpus=4']);
   });
 
-  it('rejects bad matrices with CONFIG_INVALID', () => {
+  it('rejects bad matrices with INVALID_OPTION', () => {
     for (const bad of [
       { images: [] },
       { images: ['debian-12', ''] },
@@ -40,7 +40,7 @@ describe('expandMatrix', () => {
       { images: ['debian-12'], include: [{ cpus: 2 }] },
       { images: ['/a/disk.qcow2', '/b/disk.qcow2'] },
     ]) {
-      expect(() => expandMatrix(bad as never), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+      expect(() => expandMatrix(bad as never), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
     }
   });
 });
