@@ -1,7 +1,7 @@
 import { Agent } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../../src/errors.js';
-import { downloadJob, policyFrom } from '../../../src/image/download/options.js';
+import { InputError } from '../../../../src/errors.js';
+import { downloadJob, policyFrom } from '../../../../src/image/download/options.js';
 
 const dispatcher = new Agent();
 afterAll(() => dispatcher.close());
