@@ -3,7 +3,7 @@
  * overlay its backing explicitly (the snapshot's disk, then the base, read-only) and ends the chain
  * with `backing: null`. A guest restored that way still works, and the host files QEMU holds open
  * are exactly that chain, the base read-only. (Images that name a host file are refused before any
- * boot: test/unit/hostile-image.test.ts.)
+ * boot: test/unit/image/base.test.ts.)
  */
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';

@@ -43,7 +43,7 @@ describe('one guest under load', () => {
 
   it('64 concurrent execs: each its own output and exit code', async () => {
     const results = await Promise.all(Array.from({ length: 64 }, (_, i) => vm.exec(['sh', '-c', 'sleep "0.$(($0 % 5))"; echo "out $0"; echo "err $0" >&2; exit $(($0 % 3))', String(i)])));
-    results.forEach((r, i) => expect([r.stdout, r.stderr, r.exitCode]).toEqual([`out ${i}\n`, `err ${i}\n`, i % 3]));
+    for (const [i, r] of results.entries()) expect([r.stdout, r.stderr, r.exitCode]).toEqual([`out ${i}\n`, `err ${i}\n`, i % 3]);
   });
 
   // over exec()'s default maxBuffer (64 MiB) on purpose: this test reads the whole stream

@@ -59,7 +59,10 @@ describe('warm snapshots', () => {
 
   it('a corrupt snapshot is deleted and never used: the guest boots cold, the next restore uses a new one', async () => {
     for (const vm of guests.splice(0)) await vm.dispose();
-    const key = (await boot(settings).then((vm) => (guests.push(vm), vm.info.snapshot)))!;
+    const key = (await boot(settings).then((vm) => {
+      guests.push(vm);
+      return vm.info.snapshot;
+    }))!;
     const { state, dir } = snapshotPaths(key);
     // same size, garbage content: only QEMU can tell
     writeFileSync(state, Buffer.alloc(statSync(state).size, 0x5a));

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { buildReport } from '../../../src/matrix/totals.js';
+import { buildReport, computeTotals, isOk } from '../../../src/matrix/totals.js';
 import type { CellResult, CellStatus } from '../../../src/matrix/types.js';
+import type { TestCase } from '../../../src/results/types.js';
+import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
 
 const cell = (id: string, status: CellStatus, cases: CellResult['cases'] = []): CellResult => ({
   id, image: id, axes: {}, status, exitCode: status === 'passed' ? 0 : 1, durations: { total: 1 }, attempts: [], stdoutTail: '', stderrTail: '', cases,
@@ -13,5 +15,38 @@ describe('buildReport', () => {
     expect(report).toMatchObject({ kind: 'kvmtest-matrix-report', version: 1, ...facts, ok: true });
     expect(report.totals).toEqual({ cells: 2, passed: 1, failed: 0, error: 0, timeout: 0, flaky: 1, skipped: 0, cases: { total: 1, passed: 1, failed: 0, error: 0, skipped: 0 } });
     expect(buildReport({ ...facts, cells: [cell('a', 'passed'), cell('b', 'timeout')] }).ok).toBe(false);
+  });
+});
+
+const full = report([debian11, debian12, debian13, fedora41]);
+
+describe('computeTotals / isOk', () => {
+  it('counts cells and cases by status', () => {
+    expect(full.totals).toEqual({
+      cells: 4,
+      passed: 1,
+      failed: 1,
+      error: 1,
+      timeout: 0,
+      flaky: 1,
+      skipped: 0,
+      cases: { total: 5, passed: 3, failed: 1, error: 0, skipped: 1 },
+    });
+    expect(isOk(full.totals)).toBe(false);
+  });
+
+  it('treats flaky as ok and failures, errors and timeouts as not', () => {
+    expect(isOk(computeTotals([debian12, fedora41]))).toBe(true);
+    expect(isOk(computeTotals([{ ...debian12, status: 'timeout' }]))).toBe(false);
+    expect(isOk(computeTotals([]))).toBe(true);
+  });
+});
+
+describe('case totals (computeTotals)', () => {
+  it('counts by status', () => {
+    const c = (status: TestCase['status']): TestCase => ({ name: 'n', suite: '', status, file: 'f' });
+    const cases = (list: TestCase[]) => computeTotals([{ status: 'passed', cases: list } as CellResult]).cases;
+    expect(cases([c('passed'), c('passed'), c('failed'), c('error'), c('skipped')])).toEqual({ total: 5, passed: 2, failed: 1, error: 1, skipped: 1 });
+    expect(cases([])).toEqual({ total: 0, passed: 0, failed: 0, error: 0, skipped: 0 });
   });
 });

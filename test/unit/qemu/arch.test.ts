@@ -17,7 +17,7 @@ const SPECS: MachineSpec[] = [
   { ...base, boot: { kind: 'firmware', firmware: 'uefi', code: '/c', vars: '/v' }, incomingState: '/s', extraArgs: ['-x'] },
   { ...base, boot: { kind: 'kernel', kernel: '/k', initrd: '/i', append: 'a' } },
 ];
-const after = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
+const valuesAfter = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
 describe('the machine type per architecture', () => {
   it('x86_64 → q35, aarch64 → virt with the host GIC; the CPU is the host\'s under KVM and max under TCG', () => {
@@ -55,11 +55,11 @@ describe('QEMU argv per architecture', () => {
 
   it('aarch64 gets virt, never q35', () => {
     const tcg = buildQemuArgs({ ...base, arch: 'aarch64' });
-    expect(after(tcg, '-machine')).toEqual(['virt,gic-version=max,graphics=off']);
+    expect(valuesAfter(tcg, '-machine')).toEqual(['virt,gic-version=max,graphics=off']);
     expect(tcg.join(' ')).not.toContain('q35');
-    expect(after(tcg, '-cpu')).toEqual(['max']);
+    expect(valuesAfter(tcg, '-cpu')).toEqual(['max']);
     const kvm = buildQemuArgs({ ...base, arch: 'aarch64', accel: 'kvm' });
-    expect(after(kvm, '-accel')).toEqual(['kvm']);
-    expect(after(kvm, '-cpu')).toEqual(['host']);
+    expect(valuesAfter(kvm, '-accel')).toEqual(['kvm']);
+    expect(valuesAfter(kvm, '-cpu')).toEqual(['host']);
   });
 });

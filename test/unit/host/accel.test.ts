@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { chooseAccel, judgeKvm, type KvmProbe } from '../../../src/host/accel.js';
+
+const cpuinfo = (flags: string) => `processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vme de pse ${flags} sse sse2\n\nprocessor\t: 1\nflags\t\t: fpu ${flags}\n`;
+const probe = (over: Partial<KvmProbe>): KvmProbe => ({ arch: 'x64', cpuinfo: cpuinfo('vmx'), device: 'ok', moduleLoaded: true, ...over });
+
+describe('KVM detection', () => {
+  it('uses KVM where /dev/kvm opens and the CPU has vmx or svm', () => {
+    expect(chooseAccel('auto', probe({})).accel).toBe('kvm');
+    expect(chooseAccel('auto', probe({ cpuinfo: cpuinfo('svm') })).accel).toBe('kvm');
+    expect(chooseAccel('kvm', probe({})).timeoutScale).toBe(1);
+  });
+
+  it('falls back to TCG on a paravirtual KVM without vmx/svm (the project\'s own machines), with a warning and scaled timeouts', () => {
+    const choice = chooseAccel('auto', probe({ cpuinfo: cpuinfo('hypervisor') }));
+    expect(choice).toMatchObject({ accel: 'tcg', timeoutScale: 5 });
+    expect(choice.warning).toMatch(/neither vmx nor svm/);
+    expect(choice.warning!.split('\n')).toHaveLength(1);
+  });
+
+  it("'kvm' where it cannot work fails at once, saying why and how to fix it", () => {
+    expect(() => chooseAccel('kvm', probe({ device: 'EACCES' }))).toThrowError(expect.objectContaining({ code: 'KVM_UNUSABLE', message: expect.stringMatching(/kvm group/) }));
+    expect(() => chooseAccel('kvm', probe({ device: 'ENOENT', moduleLoaded: false }))).toThrowError(/module is not loaded.*modprobe/);
+    expect(() => chooseAccel('kvm', probe({ cpuinfo: cpuinfo('') }))).toThrowError(/neither vmx nor svm/);
+  });
+
+  it('does not look for x86 flags on other architectures', () => {
+    expect(judgeKvm(probe({ arch: 'arm64', cpuinfo: 'Features: fp asimd' })).usable).toBe(true);
+  });
+
+  it("'tcg' never touches KVM", () => {
+    expect(chooseAccel('tcg', probe({ device: 'ENOENT' })).accel).toBe('tcg');
+  });
+});

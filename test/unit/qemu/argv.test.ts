@@ -1,0 +1,119 @@
+
+import { describe, expect, it } from 'vitest';
+import { buildQemuArgs, type MachineSpec, INCOMING_STATE_FD } from '../../../src/qemu/argv.js';
+
+const spec = (over: Partial<MachineSpec> = {}): MachineSpec => ({
+  name: 'kvmtest-1',
+  accel: 'tcg',
+  cpus: 2,
+  memoryMiB: 1024,
+  disk: '/tmp/g/disk.qcow2',
+  backing: [{ path: '/cache/base.qcow2', format: 'qcow2' }],
+  seed: '/tmp/g/seed.iso',
+  boot: { kind: 'firmware', firmware: 'bios' },
+  qmpSocket: '/tmp/g/qmp.sock',
+  agentSocket: '/tmp/g/agent.sock',
+  network: false,
+  ...over,
+});
+
+const valuesAfter = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
+
+const blockdevs = (args: string[]) => valuesAfter(args, '-blockdev').map((json) => JSON.parse(json) as Record<string, unknown>);
+
+describe('QEMU argv', () => {
+  it('names the overlay\'s backing chain explicitly, read-only, ended by backing: null (never what a header says)', () => {
+    const [disk] = blockdevs(buildQemuArgs(spec()));
+    expect(disk).toEqual({
+      driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: '/tmp/g/disk.qcow2' },
+      backing: { driver: 'qcow2', 'read-only': true, file: { driver: 'file', filename: '/cache/base.qcow2', 'read-only': true }, backing: null },
+    });
+    // a restore: overlay → the snapshot's disk → a raw base (raw has no backing option)
+    const [restored] = blockdevs(buildQemuArgs(spec({ backing: [{ path: '/snap/disk.qcow2', format: 'qcow2' }, { path: '/base.img', format: 'raw' }] })));
+    expect(restored!.backing).toEqual({
+      driver: 'qcow2', 'read-only': true, file: { driver: 'file', filename: '/snap/disk.qcow2', 'read-only': true },
+      backing: { driver: 'raw', 'read-only': true, file: { driver: 'file', filename: '/base.img', 'read-only': true } },
+    });
+  });
+
+  it('TCG: multi-threaded TCG and the max CPU model', () => {
+    const args = buildQemuArgs(spec());
+    expect(valuesAfter(args, '-accel')).toEqual(['tcg,thread=multi']);
+    expect(valuesAfter(args, '-cpu')).toEqual(['max']);
+    expect(args).not.toContain('-enable-kvm');
+  });
+
+  it('KVM: the host CPU model', () => {
+    const args = buildQemuArgs(spec({ accel: 'kvm' }));
+    expect(valuesAfter(args, '-accel')).toEqual(['kvm']);
+    expect(valuesAfter(args, '-cpu')).toEqual(['host']);
+  });
+
+  it('sizes, no defaults, no display, serial console on stdout, QMP socket', () => {
+    const args = buildQemuArgs(spec({ cpus: 4, memoryMiB: 2048 }));
+    expect(valuesAfter(args, '-smp')).toEqual(['4']);
+    expect(valuesAfter(args, '-m')).toEqual(['2048M']);
+    expect(args).toEqual(expect.arrayContaining(['-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'chardev:console0']));
+    expect(valuesAfter(args, '-chardev')).toContain('socket,id=qmp0,path=/tmp/g/qmp.sock,server=on,wait=off');
+    expect(valuesAfter(args, '-mon')).toEqual(['chardev=qmp0,mode=control']);
+  });
+
+  it('the overlay is the writable disk; the seed is read-only', () => {
+    const [disk, seed] = valuesAfter(buildQemuArgs(spec()), '-blockdev').map((b) => JSON.parse(b));
+    expect(disk).toMatchObject({ driver: 'qcow2', file: { filename: '/tmp/g/disk.qcow2' } });
+    expect(disk['read-only']).toBeUndefined();
+    expect(seed).toMatchObject({ driver: 'raw', 'read-only': true, file: { filename: '/tmp/g/seed.iso' } });
+  });
+
+  it('the agent port is a virtserialport named org.kvmtest.agent.0 on a unix socket', () => {
+    const args = buildQemuArgs(spec());
+    expect(valuesAfter(args, '-chardev')).toContain('socket,id=agent0,path=/tmp/g/agent.sock,server=on,wait=off');
+    expect(valuesAfter(args, '-device')).toContain('virtserialport,bus=vser0.0,chardev=agent0,name=org.kvmtest.agent.0,id=agentport');
+  });
+
+  it('no network unless asked; forwards bind to 127.0.0.1', () => {
+    expect(valuesAfter(buildQemuArgs(spec()), '-nic')).toEqual(['none']);
+    const nic = valuesAfter(buildQemuArgs(spec({ network: { forwards: [{ host: 40022, guest: 22 }] } })), '-nic');
+    expect(nic).toEqual(['user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:40022-:22']);
+  });
+
+  it('an isolated network (outbound: false) is slirp restrict=on: forwards still reach the guest', () => {
+    const nic = valuesAfter(buildQemuArgs(spec({ network: { forwards: [{ host: 40022, guest: 22 }], outbound: false } })), '-nic');
+    expect(nic).toEqual(['user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22']);
+    expect(valuesAfter(buildQemuArgs(spec({ network: { forwards: [], outbound: true } })), '-nic')).toEqual(['user,model=virtio-net-pci']);
+  });
+
+  it('the seccomp sandbox denies obsolete calls, privilege changes, spawning and resource control, when on', () => {
+    expect(valuesAfter(buildQemuArgs(spec({ sandbox: true })), '-sandbox')).toEqual(['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
+    expect(buildQemuArgs(spec())).not.toContain('-sandbox');
+  });
+
+  it('direct kernel boot passes kernel, initrd and append', () => {
+    const args = buildQemuArgs(spec({ boot: { kind: 'kernel', kernel: '/k', initrd: '/i', append: 'root=/dev/vda1 console=ttyS0' } }));
+    expect(valuesAfter(args, '-kernel')).toEqual(['/k']);
+    expect(valuesAfter(args, '-initrd')).toEqual(['/i']);
+    expect(valuesAfter(args, '-append')).toEqual(['root=/dev/vda1 console=ttyS0']);
+  });
+
+  it('UEFI uses read-only code and writable vars pflash', () => {
+    const args = buildQemuArgs(spec({ boot: { kind: 'firmware', firmware: 'uefi', code: '/ovmf/CODE.fd', vars: '/g/VARS.fd' } }));
+    expect(valuesAfter(args, '-drive')).toEqual(['if=pflash,format=raw,unit=0,readonly=on,file=/ovmf/CODE.fd', 'if=pflash,format=raw,unit=1,file=/g/VARS.fd']);
+  });
+
+  it('escapes commas in paths given in option syntax', () => {
+    const args = buildQemuArgs(spec({ qmpSocket: '/tmp/a,b/qmp.sock' }));
+    expect(valuesAfter(args, '-chardev')).toContain('socket,id=qmp0,path=/tmp/a,,b/qmp.sock,server=on,wait=off');
+  });
+});
+
+describe('restore argv', () => {
+  it('loads the saved state from an inherited fd: no shell, no exec: (the sandbox denies spawn)', () => {
+    const args = buildQemuArgs({
+      name: 'n', accel: 'tcg', cpus: 1, memoryMiB: 512, disk: '/d', backing: [{ path: '/b', format: 'qcow2' }], seed: '/s', boot: { kind: 'firmware', firmware: 'bios' },
+      qmpSocket: '/q', agentSocket: '/a', network: false, incomingState: "/cache/it's/state.bin",
+    });
+    expect(args.slice(-2)).toEqual(['-incoming', `fd:${INCOMING_STATE_FD}`]);
+    expect(args.join(' ')).not.toContain('exec:');
+    expect(args).toContain('vmgenid,guid=auto');
+  });
+});

@@ -1,0 +1,116 @@
+
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { CellResult, CellSpec, MatrixEvent, MatrixReport } from '../../../src/matrix/types.js';
+import { summaryTable } from '../../../src/report/table.js';
+import { createTerminalReporter } from '../../../src/report/terminal.js';
+import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
+import { HOSTILE } from '../fixtures/hostile.js';
+
+const full = report([debian11, debian12, debian13, fedora41]);
+
+describe('createTerminalReporter', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const fakeStream = (tty: boolean) => {
+    const writes: string[] = [];
+    const write = (chunk: string) => {
+      writes.push(chunk);
+      return true;
+    };
+    const stream = { isTTY: tty, columns: 80, rows: 24, write };
+    return { stream: stream as unknown as NodeJS.WritableStream & { isTTY?: boolean; columns?: number }, writes };
+  };
+  const spec = (cell: CellResult): CellSpec => ({ id: cell.id, image: cell.image, axes: cell.axes });
+  const events = (report: MatrixReport): MatrixEvent[] => [
+    { type: 'start', cells: report.cells.map(spec), concurrency: 2, shard: '1/1' },
+    { type: 'phase', cell: spec(debian11), phase: 'boot', attempt: 1 },
+    { type: 'phase', cell: spec(debian12), phase: 'boot', attempt: 1 },
+    { type: 'output', cell: spec(debian11), stream: 'stdout', line: 'ok 1 - adds' },
+    { type: 'phase', cell: spec(debian11), phase: 'run', attempt: 1 },
+    { type: 'cell-done', result: debian11 },
+    { type: 'cell-done', result: debian12 },
+    { type: 'cell-done', result: debian13 },
+    { type: 'cell-done', result: fedora41 },
+    { type: 'end', report },
+  ];
+
+  it('prints a line per phase change and finished cell, then the summary table (plain mode)', () => {
+    vi.useFakeTimers({ now: 0 });
+    const { stream, writes } = fakeStream(false);
+    const reporter = createTerminalReporter(stream, { live: false, color: false });
+    for (const event of events(full)) {
+      if (event.type === 'phase' && event.phase === 'run') vi.setSystemTime(12_300);
+      reporter.onEvent(event);
+    }
+    const text = writes.join('');
+    expect(text).not.toContain('\x1b');
+    expect(text).not.toContain('ok 1 - adds');
+    expect(text).toContain('kvmtest: 4 cells, 2 at a time\n');
+    expect(text).toContain('[debian-11] boot\n[debian-12] boot\n[debian-11] run 12.3s\n');
+    expect(text).toContain('✖ debian-11 failed 22.1s · exit code 1, 1 of 2 tests failed\n');
+    expect(text).toContain('✔ debian-12 passed 19.9s\n');
+    expect(text).toContain('✖ debian-13 error 5m00s · BOOT_TIMEOUT: the guest did not answer within 5m\n');
+    expect(text).toContain('⚠ fedora-41 flaky 15.0s · passed on attempt 2\n');
+    expect(text).toContain(summaryTable(full, { color: false }));
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('prints prepare messages', () => {
+    const { stream, writes } = fakeStream(false);
+    const reporter = createTerminalReporter(stream, { live: false, color: false });
+    reporter.onEvent({ type: 'prepare', message: 'making a warm snapshot of debian-12' });
+    expect(writes.join('')).toBe('making a warm snapshot of debian-12\n');
+  });
+
+  it('prints output lines when verbose', () => {
+    const { stream, writes } = fakeStream(false);
+    const reporter = createTerminalReporter(stream, { live: false, verbose: true, color: false });
+    reporter.onEvent({ type: 'output', cell: spec(debian11), stream: 'stderr', line: 'boom' });
+    expect(writes.join('')).toBe('[debian-11 stderr] boom\n');
+  });
+
+  it('redraws a block of running cells in live mode and stops its timer on close', () => {
+    vi.useFakeTimers({ now: 0 });
+    const { stream, writes } = fakeStream(true);
+    const reporter = createTerminalReporter(stream, { live: true, color: false });
+    const [start, boot11, boot12] = events(full);
+    reporter.onEvent(start!);
+    reporter.onEvent(boot11!);
+    reporter.onEvent(boot12!);
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(2_000);
+    const frame = writes.at(-1)!;
+    expect(frame).toMatch(/^\x1b\[4A\r/); // back to the top of the 4-line block
+    expect(frame).toContain('debian-11  boot 2.0s');
+    expect(frame).toContain('debian-13  queued');
+    reporter.onEvent({ type: 'cell-done', result: debian12 });
+    expect(writes.at(-1)).toContain('\x1b[2K✔ debian-12 passed 19.9s\n');
+    reporter.close();
+    expect(vi.getTimerCount()).toBe(0);
+    expect(writes.at(-1)).toMatch(/^\x1b\[3A\r\x1b\[J$/); // block erased, finished lines kept
+    reporter.close();
+    reporter.onEvent({ type: 'cell-done', result: debian11 });
+    expect(writes.at(-1)).toMatch(/^\x1b\[3A\r\x1b\[J$/);
+  });
+});
+
+describe('reports of hostile guest text', () => {
+  it('verbose output lines are sanitized, and fenced with stop-commands under GitHub Actions', () => {
+    let out = '';
+    const stream = { write: (t: string) => {
+      out += t;
+      return true;
+    }, isTTY: false } as unknown as NodeJS.WritableStream;
+    const reporter = createTerminalReporter(stream, { live: false, verbose: true, github: true });
+    const spec = { id: 'debian-12' } as never;
+    reporter.onEvent({ type: 'output', cell: spec, stream: 'stdout', line: `${HOSTILE.setEnv}${HOSTILE.title}` } as never);
+    reporter.onEvent({ type: 'output', cell: spec, stream: 'stderr', line: '::error::pwned' } as never);
+    reporter.close();
+    const lines = out.trimEnd().split('\n');
+    const token = /^::stop-commands::(kvmtest-[0-9a-f]{32})$/.exec(lines[0]!)?.[1];
+    expect(token).toBeDefined();
+    expect(lines.slice(1)).toEqual(['[debian-12] : :set-env name=X::y', '[debian-12 stderr] : :error::pwned', `::${token}::`]);
+  });
+});

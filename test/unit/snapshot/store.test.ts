@@ -1,0 +1,66 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { cachePath } from '../../../src/image/cache.js';
+import { makeSnapshotDir, readSnapshot, snapshotPaths, writeMeta } from '../../../src/snapshot/store.js';
+
+let work: string;
+let cache: string;
+/** A host file a planted link points at: it must come out untouched. */
+let victim: string;
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'kvmtest-cache-'));
+  victim = join(work, 'victim.txt');
+});
+
+beforeEach(() => {
+  cache = join(mkdtempSync(join(work, 'home-')), 'kvmtest');
+  vi.stubEnv('KVMTEST_CACHE', cache);
+  writeFileSync(victim, 'host file\n');
+});
+
+afterAll(() => {
+  vi.unstubAllEnvs();
+  rmSync(work, { recursive: true, force: true });
+});
+
+const refused = (promise: Promise<unknown>) => expect(promise).rejects.toMatchObject({ code: 'CACHE_UNSAFE' });
+
+describe('snapshots', () => {
+  it('their directory is 0700, the state (the guest\'s RAM), disk and seed 0600; a link at any of them is refused', async () => {
+    const paths = snapshotPaths('k1');
+    await makeSnapshotDir(paths);
+    writeFileSync(paths.state, 'RAM', { flag: 'a' });
+    for (const file of [paths.disk, paths.seed]) writeFileSync(file, 'x', { mode: 0o644 });
+    await writeMeta(paths, { key: 'k1', createdAt: new Date().toISOString(), baseImage: '/b', stateBytes: 3, saveMs: 1 });
+    expect(statSync(paths.dir).mode & 0o777).toBe(0o700);
+    for (const file of [paths.state, paths.disk, paths.seed, join(paths.dir, 'meta.json')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
+    await expect(readSnapshot('k1')).resolves.toMatchObject({ key: 'k1' });
+
+    rmSync(paths.state);
+    symlinkSync(victim, paths.state);
+    await refused(readSnapshot('k1'));
+  });
+
+  it('one an older kvmtest left readable (0755, 0644) is made private when next used', async () => {
+    const paths = snapshotPaths('k3');
+    await cachePath('snapshots');
+    mkdirSync(paths.dir, { mode: 0o755 });
+    for (const file of [paths.state, paths.disk, paths.seed]) writeFileSync(file, 'RAM', { mode: 0o644 });
+    writeFileSync(join(paths.dir, 'meta.json'), JSON.stringify({ key: 'k3', stateBytes: 3 }), { mode: 0o644 });
+    await expect(readSnapshot('k3')).resolves.toMatchObject({ key: 'k3' });
+    expect(statSync(paths.dir).mode & 0o777).toBe(0o700);
+    for (const file of [paths.state, paths.disk, paths.seed, join(paths.dir, 'meta.json')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
+  });
+
+  it('the state file is made new: a link planted in its place fails the snapshot instead of receiving the RAM', async () => {
+    const paths = snapshotPaths('k2');
+    await cachePath('snapshots');
+    mkdirSync(paths.dir, { mode: 0o700 });
+    symlinkSync(victim, paths.state);
+    await expect(makeSnapshotDir(paths)).rejects.toThrow();
+    expect(readFileSync(victim, 'utf8')).toBe('host file\n');
+  });
+});
