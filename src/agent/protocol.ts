@@ -77,6 +77,38 @@ export type AgentMessage =
 
 export type TransferKind = 'file' | 'dir';
 
+/**
+ * The request → answers map: for each request the host opens on a fresh id, the frames the agent may
+ * answer on that id, the frames the host may send after it on that id, and the frame that ends the
+ * exchange (an `error` frame ends any exchange). AgentClient.request() is typed by it.
+ * hello is not here: it is the link's own exchange (id 0, repeated until an answer carries its nonce).
+ */
+export interface Exchanges {
+  ping: { request: PingRequest; answers: Pong | ErrorAnswer; follow: never; ends: 'pong' };
+  identity: { request: IdentityRequest; answers: Done | ErrorAnswer; follow: never; ends: 'done' };
+  exec: { request: ExecRequest; answers: Started | OutputFrame | Consumed | Exit | ErrorAnswer; follow: StdinData | StdinEnd | SignalRequest; ends: 'exit' };
+  push: { request: PushRequest; answers: Consumed | Done | ErrorAnswer; follow: DataFrame | EndFrame; ends: 'done' };
+  pull: { request: PullRequest; answers: PullStart | DataFrame | EndFrame | ErrorAnswer; follow: never; ends: 'end' };
+}
+export type RequestType = keyof Exchanges;
+/** The request's own fields (the client adds `t` and `id`). */
+export type RequestFields<T extends RequestType> = Omit<Exchanges[T]['request'], 't' | 'id'>;
+/** A frame the agent may send on a request's id. */
+export type AnswerTo<T extends RequestType> = Exchanges[T]['answers'];
+/** The frame that ends a request's exchange when nothing else decides (see RequestOptions.until). */
+export type FinalAnswer<T extends RequestType> = Extract<AnswerTo<T>, { t: Exchanges[T]['ends'] }>;
+/** A frame the host may send on a request's id after the request. */
+export type FollowUp<T extends RequestType> = Exchanges[T]['follow'];
+
+/** The map at run time: frames of other types on a request's id are not delivered to it. */
+export const EXCHANGES: { readonly [T in RequestType]: { readonly answers: readonly AnswerTo<T>['t'][]; readonly ends: Exchanges[T]['ends'] } } = {
+  ping: { answers: ['pong', 'error'], ends: 'pong' },
+  identity: { answers: ['done', 'error'], ends: 'done' },
+  exec: { answers: ['started', 'stdout', 'stderr', 'consumed', 'exit', 'error'], ends: 'exit' },
+  push: { answers: ['consumed', 'done', 'error'], ends: 'done' },
+  pull: { answers: ['pull-start', 'data', 'end', 'error'], ends: 'end' },
+};
+
 /** A decoded frame: the JSON header plus its (possibly empty) body. */
 export interface Frame<M> {
   header: M;
