@@ -136,8 +136,8 @@ export class AgentClient {
     return answer;
   }
 
-  /** Opens a request channel with a fresh id. */
-  open(handlers: ChannelHandlers): Channel {
+  /** Opens a request channel with a fresh id (request() is its one user). */
+  private open(handlers: ChannelHandlers): Channel {
     if (this.failure) throw this.failure;
     const id = this.nextId++;
     this.channels.set(id, handlers);
