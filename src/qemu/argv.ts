@@ -1,5 +1,5 @@
 import type { Accel } from '../host/accel.js';
-import { PORT_NAME } from '../agent/protocol.js';
+import { PORT_NAME } from '../agent/shared.js';
 
 export type BootMethod =
   | { kind: 'firmware'; firmware: 'bios' }
