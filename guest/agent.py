@@ -27,7 +27,8 @@ import threading
 import time
 import traceback
 
-VERSION = "0.1.0"
+# ---- shared with the host: the source is src/agent/shared.ts; test/unit/agent/shared.test.ts checks this copy
+VERSION = "0.1.0"  # package.json's version
 PROTOCOL = 1
 PORT_NAME = "org.kvmtest.agent.0"
 MAGIC = b"KVT1"
@@ -35,11 +36,15 @@ PREFIX = struct.Struct(">4sII")  # magic, header length, body length
 MAX_HEADER = 65536
 MAX_BODY = 1 << 20
 CHUNK = 256 * 1024  # largest body we emit (output reads, pull data)
-OUTBOX_LIMIT = 64  # queued bulk frames before producers block: a flood slows down, memory stays bounded
 CREDIT_WINDOW = 4 << 20  # stdin/push bytes the host may have sent and we not yet acknowledged (`consumed`)
-ACK_BYTES = 256 * 1024  # acknowledge consumed bytes in batches of this size (or whenever the queue runs dry)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_MESSAGE = 4000  # keeps error/log headers far below MAX_HEADER
+ERROR_CODES = ("ENOENT", "EACCES", "ENOTDIR", "EISDIR", "ENOSPC", "EINVAL", "EBADTAR", "EIO")  # every code an error frame may carry
+REQUESTS = ("hello", "ping", "identity", "exec", "stdin", "stdin-end", "signal", "push", "data", "end", "pull")
+# ---- end of the shared block
+
+OUTBOX_LIMIT = 64  # queued bulk frames before producers block: a flood slows down, memory stays bounded
+ACK_BYTES = 256 * 1024  # acknowledge consumed bytes in batches of this size (or whenever the queue runs dry)
 ERRNO_CODES = {errno.ENOENT: "ENOENT", errno.EACCES: "EACCES", errno.EPERM: "EACCES", errno.ENOTDIR: "ENOTDIR",
                errno.EISDIR: "EISDIR", errno.ENOSPC: "ENOSPC", errno.EDQUOT: "ENOSPC"}
 
@@ -798,8 +803,6 @@ class Link:
 
 
 class Agent:
-    REQUESTS = ("hello", "ping", "identity", "exec", "stdin", "stdin-end", "signal", "push", "data", "end", "pull")
-
     def __init__(self, link, stdio):
         self.link, self.stdio = link, stdio
         self.outbox = Outbox(OUTBOX_LIMIT)
@@ -856,7 +859,7 @@ class Agent:
     def dispatch(self, header, body):
         t, rid, gen = header["t"], header["id"], self.outbox.gen
         try:
-            if t not in self.REQUESTS:
+            if t not in REQUESTS:
                 raise AgentError("EINVAL", "unknown request type: %s" % t)
             if t in ("exec", "push", "pull"):
                 return self._start(gen, rid, {"exec": Exec, "push": Push, "pull": Pull}[t], header)

@@ -3,7 +3,20 @@ import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
 import { kvmtestError, KvmtestError } from '../errors.js';
 import { encodeFrame, FrameDecoder } from './codec.js';
-import { PROTOCOL_VERSION, type AgentMessage, type Frame, type HelloAnswer, type HostMessage } from './protocol.js';
+import { answerError } from './answer-error.js';
+import {
+  EXCHANGES,
+  PROTOCOL_VERSION,
+  type AgentMessage,
+  type AnswerTo,
+  type ErrorAnswer,
+  type FollowUp,
+  type Frame,
+  type HelloAnswer,
+  type HostMessage,
+  type RequestFields,
+  type RequestType,
+} from './protocol.js';
 import { checkAgentFrame } from './validate.js';
 
 const debug = createDebug('kvmtest:agent');
@@ -27,6 +40,34 @@ export interface ChannelHandlers {
   onFrame: Handler;
   /** The link died while this channel was open, or the agent sent it a malformed frame (AGENT_PROTOCOL). */
   onLinkError: (error: KvmtestError) => void;
+}
+
+export interface RequestOptions<T extends RequestType> {
+  /** Body of the request frame (identity's entropy). */
+  body?: Uint8Array;
+  /** Each answer frame except `error`, in order, including the one that ends the exchange. */
+  onFrame?: (frame: Frame<AnswerTo<T>>) => void;
+  /** Whether this frame ends the exchange (after onFrame saw it); default: the map's final frame type. */
+  until?: (frame: Frame<AnswerTo<T>>) => boolean;
+  /** Closes the channel and rejects with ABORTED. */
+  signal?: AbortSignal;
+}
+
+/**
+ * One request in flight: awaitable for the frame that ended it. It rejects with the request's coded
+ * error when the agent answers `error`, with the link's error when the link is lost, with ABORTED on
+ * abort. The channel is closed whichever way it ends.
+ */
+export interface Exchange<T extends RequestType> extends PromiseLike<Frame<AnswerTo<T>>> {
+  readonly id: number;
+  readonly answer: Promise<Frame<AnswerTo<T>>>;
+  /** Sends a follow-up frame on this request's id (stdin, signal, push data). */
+  send(header: DistributiveOmit<FollowUp<T>, 'id'>, body?: Uint8Array): Promise<void>;
+  /** Ends the exchange from the host's side: frames for it are dropped from now on, the answer rejects with `reason`. */
+  close(reason?: unknown): void;
+  /** See Channel.pause: holds the link while this request's consumer is behind. */
+  pause(): void;
+  resume(): void;
 }
 
 /** For guests: QEMU's exit or a panic reaches the host just after the socket drops, and names the cause. */
@@ -95,8 +136,8 @@ export class AgentClient {
     return answer;
   }
 
-  /** Opens a request channel with a fresh id. */
-  open(handlers: ChannelHandlers): Channel {
+  /** Opens a request channel with a fresh id (request() is its one user). */
+  private open(handlers: ChannelHandlers): Channel {
     if (this.failure) throw this.failure;
     const id = this.nextId++;
     this.channels.set(id, handlers);
@@ -145,16 +186,62 @@ export class AgentClient {
 
   /** Round trip of one ping frame. */
   async ping(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      const channel = this.open({
-        onFrame: () => {
-          channel.close();
-          resolve();
+    await this.request('ping', {});
+  }
+
+  /**
+   * Opens a channel, sends request `t` with `fields`, hands each answer (typed by the request → answers
+   * map) to onFrame, and settles when `until` (or the map's final frame) ends the exchange. An `error`
+   * frame becomes the request's coded error. The channel is always closed: on the last frame, on an
+   * error, on link loss, on abort, on close().
+   */
+  request<T extends RequestType>(t: T, fields: RequestFields<T>, options: RequestOptions<T> = {}): Exchange<T> {
+    const { answers, ends } = EXCHANGES[t] as { answers: readonly string[]; ends: string };
+    const until = options.until ?? ((frame: Frame<AnswerTo<T>>) => frame.header.t === ends);
+    const { signal } = options;
+    let channel: Channel | undefined;
+    let settled = false;
+    let settle!: { resolve: (frame: Frame<AnswerTo<T>>) => void; reject: (error: unknown) => void };
+    const answer = new Promise<Frame<AnswerTo<T>>>((resolve, reject) => (settle = { resolve, reject }));
+    answer.catch(() => {}); // a caller that only sends (exec's stdin) may never await it
+    const onAbort = () => finish(kvmtestError('ABORTED', `the ${t} request was aborted`, { cause: signal!.reason }));
+    const finish = (error: unknown, frame?: Frame<AnswerTo<T>>) => {
+      if (settled) return;
+      settled = true;
+      channel?.close();
+      signal?.removeEventListener('abort', onAbort);
+      if (frame) settle.resolve(frame);
+      else settle.reject(error);
+    };
+    if (signal?.aborted) onAbort();
+    else {
+      // a link that already failed throws here, as open() does
+      channel = this.open({
+        onFrame: (frame) => {
+          if (settled) return;
+          if (!answers.includes(frame.header.t)) return debug('skipping a %s frame: not an answer to %s request %d', frame.header.t, t, frame.header.id);
+          const typed = frame as Frame<AnswerTo<T>>;
+          if (typed.header.t === 'error') return finish(answerError(t, typed.header as ErrorAnswer));
+          options.onFrame?.(typed);
+          if (until(typed)) finish(undefined, typed);
         },
-        onLinkError: reject,
+        onLinkError: (error) => finish(error),
       });
-      channel.send({ t: 'ping' }).catch(reject);
-    });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      channel.send({ t, ...fields } as DistributiveOmit<HostMessage, 'id'>, options.body).catch((error) => finish(error));
+    }
+    const open = () => channel !== undefined && !settled;
+    return {
+      id: channel?.id ?? 0,
+      answer,
+      then: (onfulfilled, onrejected) => answer.then(onfulfilled, onrejected),
+      send: (header, body) => (channel ? channel.send(header as DistributiveOmit<HostMessage, 'id'>, body) : answer.then(() => {})),
+      close: (reason) => finish(reason ?? kvmtestError('AGENT_DISCONNECTED', `the ${t} request was closed by the host`)),
+      pause: () => {
+        if (open()) channel!.pause();
+      },
+      resume: () => channel?.resume(),
+    };
   }
 
   /** The error that ended the link, if it ended. */

@@ -2,9 +2,9 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { kvmtestError, KvmtestError } from '../errors.js';
 import { lineStream } from '../util/lines.js';
 import { describe } from '../util/units.js';
-import type { AgentClient, Channel } from './client.js';
+import type { AgentClient, Exchange } from './client.js';
 import { CreditWindow } from './credit.js';
-import { CHUNK_BYTES, type AgentMessage, type ExecRequest, type Frame, type SignalName } from './protocol.js';
+import { CHUNK_BYTES, type RequestFields, type SignalName } from './protocol.js';
 
 export interface ExecOptions {
   cwd?: string;
@@ -107,7 +107,7 @@ export class GuestProcess implements PromiseLike<ExecResult> {
   /** The command's pid in the guest, once it started. */
   readonly pid: Promise<number>;
   private readonly result: Promise<ExecResult>;
-  private readonly channel: Channel;
+  private readonly exchange: Exchange<'exec'>;
   /** stdin is paced by the agent's `consumed` frames, so a process that does not read it cannot stall the link. */
   private readonly credit = new CreditWindow();
   private readonly out: OutputBuffer;
@@ -152,7 +152,7 @@ export class GuestProcess implements PromiseLike<ExecResult> {
     const end = (error?: unknown, exit?: { code: number | null; signal: SignalName | null }) => {
       if (this.finished) return;
       this.finished = true;
-      this.channel.close();
+      this.exchange.close();
       this.credit.close();
       clearTimers();
       this.releaseHolds();
@@ -173,9 +173,9 @@ export class GuestProcess implements PromiseLike<ExecResult> {
       settle.resolve(result);
     };
 
-    this.channel = client.open({
-      onFrame: (frame: Frame<AgentMessage>) => {
-        const { header, body } = frame;
+    const request: RequestFields<'exec'> = { ...target, stdin: stdinOpen, ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.env ? { env: options.env } : {}) };
+    this.exchange = client.request('exec', request, {
+      onFrame: ({ header, body }) => {
         switch (header.t) {
           case 'started':
             resolvePid(header.pid);
@@ -188,30 +188,20 @@ export class GuestProcess implements PromiseLike<ExecResult> {
             if (buffer && !(header.t === 'stdout' ? this.out : this.err).add(body)) this.overflow(header.t);
             this.deliver(this[header.t], body, mode.live);
             break;
-          case 'exit':
-            end(undefined, { code: header.code, signal: header.signal });
-            break;
-          case 'error':
-            end(
-              header.code === 'ENOENT'
-                ? kvmtestError('COMMAND_NOT_FOUND', `${header.message} (in the guest)`)
-                : kvmtestError('GUEST_IO', `exec failed in the guest: ${header.code}: ${header.message}`),
-            );
-            break;
         }
       },
-      onLinkError: (error: KvmtestError) => end(error),
     });
-
-    const request: Omit<ExecRequest, 'id'> = { t: 'exec', ...target, stdin: stdinOpen, ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.env ? { env: options.env } : {}) };
-    this.channel.send(request).catch((error) => end(error));
+    this.exchange.answer.then(
+      ({ header }) => end(undefined, header.t === 'exit' ? { code: header.code, signal: header.signal } : undefined),
+      (error: unknown) => end(error),
+    );
 
     this.stdin = new Writable({
       write: (chunk: Buffer, _encoding, callback) => {
         this.sendStdin(chunk).then(() => callback(), callback);
       },
       final: (callback) => {
-        this.channel.send({ t: 'stdin-end' }).then(() => callback(), callback);
+        this.exchange.send({ t: 'stdin-end' }).then(() => callback(), callback);
       },
     });
     this.stdin.on('error', () => {});
@@ -265,7 +255,7 @@ export class GuestProcess implements PromiseLike<ExecResult> {
   /** Sends a signal to the command's process group in the guest. */
   kill(signal: SignalName = 'SIGTERM'): void {
     if (this.finished) return;
-    this.channel.send({ t: 'signal', signal }).catch(() => {});
+    this.exchange.send({ t: 'signal', signal }).catch(() => {});
   }
 
   /** Lines of output as they arrive: stdout and stderr interleaved ('all', default) or one of them. */
@@ -286,7 +276,7 @@ export class GuestProcess implements PromiseLike<ExecResult> {
       const piece = chunk.subarray(at, at + CHUNK_BYTES);
       await this.credit.take(piece.length);
       if (this.finished) return; // the command ended while we waited: nobody reads the rest
-      await this.channel.send({ t: 'stdin' }, piece);
+      await this.exchange.send({ t: 'stdin' }, piece);
     }
   }
 

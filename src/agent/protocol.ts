@@ -1,20 +1,22 @@
 /**
- * The agent protocol, version 1: every frame type the host and guest exchange.
- * Prose and wire layout: docs/PROTOCOL.md. The guest side is guest/agent.py.
+ * The agent protocol, version 1: every frame type the host and guest exchange, and which answers
+ * which request. Prose and wire layout: docs/PROTOCOL.md. The guest side is guest/agent.py; the
+ * values both sides hold live in shared.ts.
  */
-export const PROTOCOL_VERSION = 1;
-export { PORT_NAME } from '../protocol/port.js';
-export const MAGIC = Buffer.from('KVT1', 'latin1');
-export const PRELUDE_BYTES = 12;
-export const MAX_HEADER_BYTES = 64 * 1024;
-export const MAX_BODY_BYTES = 1024 * 1024;
-/** Chunk size for streamed data (push, stdin): well under MAX_BODY_BYTES. */
-export const CHUNK_BYTES = 256 * 1024;
-/**
- * Credit for stdin and push data: the host keeps at most this many bytes per request sent and not yet
- * acknowledged by a `consumed` frame, so the agent never has to stop reading the link (no head-of-line blocking).
- */
-export const CREDIT_WINDOW_BYTES = 4 * 1024 * 1024;
+import { AGENT_ERROR_CODES, HOST_FRAME_TYPES, MAGIC_TEXT } from '../protocol/shared.js';
+
+export {
+  AGENT_ERROR_CODES,
+  CHUNK_BYTES,
+  CREDIT_WINDOW_BYTES,
+  DEFAULT_PATH,
+  MAX_BODY_BYTES,
+  MAX_HEADER_BYTES,
+  PORT_NAME,
+  PRELUDE_BYTES,
+  PROTOCOL_VERSION,
+} from '../protocol/shared.js';
+export const MAGIC = Buffer.from(MAGIC_TEXT, 'latin1');
 
 export type SignalName = NodeJS.Signals;
 
@@ -43,6 +45,10 @@ export interface EndFrame { t: 'end'; id: number }
 export type HostMessage =
   | HelloRequest | PingRequest | IdentityRequest | ExecRequest | StdinData | StdinEnd | SignalRequest
   | PushRequest | PullRequest | DataFrame | EndFrame;
+// the host's frame types are exactly the list the agent serves (shared.ts): a type error otherwise
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+export type HostFrameTypesMatch = Assert<Same<HostMessage['t'], (typeof HOST_FRAME_TYPES)[number]>>;
 
 // agent → host
 export interface OsRelease { id: string | null; versionId: string | null; prettyName: string | null }
@@ -66,7 +72,6 @@ export interface Done { t: 'done'; id: number }
 export interface PullStart { t: 'pull-start'; id: number; kind: TransferKind }
 /** The agent consumed `bytes` of this request's stdin or push data: the host may send that much more. */
 export interface Consumed { t: 'consumed'; id: number; bytes: number }
-export const AGENT_ERROR_CODES = ['ENOENT', 'EACCES', 'ENOTDIR', 'EISDIR', 'ENOSPC', 'EINVAL', 'EBADTAR', 'EIO'] as const;
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[number];
 export interface ErrorAnswer { t: 'error'; id: number; code: AgentErrorCode; message: string }
 export interface LogEvent { t: 'log'; id: 0; level: string; message: string }
@@ -76,6 +81,38 @@ export type AgentMessage =
   | ErrorAnswer | LogEvent | Consumed;
 
 export type TransferKind = 'file' | 'dir';
+
+/**
+ * The request → answers map: for each request the host opens on a fresh id, the frames the agent may
+ * answer on that id, the frames the host may send after it on that id, and the frame that ends the
+ * exchange (an `error` frame ends any exchange). AgentClient.request() is typed by it.
+ * hello is not here: it is the link's own exchange (id 0, repeated until an answer carries its nonce).
+ */
+export interface Exchanges {
+  ping: { request: PingRequest; answers: Pong | ErrorAnswer; follow: never; ends: 'pong' };
+  identity: { request: IdentityRequest; answers: Done | ErrorAnswer; follow: never; ends: 'done' };
+  exec: { request: ExecRequest; answers: Started | OutputFrame | Consumed | Exit | ErrorAnswer; follow: StdinData | StdinEnd | SignalRequest; ends: 'exit' };
+  push: { request: PushRequest; answers: Consumed | Done | ErrorAnswer; follow: DataFrame | EndFrame; ends: 'done' };
+  pull: { request: PullRequest; answers: PullStart | DataFrame | EndFrame | ErrorAnswer; follow: never; ends: 'end' };
+}
+export type RequestType = keyof Exchanges;
+/** The request's own fields (the client adds `t` and `id`). */
+export type RequestFields<T extends RequestType> = Omit<Exchanges[T]['request'], 't' | 'id'>;
+/** A frame the agent may send on a request's id. */
+export type AnswerTo<T extends RequestType> = Exchanges[T]['answers'];
+/** The frame that ends a request's exchange when nothing else decides (see RequestOptions.until). */
+export type FinalAnswer<T extends RequestType> = Extract<AnswerTo<T>, { t: Exchanges[T]['ends'] }>;
+/** A frame the host may send on a request's id after the request. */
+export type FollowUp<T extends RequestType> = Exchanges[T]['follow'];
+
+/** The map at run time: frames of other types on a request's id are not delivered to it. */
+export const EXCHANGES: { readonly [T in RequestType]: { readonly answers: readonly AnswerTo<T>['t'][]; readonly ends: Exchanges[T]['ends'] } } = {
+  ping: { answers: ['pong', 'error'], ends: 'pong' },
+  identity: { answers: ['done', 'error'], ends: 'done' },
+  exec: { answers: ['started', 'stdout', 'stderr', 'consumed', 'exit', 'error'], ends: 'exit' },
+  push: { answers: ['consumed', 'done', 'error'], ends: 'done' },
+  pull: { answers: ['pull-start', 'data', 'end', 'error'], ends: 'end' },
+};
 
 /** A decoded frame: the JSON header plus its (possibly empty) body. */
 export interface Frame<M> {

@@ -2,10 +2,10 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { basename, dirname, join } from 'node:path';
 import * as tar from 'tar';
-import { kvmtestError, GuestCommandError, KvmtestError } from '../errors.js';
-import type { AgentClient, Channel } from './client.js';
+import { kvmtestError, KvmtestError } from '../errors.js';
+import type { AgentClient, Exchange } from './client.js';
 import { CreditWindow } from './credit.js';
-import { CHUNK_BYTES, type AgentMessage, type ErrorAnswer, type Frame, type TransferKind } from './protocol.js';
+import { CHUNK_BYTES, type TransferKind } from './protocol.js';
 import { DEFAULT_LIMITS, TreeExtractor, type DroppedMember, type PullLimits } from './pull/extract.js';
 import { finalTarget, makeStage, moveIntoPlace, prepareDestination, removeMade, removeStage } from './pull/place.js';
 
@@ -23,20 +23,19 @@ export async function push(client: AgentClient, source: string, dest: string): P
   const [cwd, entries] = kind === 'dir' ? [source, await readdir(source)] : [dirname(source), [basename(source)]];
 
   const credit = new CreditWindow(); // paced by the agent's `consumed` frames
-  const { channel, answer } = request(client, 'done', (frame) => frame.header.t === 'consumed' && credit.grant(frame.header.bytes));
+  const exchange = client.request('push', { dest, kind }, { onFrame: ({ header }) => header.t === 'consumed' && credit.grant(header.bytes) });
   // the guest may refuse early (disk full, unsafe member): stop sending at once
   let refused: unknown;
-  answer.catch((error) => {
+  exchange.answer.catch((error) => {
     refused = error;
     credit.close();
   });
   const send = async (chunk: Buffer) => {
     await credit.take(chunk.length);
     if (refused) throw refused;
-    await channel.send({ t: 'data' }, chunk);
+    await exchange.send({ t: 'data' }, chunk);
   };
   try {
-    await channel.send({ t: 'push', dest, kind });
     if (entries.length === 0) await send(EMPTY_TAR);
     else {
       const archive = tar.create({ cwd, portable: true }, entries);
@@ -44,10 +43,10 @@ export async function push(client: AgentClient, source: string, dest: string): P
         for (let at = 0; at < chunk.length; at += CHUNK_BYTES) await send(chunk.subarray(at, at + CHUNK_BYTES));
       }
     }
-    await channel.send({ t: 'end' });
-    await answer;
+    await exchange.send({ t: 'end' });
+    await exchange;
   } catch (error) {
-    channel.close();
+    exchange.close();
     throw error;
   }
 }
@@ -90,30 +89,31 @@ export async function pull(client: AgentClient, source: string, dest: string, op
   stopped.catch(() => {});
   const onAbort = () => stop(aborted());
   signal?.addEventListener('abort', onAbort, { once: true });
-  let channel: Channel | undefined;
+  let exchange: Exchange<'pull'> | undefined;
   try {
     stage = await makeStage(destination.path);
     const root = join(stage, 'root');
     await mkdir(root, 0o755);
-    const request_ = request(client, 'end', (frame) => {
-      if (frame.header.t === 'pull-start' && !extractor) {
-        const kind = frame.header.kind === 'file' ? 'file' : 'dir';
-        extractor = new TreeExtractor(kind === 'file' ? join(stage!, 'file') : root, join(stage!, 'links'), kind, limits);
-        extractor.on('error', stop);
-        // the destination's own check runs while the data comes: it fails the pull as early as it can
-        target = finalTarget(destination, kind, source);
-        target.catch(stop);
-      } else if (frame.header.t === 'data' && extractor && !extractor.destroyed) {
-        const ex = extractor;
-        if (!ex.write(frame.body)) {
-          request_.channel.pause();
-          ex.once('drain', () => request_.channel.resume());
+    exchange = client.request('pull', { path: source }, {
+      signal,
+      onFrame: ({ header, body }) => {
+        if (header.t === 'pull-start' && !extractor) {
+          const kind = header.kind === 'file' ? 'file' : 'dir';
+          extractor = new TreeExtractor(kind === 'file' ? join(stage!, 'file') : root, join(stage!, 'links'), kind, limits);
+          extractor.on('error', stop);
+          // the destination's own check runs while the data comes: it fails the pull as early as it can
+          target = finalTarget(destination, kind, source);
+          target.catch(stop);
+        } else if (header.t === 'data' && extractor && !extractor.destroyed) {
+          const ex = extractor;
+          if (!ex.write(body)) {
+            exchange!.pause();
+            ex.once('drain', () => exchange!.resume());
+          }
         }
-      }
+      },
     });
-    channel = request_.channel;
-    await Promise.race([channel.send({ t: 'pull', path: source }), stopped]);
-    await Promise.race([request_.answer, stopped]);
+    await Promise.race([exchange.answer, stopped]);
     if (!extractor || !target) throw kvmtestError('GUEST_IO', `the guest agent ended the pull of ${source} without data`);
     const ex: TreeExtractor = extractor;
     ex.end();
@@ -123,7 +123,7 @@ export async function pull(client: AgentClient, source: string, dest: string, op
     const { dropped, droppedTotal, received, entries } = ex.result;
     return { dropped, droppedTotal, bytes: received, entries };
   } catch (error) {
-    channel?.close();
+    exchange?.close();
     await extractor?.dispose(error instanceof Error ? error : undefined);
     if (stage) await removeStage(stage);
     stage = undefined;
@@ -156,30 +156,3 @@ function assertGuestPath(path: string, what: string): void {
   }
 }
 
-/** Opens a channel whose answer settles on the `until` frame type or an error frame. */
-function request(client: AgentClient, until: 'done' | 'end', onFrame?: (frame: Frame<AgentMessage>) => void): { channel: Channel; answer: Promise<void> } {
-  let channel!: Channel;
-  const answer = new Promise<void>((resolveAnswer, reject) => {
-    channel = client.open({
-      onFrame: (frame) => {
-        if (frame.header.t === 'error') {
-          channel.close();
-          return reject(transferError(frame.header));
-        }
-        onFrame?.(frame);
-        if (frame.header.t === until) {
-          channel.close();
-          resolveAnswer();
-        }
-      },
-      onLinkError: reject,
-    });
-  });
-  answer.catch(() => {});
-  return { channel, answer };
-}
-
-function transferError(answer: ErrorAnswer): GuestCommandError {
-  if (answer.code === 'EBADTAR') return kvmtestError('UNSAFE_ARCHIVE', `the guest refused the archive: ${answer.message}`);
-  return kvmtestError('GUEST_IO', `${answer.code}: ${answer.message} (in the guest)`);
-}

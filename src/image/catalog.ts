@@ -5,6 +5,7 @@
  * (Fedora, Alpine) must be bumped by hand, the others follow the publisher's "latest" pointer.
  */
 import { posix } from 'node:path';
+import { PORT_NAME } from '../protocol/shared.js';
 import { kvmtestError } from '../errors.js';
 import type { ChecksumAlgorithm, ChecksumFormat } from './checksums.js';
 import type { SignatureSource } from './signature.js';

@@ -7,7 +7,8 @@ import type { BootOptions } from '../guest/options.js';
 import type { Guest } from '../guest/guest.js';
 import type { PullResult } from '../agent/transfer.js';
 import { parseResultFile } from '../results/file.js';
-import { GUEST_DEFAULT_PATH, installHostNode, type HostNode } from './host-node.js';
+import { DEFAULT_PATH } from '../protocol/shared.js';
+import { installHostNode, type HostNode } from './host-node.js';
 import { LineSplitter } from '../util/lines.js';
 import { TailBuffer } from '../util/tail.js';
 import type { ResolvedMatrixOptions } from './options.js';
@@ -93,7 +94,7 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     vm = await phase('boot', () => boot({ ...cellBootOptions(cell, ctx.options), signal }));
     const about: NonNullable<AttemptOutcome['guest']> = { os: vm.info.agent.os.prettyName ?? vm.info.agent.os.id ?? 'unknown', kernel: vm.info.agent.kernel };
     guest = about;
-    let path = GUEST_DEFAULT_PATH;
+    let path = DEFAULT_PATH;
     if (ctx.options.node === 'host') {
       const hostNode = ctx.hostNode!;
       path = await phase('node', () => installHostNode(vm!, hostNode, signal));

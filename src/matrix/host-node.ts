@@ -2,10 +2,10 @@ import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { kvmtestError } from '../errors.js';
 import type { Guest } from '../guest/guest.js';
+import { DEFAULT_PATH } from '../protocol/shared.js';
 
 /** Where the host's Node.js goes in the guest; its bin/ is put first on PATH. */
 export const GUEST_NODE_PREFIX = '/opt/kvmtest/node';
-export const GUEST_DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface HostNode {
   version: string;
@@ -39,7 +39,7 @@ export async function installHostNode(vm: Guest, node: HostNode, signal?: AbortS
     const libc = await vm.exec(['sh', '-c', 'ldd --version 2>&1 | head -n1'], signal ? { signal } : {}).then((r) => r.stdout.trim(), () => '');
     throw kvmtestError('NODE_UNSUPPORTED', explainNodeFailure(node.version, check.stderr, libc));
   }
-  return `${GUEST_NODE_PREFIX}/bin:${GUEST_DEFAULT_PATH}`;
+  return `${GUEST_NODE_PREFIX}/bin:${DEFAULT_PATH}`;
 }
 
 /** Says why the host's node did not run in the guest, in words a user can act on. Pure. */

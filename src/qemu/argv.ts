@@ -1,5 +1,5 @@
 import type { Accel } from '../host/accel.js';
-import { PORT_NAME } from '../protocol/port.js';
+import { PORT_NAME } from '../protocol/shared.js';
 import { SANDBOX_ARG } from '../host/sandbox.js';
 import { machineFor, qemuArch } from './arch.js';
 

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PORT_NAME } from '../../../src/protocol/port.js';
+import { PORT_NAME } from '../../../src/protocol/shared.js';
 import { isKvmtestError } from '../../../src/errors.js';
 import { CATALOG, CATALOG_ARCHES, catalogSource, hostArch, type CatalogEntry } from '../../../src/image/catalog.js';
 import { loadCatalog } from '../../../src/image/catalog-file.js';
