@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sandboxLine } from '../../src/cli/doctor.js';
-import { copyUefiVars, machineSpec, type Prepared } from '../../src/guest/prepare.js';
+import { copyUefiVars, machineSpec } from '../../src/machine/plan.js';
+import type { Prepared } from '../../src/guest/prepare.js';
 import { probeSandbox } from '../../src/host/sandbox.js';
 import { buildQemuArgs, type BootMethod, type MachineSpec } from '../../src/qemu/argv.js';
 
