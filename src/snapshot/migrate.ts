@@ -5,9 +5,6 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { QmpClient } from '../qemu/qmp.js';
 import { kvmtestError } from '../errors.js';
-import createDebug from 'debug';
-
-const debug = createDebug('kvmtest:snapshot');
 
 interface MigrateInfo {
   status?: string;
