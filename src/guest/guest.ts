@@ -52,8 +52,7 @@ export class Guest implements AsyncDisposable {
   constructor(machine: Machine, info: GuestInfo) {
     this.machine = machine;
     this.info = info;
-    // an unexpected QEMU exit, guest shutdown or kernel panic fails every pending request at once, with the console tail
-    machine.onFatal((error) => this.agent.close(error));
+    // QEMU exits, guest shutdowns and panics are the machine's to report (it closes the link with the cause); an agent restart is ours
     machine.qmp.on('event', (event) => {
       if (event.event === 'VSERPORT_CHANGE' && event.data?.id === AGENT_PORT_ID && event.data.open === false) this.agentLost();
     });

@@ -214,6 +214,8 @@ export class Machine {
     this.failure = error;
     if (this.life.state === 'starting' || this.life.state === 'running') this.life.move('failed');
     debug('%s failed: %s', this.name, error.message);
+    // every request pending on the link fails at once with the cause, not a bare disconnect
+    this.agentLink?.close(error);
     this.rejectFatal(error);
     for (const listener of [...this.listeners]) listener(error);
   }

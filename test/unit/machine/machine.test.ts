@@ -1,7 +1,10 @@
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../../src/agent/client.js';
+import type { HelloAnswer } from '../../../src/agent/protocol.js';
 import type { KvmtestError } from '../../../src/errors.js';
 import { Machine } from '../../../src/machine/machine.js';
 import { machineSpec, type MachinePlan } from '../../../src/machine/plan.js';
@@ -82,6 +85,21 @@ describe('Machine', () => {
     machine.onFatal((e) => late.push(e));
     expect(late).toEqual([error]);
     await machine.stop();
+    expect(machine.state).toBe('stopped');
+  });
+
+  it('QEMU exiting after the hello is QEMU_EXITED "unexpectedly", and the agent link is closed with that cause', async () => {
+    const { machine } = launch('sleep 0.5; exit 3');
+    const agent = new AgentClient(new PassThrough());
+    machine.ready(agent, { kernel: 'test' } as unknown as HelloAnswer);
+    expect(machine.state).toBe('running');
+    const error = await machine.fatal.catch((e: KvmtestError) => e);
+    expect(error).toMatchObject({ code: 'QEMU_EXITED', message: 'QEMU exited unexpectedly (code 3)' });
+    expect(machine.state).toBe('failed');
+    expect(agent.error).toBe(error);
+    await machine.stop();
+    // a deliberate stop closes nothing twice and reports nothing more
+    expect(machine.error).toBe(error);
     expect(machine.state).toBe('stopped');
   });
 
