@@ -65,6 +65,8 @@ export class Guest implements AsyncDisposable {
   get state(): GuestState {
     const state = this.machine.state;
     if (state === 'starting') throw kvmtestError('INTERNAL', `guest ${this.info.name} exists before its machine started`);
+    // from the moment dispose() is called, even while it waits for an operation in flight
+    if (this.machine.stopRequested && (state === 'running' || state === 'failed')) return 'stopping';
     return state;
   }
 
