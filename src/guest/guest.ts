@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import createDebug from 'debug';
 import { kvmtestError, KvmtestError } from '../errors.js';
 import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
@@ -7,11 +6,10 @@ import { GuestProcess, type ExecOptions, type ExecResult } from '../agent/exec.j
 import type { HelloAnswer } from '../agent/protocol.js';
 import { pull, push, type PullOptions, type PullResult } from '../agent/transfer.js';
 import type { Accel } from '../host/accel.js';
-import type { QmpClient } from '../qemu/qmp.js';
-import type { QemuProcess } from '../qemu/process.js';
+import type { Machine } from '../machine/machine.js';
 import { parseDuration } from '../util/units.js';
 import { AGENT_PORT_ID } from '../qemu/argv.js';
-import { canMove, type GuestState } from './state.js';
+import type { GuestState } from './state.js';
 
 const debug = createDebug('kvmtest:guest');
 const RECONNECT_PAUSE_MS = 300;
@@ -42,49 +40,34 @@ export interface GuestInfo {
   forwards?: { guest: number; host: number }[];
 }
 
-export interface GuestParts {
-  info: GuestInfo;
-  qemu: QemuProcess;
-  qmp: QmpClient;
-  agent: AgentClient;
-  untrack: () => void;
-}
-
-/** A running guest: exec, spawn, push, pull; dispose() (or `await using`) stops it and removes its files. */
+/**
+ * A running guest: exec, spawn, push, pull; dispose() (or `await using`) stops it and removes its
+ * files. A facade over one Machine (QEMU, QMP, private dir, lifecycle) and its agent link.
+ */
 export class Guest implements AsyncDisposable {
   readonly info: GuestInfo;
-  private currentState: GuestState = 'running';
-  private disposing: Promise<void> | undefined;
   private relinking: Promise<void> | undefined;
-  private readonly qemu: QemuProcess;
-  private readonly qmp: QmpClient;
-  private agent: AgentClient;
-  private readonly untrack: () => void;
+  private readonly machine: Machine;
 
-  constructor(parts: GuestParts) {
-    this.info = parts.info;
-    this.qemu = parts.qemu;
-    this.qmp = parts.qmp;
-    this.agent = parts.agent;
-    this.untrack = parts.untrack;
-    // an unexpected QEMU exit or kernel panic fails every pending request at once, with the console tail
-    void this.qemu.exited.then((exit) => {
-      if (this.currentState === 'stopping' || this.currentState === 'stopped') return;
-      this.failWith(kvmtestError('AGENT_DISCONNECTED', `QEMU exited unexpectedly (${exit.signal ?? `code ${exit.code}`})${exit.stderr ? `: ${exit.stderr}` : ''}`));
-    });
-    this.qemu.console.onFatal((verdict) => {
-      if (verdict.kind === 'panic') this.failWith(kvmtestError('KERNEL_PANIC', `the guest kernel panicked: ${verdict.line}`));
-    });
-    this.qmp.on('event', (event) => {
-      if (event.event === 'SHUTDOWN' && this.currentState === 'running') {
-        this.failWith(kvmtestError('AGENT_DISCONNECTED', `the guest shut down (${String(event.data?.reason ?? 'unknown reason')})`));
-      }
+  constructor(machine: Machine, info: GuestInfo) {
+    this.machine = machine;
+    this.info = info;
+    // QEMU exits, guest shutdowns and panics are the machine's to report (it closes the link with the cause); an agent restart is ours
+    machine.qmp.on('event', (event) => {
       if (event.event === 'VSERPORT_CHANGE' && event.data?.id === AGENT_PORT_ID && event.data.open === false) this.agentLost();
     });
   }
 
+  private get agent(): AgentClient {
+    return this.machine.agent;
+  }
+
   get state(): GuestState {
-    return this.currentState;
+    const state = this.machine.state;
+    if (state === 'starting') throw kvmtestError('INTERNAL', `guest ${this.info.name} exists before its machine started`);
+    // from the moment dispose() is called, even while it waits for an operation in flight
+    if (this.machine.stopRequested && (state === 'running' || state === 'failed')) return 'stopping';
+    return state;
   }
 
   /** Runs a command to completion: an argv array runs directly, a string runs under /bin/sh -c. */
@@ -135,7 +118,7 @@ export class Guest implements AsyncDisposable {
     await new Promise((r) => setTimeout(r, RECONNECT_PAUSE_MS));
     const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 30_000), ...(options.signal ? [options.signal] : [])]);
     const socket = await connectWithRetry(this.info.agentSocket, signal, 50);
-    this.agent = new AgentClient(socket, LINK_LOSS_GRACE_MS);
+    this.machine.relink(new AgentClient(socket, LINK_LOSS_GRACE_MS));
     const hello = await this.agent.handshake({ signal, repeatMs: 2000 }).catch((error) => this.rethrow(error));
     Object.assign(this.info, { agent: hello });
     return hello;
@@ -143,16 +126,16 @@ export class Guest implements AsyncDisposable {
 
   /** A QMP command to QEMU, for what kvmtest does not wrap. */
   qmpCommand<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
-    return this.qmp.execute<T>(command, args);
+    return this.machine.qmp.execute<T>(command, args);
   }
 
   /** The last lines of the serial console. */
   consoleTail(lines = 50): string {
-    return this.qemu.console.lastLines(lines);
+    return this.machine.consoleTail(lines);
   }
 
   get pid(): number | undefined {
-    return this.qemu.pid;
+    return this.machine.pid;
   }
 
   /**
@@ -160,31 +143,12 @@ export class Guest implements AsyncDisposable {
    * console log. Safe to call twice; the second call waits for the first.
    */
   dispose(): Promise<void> {
-    this.disposing ??= this.stop();
-    return this.disposing;
+    // the machine's stop is once-only and waits for a start or save in flight
+    return this.machine.stop();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.dispose();
-  }
-
-  private async stop(): Promise<void> {
-    this.move('stopping');
-    this.agent.close(kvmtestError('GUEST_DISPOSED', 'the guest was disposed'));
-    if (!this.qemu.hasExited) {
-      await this.qmp.execute('quit').catch(() => {});
-      if (!(await settlesWithin(this.qemu.exited, 3000))) {
-        this.qemu.kill('SIGTERM');
-        if (!(await settlesWithin(this.qemu.exited, 2000))) this.qemu.kill('SIGKILL');
-      }
-    }
-    await this.qemu.exited;
-    this.qmp.close();
-    await this.qemu.console.close();
-    await rm(this.info.dir, { recursive: true, force: true });
-    this.untrack();
-    this.move('stopped');
-    debug('%s stopped', this.info.name);
   }
 
   private start(command: string | string[], options: GuestExecOptions, live: boolean): GuestProcess {
@@ -200,15 +164,16 @@ export class Guest implements AsyncDisposable {
   }
 
   private assertRunning(): void {
-    if (this.currentState === 'running') return;
-    const failure = this.agent.error;
-    if (this.currentState === 'failed' && failure) throw failure;
-    throw kvmtestError('GUEST_DISPOSED', `the guest is ${this.currentState}; boot a new one`);
+    const state = this.machine.state;
+    if (state === 'running' && !this.machine.stopRequested) return;
+    const failure = this.machine.error ?? this.agent.error;
+    if (state === 'failed' && failure) throw failure;
+    throw kvmtestError('GUEST_DISPOSED', `the guest is ${state === 'running' ? 'stopping' : state}; boot a new one`);
   }
 
   /** Attaches the console tail to link failures, which are explained by the guest's state. */
   private rethrow(error: unknown): never {
-    if (error instanceof KvmtestError && (error.code === 'AGENT_DISCONNECTED' || error.code === 'KERNEL_PANIC') && error.consoleTail === undefined) {
+    if (error instanceof KvmtestError && ['AGENT_DISCONNECTED', 'KERNEL_PANIC', 'QEMU_EXITED'].includes(error.code) && error.consoleTail === undefined) {
       error.consoleTail = this.consoleTail();
     }
     throw error;
@@ -219,7 +184,7 @@ export class Guest implements AsyncDisposable {
    * and the link is made again when systemd has restarted it; requests wait for that.
    */
   private agentLost(): void {
-    if (this.currentState !== 'running' || this.relinking) return;
+    if (this.machine.state !== 'running' || this.machine.stopRequested || this.relinking) return;
     debug('%s: the agent closed its port', this.info.name);
     this.agent.close(Object.assign(kvmtestError('AGENT_DISCONNECTED', 'the guest agent went away inside the guest (killed or crashed); requests in flight are lost, new ones wait for it to restart'), { consoleTail: this.consoleTail() }));
     this.relinking = this.reconnect({ timeoutMs: AGENT_RESTART_TIMEOUT_MS })
@@ -228,25 +193,4 @@ export class Guest implements AsyncDisposable {
         this.relinking = undefined;
       });
   }
-
-  private failWith(error: KvmtestError): void {
-    if (this.currentState !== 'running') return;
-    error.consoleTail = this.consoleTail();
-    this.move('failed');
-    debug('%s failed: %s', this.info.name, error.message);
-    this.agent.close(error);
-  }
-
-  private move(to: GuestState): void {
-    if (!canMove(this.currentState, to)) return;
-    this.currentState = to;
-  }
-}
-
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  const result = await Promise.race([promise.then(() => true), timeout]);
-  clearTimeout(timer);
-  return result;
 }

@@ -1,6 +1,7 @@
 import { kvmtestError, InputError } from '../errors.js';
 import type { AccelRequest } from '../host/accel.js';
-import type { CloudConfig } from '../seed/cloud-config.js';
+import type { MachineOptions } from '../machine/plan.js';
+import { normaliseCloudConfig, type CloudConfig } from '../seed/cloud-config.js';
 import { describe, parseCpus, parseDuration, parseMemoryMiB } from '../util/units.js';
 
 export interface BootOptions {
@@ -45,23 +46,19 @@ export interface BootOptions {
   snapshot?: boolean;
 }
 
-export interface ResolvedBootOptions {
+/** Boot options checked and defaulted: everything after resolveBootOptions() reads only this. */
+export interface ResolvedBootOptions extends MachineOptions {
   image: string;
-  memoryMiB: number;
-  cpus: number;
   accel: AccelRequest;
   bootMode: 'firmware' | 'kernel';
   kernel?: { kernel: string; initrd?: string; append?: string };
   firmware: 'bios' | 'uefi';
   uefi?: { code: string; vars: string };
-  hostname?: string;
-  network: false | { forwards: { host?: number; guest: number }[]; outbound?: false };
-  bootTimeoutMs?: number;
+  progress: boolean;
+  snapshot: boolean;
 }
 
-export const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
-
-/** Checks and normalises boot options; every mistake is an InputError naming the option. Pure. */
+/** Checks, normalises and defaults boot options; every mistake is an InputError naming the option. Pure. */
 export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
   if (typeof options !== 'object' || options === null) throw kvmtestError('INVALID_OPTION', `Expected boot options to be an object, got ${describe(options)}`);
   if (typeof options.image !== 'string' || options.image.length === 0) throw kvmtestError('INVALID_OPTION', `Expected the "image" option to be an image path or name, got ${describe(options.image)}`);
@@ -98,6 +95,13 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
   } else if (options.network !== undefined && options.network !== false) {
     throw kvmtestError('INVALID_OPTION', `Expected the "network" option to be a boolean or { forwards, outbound }, got ${describe(options.network)}`);
   }
+  for (const flag of ['progress', 'snapshot'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw kvmtestError('INVALID_OPTION', `Expected the "${flag}" option to be a boolean, got ${describe(options[flag])}`);
+  }
+  if (options.qemuArgs !== undefined && (!Array.isArray(options.qemuArgs) || options.qemuArgs.some((a) => typeof a !== 'string'))) {
+    throw kvmtestError('INVALID_OPTION', `Expected the "qemuArgs" option to be an array of strings, got ${describe(options.qemuArgs)}`);
+  }
+  if (options.signal !== undefined && !isAbortSignal(options.signal)) throw kvmtestError('INVALID_OPTION', `Expected the "signal" option to be an AbortSignal, got ${describe(options.signal)}`);
   return {
     image: options.image,
     memoryMiB: parseMemoryMiB(options.memory ?? '1G'),
@@ -110,5 +114,15 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
     ...(options.hostname ? { hostname: options.hostname } : {}),
     network,
     ...(options.bootTimeout !== undefined ? { bootTimeoutMs: parseDuration(options.bootTimeout, 'bootTimeout') } : {}),
+    cloudConfig: normaliseCloudConfig(options.cloudConfig),
+    ...(options.qemuArgs ? { qemuArgs: [...options.qemuArgs] } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    progress: options.progress ?? false,
+    snapshot: options.snapshot ?? false,
   };
+}
+
+/** Duck-typed, so a signal from another realm or a polyfill is accepted as before. */
+function isAbortSignal(value: unknown): value is AbortSignal {
+  return typeof value === 'object' && value !== null && typeof (value as AbortSignal).addEventListener === 'function' && typeof (value as AbortSignal).aborted === 'boolean';
 }

@@ -1,17 +1,4 @@
-/**
- * A guest's lifecycle. Transitions: booting → running → stopping → stopped;
- * booting|running → failed (QEMU died, kernel panic, link lost) → stopping → stopped.
- */
-export type GuestState = 'booting' | 'running' | 'failed' | 'stopping' | 'stopped';
+import type { MachineState } from '../machine/state.js';
 
-const NEXT: Record<GuestState, GuestState[]> = {
-  booting: ['running', 'failed', 'stopping'],
-  running: ['failed', 'stopping'],
-  failed: ['stopping'],
-  stopping: ['stopped'],
-  stopped: [],
-};
-
-export function canMove(from: GuestState, to: GuestState): boolean {
-  return NEXT[from].includes(to);
-}
+/** A guest's lifecycle (its machine's, from the hello on): running → stopping → stopped; running → failed → stopping → stopped. */
+export type GuestState = Exclude<MachineState, 'starting'>;

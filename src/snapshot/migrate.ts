@@ -5,9 +5,6 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { QmpClient } from '../qemu/qmp.js';
 import { kvmtestError } from '../errors.js';
-import createDebug from 'debug';
-
-const debug = createDebug('kvmtest:snapshot');
 
 interface MigrateInfo {
   status?: string;
@@ -63,25 +60,4 @@ function receiveOnce(socketPath: string, file: string): { server: Server; listen
     server.listen(socketPath, () => resolve());
   });
   return { server, listening, written };
-}
-
-/** Waits until an incoming migration has loaded and the VM runs. */
-export async function waitRunning(qmp: QmpClient, signal?: AbortSignal): Promise<void> {
-  let last = '';
-  for (;;) {
-    signal?.throwIfAborted();
-    const status = await qmp.execute<{ status: string }>('query-status');
-    if (status.status !== last) debug('VM status %s', (last = status.status));
-    if (status.status === 'running') return;
-    if (status.status === 'postmigrate' || status.status === 'internal-error' || status.status === 'guest-panicked') {
-      throw kvmtestError('SNAPSHOT_FAILED', `the restored VM is ${status.status}`);
-    }
-    if (status.status === 'paused' || status.status === 'prelaunch') {
-      const migrate = await qmp.execute<MigrateInfo>('query-migrate');
-      if (migrate.status === 'failed') throw kvmtestError('SNAPSHOT_FAILED', `restoring the VM state failed: ${migrate['error-desc'] ?? 'failed'}`);
-      // the template was stopped before its save, so the loaded VM stays paused until told to go
-      if (migrate.status === 'completed') await qmp.execute('cont');
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

@@ -1,19 +1,13 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { dir as tmpDir } from 'tmp-promise';
 import createDebug from 'debug';
 import { GuestProcess } from '../agent/exec.js';
 import { kvmtestError, KvmtestError } from '../errors.js';
 import { qemuVersion } from '../host/tools.js';
-import { baseChain, createOverlay } from '../image/disk.js';
+import { baseChain } from '../image/disk.js';
+import { machineSpec, type MachinePlan } from '../machine/plan.js';
+import { startMachine } from '../machine/start.js';
 import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
-import type { QemuProcess } from '../qemu/process.js';
-import { renderSeed } from '../seed/cloud-config.js';
-import { writeSeedIso } from '../seed/iso.js';
-import { DEFAULT_BOOT_TIMEOUT_MS } from '../guest/options.js';
-import { launch } from '../guest/launch.js';
-import { copyUefiVars, machineSpec, withFreePorts, type Prepared } from '../guest/prepare.js';
-import { track } from '../guest/registry.js';
 import { fileDigest } from './digest.js';
 import { snapshotKey } from './key.js';
 import { saveState } from './migrate.js';
@@ -35,8 +29,8 @@ const SEAL_TEMPLATE = [
   'sync',
 ].join('\n');
 
-/** The snapshot key for a prepared boot: base content, QEMU, machine, agent, cloud-config. */
-export async function keyFor(prep: Prepared): Promise<string> {
+/** The snapshot key for a machine plan: base content, QEMU, machine, agent, cloud-config. */
+export async function keyFor(prep: MachinePlan): Promise<string> {
   // the chain's files are keyed by content (baseDigest), not by where they are; the sandbox shapes no guest state
   const chain = baseChain(prep.base).map((link, i) => ({ path: `/BASE${i}`, format: link.format }));
   const placeholders = { ...machineSpec(prep, 'NAME', '/DIR', '/DIR/disk.qcow2', chain, '/DIR/seed.iso', normalisedNetwork(prep)), sandbox: false };
@@ -46,13 +40,13 @@ export async function keyFor(prep: Prepared): Promise<string> {
     qemuVersion: await qemuVersion(prep.tools.qemu),
     machineArgs: buildQemuArgs(placeholders),
     agentDigest: createHash('sha256').update(prep.agentSource).digest('hex'),
-    cloudConfig: prep.userConfig,
+    cloudConfig: prep.opts.cloudConfig,
     kernelDigests: await Promise.all(kernelFiles.map(fileDigest)),
   });
 }
 
 /** Host ports do not shape a snapshot (they are not guest state): keyed as 0. */
-function normalisedNetwork(prep: Prepared): MachineSpec['network'] {
+function normalisedNetwork(prep: MachinePlan): MachineSpec['network'] {
   const network = prep.opts.network;
   return network === false ? false : { forwards: network.forwards.map((f) => ({ guest: f.guest, host: 0 })), ...(network.outbound === false ? { outbound: false } : {}) };
 }
@@ -61,7 +55,7 @@ function normalisedNetwork(prep: Prepared): MachineSpec['network'] {
  * The warm snapshot for these settings, made now by one cold boot if the cache lacks it. Concurrent
  * callers make it once: the first holds the key's lock, the others wait and then find it.
  */
-export async function ensureSnapshot(prep: Prepared): Promise<Snapshot> {
+export async function ensureSnapshot(prep: MachinePlan): Promise<Snapshot> {
   const key = await keyFor(prep);
   const ready = await readSnapshot(key);
   if (ready) return ready;
@@ -80,29 +74,18 @@ export async function ensureSnapshot(prep: Prepared): Promise<Snapshot> {
   });
 }
 
-async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
+async function makeSnapshot(plan: MachinePlan, key: string): Promise<Snapshot> {
   const paths = snapshotPaths(key);
   await makeSnapshotDir(paths);
-  const work = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
-  let qemu: QemuProcess | undefined;
   const name = `kvmtest-template-${key.slice(0, 8)}`;
-  const tracked = track(name, work.path);
   const started = performance.now();
+  plan.progress.phase('making a warm snapshot (once per image and settings)');
+  // the template's disk and seed are the snapshot's: they outlive its private dir
+  const machine = await startMachine(plan, { name, keep: { disk: paths.disk, seed: paths.seed }, seedIdentity: { instanceId: name, hostname: name } });
   try {
-    prep.progress.phase('making a warm snapshot (once per image and settings)');
-    await createOverlay(prep.tools.qemuImg, prep.base, paths.disk);
-    const files = renderSeed({ instanceId: name, hostname: name, agentSource: prep.agentSource, user: prep.userConfig });
-    await writeSeedIso(prep.tools.iso, work.path, files, paths.seed);
-    await copyUefiVars(prep, work.path);
-    const spec = machineSpec(prep, name, work.path, paths.disk, baseChain(prep.base), paths.seed, await withFreePorts(prep.opts.network));
-    const timeoutMs = prep.opts.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS * prep.choice.timeoutScale;
-    await tracked.registered;
-    const { qmp, agent } = await launch(prep, spec, work.path, timeoutMs, (q) => {
-      qemu = q;
-      tracked.started(q.pid);
-    });
+    const { agent } = machine;
     // let the guest settle: clones should not inherit a half-run cloud-init eating their CPU
-    prep.progress.phase('snapshot: waiting for cloud-init to finish');
+    plan.progress.phase('snapshot: waiting for cloud-init to finish');
     const settled = await new GuestProcess(agent, { shell: 'cloud-init status --wait >/dev/null 2>&1; sync' }, { timeoutMs: SETTLE_TIMEOUT_MS }, { live: false });
     debug('template settled (exit %s)', settled.exitCode);
     const sealed = await new GuestProcess(agent, { shell: SEAL_TEMPLATE }, { timeoutMs: SETTLE_TIMEOUT_MS }, { live: false });
@@ -110,21 +93,18 @@ async function makeSnapshot(prep: Prepared, key: string): Promise<Snapshot> {
     // save with the host hung up, so every clone starts with a fresh session and a hello
     agent.close();
     await new Promise((r) => setTimeout(r, 500));
-    prep.progress.phase('snapshot: saving the VM state');
+    plan.progress.phase('snapshot: saving the VM state');
     const saveStarted = performance.now();
-    await saveState(qmp, paths.state, work.path, prep.options.signal).catch((error) => {
+    await machine.exclusive(() => saveState(machine.qmp, paths.state, machine.dir, plan.opts.signal)).catch((error) => {
       throw error instanceof KvmtestError ? error : kvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${(error as Error).message}`, { cause: error });
     });
     const saveMs = performance.now() - saveStarted;
-    await qmp.execute('quit').catch(() => {});
-    await qemu!.exited;
-    qmp.close();
+    await machine.stop();
     const stateBytes = (await stat(paths.state)).size;
     debug('snapshot %s: %d bytes, saved in %d ms, made in %d ms', key, stateBytes, saveMs, performance.now() - started);
-    return await writeMeta(paths, { key, createdAt: new Date().toISOString(), baseImage: prep.base.path, stateBytes, saveMs });
+    return await writeMeta(paths, { key, createdAt: new Date().toISOString(), baseImage: plan.base.path, stateBytes, saveMs });
   } finally {
-    await qemu?.destroy();
-    await work.cleanup();
-    tracked.untrack();
+    // once only: after the stop above this just waits for it
+    await machine.stop('kill');
   }
 }

@@ -58,7 +58,7 @@ describe('faults inside the guest', () => {
     const pending = hang(vm);
     void vm.exec(['sh', '-c', 'sleep 1; poweroff -f']).catch(() => {});
     const error = await pending;
-    expect(error).toMatchObject({ code: 'AGENT_DISCONNECTED', message: expect.stringMatching(/shut down|QEMU exited/) });
+    expect(error).toMatchObject({ code: 'QEMU_EXITED', message: expect.stringMatching(/shut down|QEMU exited/) });
     expect((error as { consoleTail?: string }).consoleTail).toBeDefined();
     await vm.dispose();
   });
@@ -72,7 +72,7 @@ describe('faults inside the guest', () => {
     await new Promise((r) => setTimeout(r, 500));
     process.kill(vm.pid!, 'SIGKILL');
     for (const error of await Promise.all([pending, pushing])) {
-      expect(error).toMatchObject({ code: 'AGENT_DISCONNECTED', message: expect.stringMatching(/QEMU exited unexpectedly \(SIGKILL\)/) });
+      expect(error).toMatchObject({ code: 'QEMU_EXITED', message: expect.stringMatching(/QEMU exited unexpectedly \(SIGKILL\)/) });
     }
     await vm.dispose();
     expect(guestDirs().filter((d) => vm.info.dir.endsWith(d))).toEqual([]);

@@ -30,7 +30,7 @@ describe('registry', () => {
     vi.stubEnv('KVMTEST_CACHE', cache);
     const daemon = (await runDaemon({ cache, idleMs: 60_000 }))!;
     cleanups.push(() => daemon.close());
-    const { track } = await import('../../../src/guest/registry.js');
+    const { track } = await import('../../../src/machine/registry.js');
     const dir = mkdtempSync(join(temp, 'kvmtest-unit-guest-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const tracked = track('kvmtest-unit1', dir);

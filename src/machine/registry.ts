@@ -11,7 +11,7 @@ interface Leftover {
   dir: string;
 }
 
-/** A guest being tracked: say when its QEMU started, and untrack it once it is cleaned up. */
+/** A machine being tracked: say when its QEMU started, and untrack it once it is cleaned up. */
 export interface Tracked {
   /** Resolves once the reaper knows the directory: await it before starting QEMU. */
   readonly registered: Promise<void>;
@@ -23,7 +23,7 @@ const live = new Set<Leftover>();
 let unhook: (() => void) | undefined;
 
 /**
- * Tracks a guest twice over: exit, SIGINT or SIGTERM of this process stops its QEMU and removes its
+ * Tracks a machine twice over: exit, SIGINT or SIGTERM of this process stops its QEMU and removes its
  * files synchronously (signal-exit), and the shared reaper process does the same after a SIGKILL,
  * when this process can do nothing.
  */

@@ -1,0 +1,102 @@
+import type { Socket } from 'node:net';
+import createDebug from 'debug';
+import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
+import { kvmtestError, type KvmtestError } from '../errors.js';
+import { QmpClient, connectWithRetry } from '../qemu/qmp.js';
+import type { Machine } from './machine.js';
+
+const debug = createDebug('kvmtest:machine');
+/** How often hello is repeated while waiting: an agent restarted mid-boot may have eaten the first. */
+const HELLO_REPEAT_MS = 5000;
+
+export interface ReadyOptions {
+  timeoutMs: number;
+  /** Named in a timeout's message: 'tcg' says it is software emulation. */
+  accel: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Connects QMP and the agent link of a starting machine and waits for the agent's hello (after the
+ * incoming state has loaded, for a restore), racing everything that means it will never come: the
+ * machine's fatal event, the timeout, the abort signal. Every listener it adds is gone when it returns.
+ */
+export async function waitReady(machine: Machine, options: ReadyOptions): Promise<void> {
+  const { spec } = machine;
+  const what = spec.incomingState ? 'restore' : 'boot';
+  const controller = new AbortController();
+  const cleanups: (() => void)[] = [() => controller.abort()];
+  const fatal = new Promise<never>((_, reject) => {
+    const fail = (error: KvmtestError) => {
+      error.consoleTail ??= machine.consoleTail();
+      reject(error);
+    };
+    cleanups.push(machine.onFatal(fail));
+    const timer = setTimeout(
+      () => fail(kvmtestError('BOOT_TIMEOUT', `the guest agent did not say hello within ${Math.round(options.timeoutMs / 1000)} s (${options.accel}${options.accel === 'tcg' ? ', software emulation' : ''}); the console tail shows how far ${what} got`)),
+      options.timeoutMs,
+    );
+    cleanups.push(() => clearTimeout(timer));
+    const signal = options.signal;
+    if (signal) {
+      const onAbort = () => fail(kvmtestError('ABORTED', `${what} was aborted`, { cause: signal.reason }));
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        cleanups.push(() => signal.removeEventListener('abort', onAbort));
+      }
+    }
+  });
+  fatal.catch(() => {});
+  let qmp: QmpClient | undefined;
+  let socket: Socket | undefined;
+  try {
+    const link = (async () => {
+      qmp = await QmpClient.connect(spec.qmpSocket, { signal: controller.signal });
+      machine.attachQmp(qmp);
+      if (spec.incomingState) await waitRunning(qmp, controller.signal);
+      socket = await connectWithRetry(spec.agentSocket, controller.signal, 20);
+      const agent = new AgentClient(socket, LINK_LOSS_GRACE_MS);
+      const hello = await agent.handshake({ signal: controller.signal, repeatMs: spec.incomingState ? 1000 : HELLO_REPEAT_MS });
+      debug('%s: hello %o', spec.name, hello);
+      return { agent, hello };
+    })().catch(async (error: unknown) => {
+      // a socket that closes is usually QEMU going away: let its exit explain the failure
+      await Promise.race([fatal, new Promise((r) => setTimeout(r, 1000))]).catch(() => {});
+      throw error;
+    });
+    const { agent, hello } = await Promise.race([link, fatal]);
+    machine.ready(agent, hello);
+  } catch (error) {
+    socket?.destroy();
+    throw error;
+  } finally {
+    for (const cleanup of cleanups) cleanup();
+  }
+}
+
+interface MigrateStatus {
+  status?: string;
+  'error-desc'?: string;
+}
+
+/** Waits until an incoming migration has loaded and the VM runs. */
+export async function waitRunning(qmp: QmpClient, signal?: AbortSignal): Promise<void> {
+  let last = '';
+  for (;;) {
+    signal?.throwIfAborted();
+    const status = await qmp.execute<{ status: string }>('query-status');
+    if (status.status !== last) debug('VM status %s', (last = status.status));
+    if (status.status === 'running') return;
+    if (status.status === 'postmigrate' || status.status === 'internal-error' || status.status === 'guest-panicked') {
+      throw kvmtestError('SNAPSHOT_FAILED', `the restored VM is ${status.status}`);
+    }
+    if (status.status === 'paused' || status.status === 'prelaunch') {
+      const migrate = await qmp.execute<MigrateStatus>('query-migrate');
+      if (migrate.status === 'failed') throw kvmtestError('SNAPSHOT_FAILED', `restoring the VM state failed: ${migrate['error-desc'] ?? 'failed'}`);
+      // the template was stopped before its save, so the loaded VM stays paused until told to go
+      if (migrate.status === 'completed') await qmp.execute('cont');
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
