@@ -147,7 +147,10 @@ async function fourRestored() {
     const ms = performance.now() - start;
     const each = await Promise.all(vms.map((vm) => rssMiB(vm.pid)));
     results.rss.fourRestoredMiB = each.map((x) => round(x, 1));
-    results.rss.fourRestoredSumMiB = round(each.reduce((a, b) => a + b, 0), 1);
+    results.rss.fourRestoredSumMiB = round(
+      each.reduce((a, b) => a + b, 0),
+      1,
+    );
     results.boot.fourRestoredAllReadyMs = round(ms, 0);
     log(`  all 4 answered true after ${ms.toFixed(0)} ms; RSS sum ${results.rss.fourRestoredSumMiB} MiB`);
   } finally {
@@ -170,7 +173,14 @@ async function sshSection(tmp) {
     // sshd: public key in, unmask, host key, start
     await vm.push(`${key}.pub`, '/root/bench_key.pub');
     must(
-      await vm.exec(['sh', '-c', 'set -e; install -d -m 700 /root/.ssh; cat /root/bench_key.pub >> /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys; systemctl unmask ssh.service ssh.socket; ssh-keygen -A; systemctl start ssh'], { timeout: '120s' }),
+      await vm.exec(
+        [
+          'sh',
+          '-c',
+          'set -e; install -d -m 700 /root/.ssh; cat /root/bench_key.pub >> /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys; systemctl unmask ssh.service ssh.socket; ssh-keygen -A; systemctl start ssh',
+        ],
+        { timeout: '120s' },
+      ),
       'starting sshd',
     );
     for (let i = 0; ; i++) {
@@ -260,7 +270,10 @@ async function sshSection(tmp) {
     await execFile('scp', [...sshBase, '-P', String(port), file, 'root@127.0.0.1:/root/big2'], { timeout: 1_800_000 });
     const scpMs = performance.now() - s;
     const sums = must(await vm.exec(['sha256sum', '/root/big', '/root/big2'], { timeout: '300s' }), 'sha256sum').stdout;
-    const got = sums.trim().split('\n').map((l) => l.split(/\s+/)[0]);
+    const got = sums
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[0]);
     if (got.length !== 2 || got.some((g) => g !== want)) throw new Error(`sha256 mismatch: want ${want}, guest says\n${sums}`);
     const p = results.push;
     p.mib = PUSH_MIB;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Fails when folders under src/ import each other in a cycle (issue #11: layers point one way).
 // Usage: node scripts/check-layers.mjs [srcDir] [--allow allow.json]
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -116,7 +116,7 @@ function main(argv) {
   const allowFile = at >= 0 ? resolve(argv[at + 1]) : join(root, 'scripts', 'layers-allow.json');
   const rest = at >= 0 ? argv.filter((_, i) => i !== at && i !== at + 1) : argv;
   const srcDir = resolve(rest[0] ?? join(root, 'src'));
-  const allowed = existsSync(allowFile) ? JSON.parse(readFileSync(allowFile, 'utf8')).cycles ?? [] : [];
+  const allowed = existsSync(allowFile) ? (JSON.parse(readFileSync(allowFile, 'utf8')).cycles ?? []) : [];
   const problems = checkLayers(srcDir, allowed);
   if (problems.length) {
     process.stderr.write(`check-layers: ${problems.length} problem(s) in ${relative(process.cwd(), srcDir) || '.'}\n\n${problems.join('\n\n')}\n`);

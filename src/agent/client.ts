@@ -1,19 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
-import { kvmtestError, KvmtestError } from '../errors.js';
-import { encodeFrame, FrameDecoder } from './codec.js';
+import { type KvmtestError, kvmtestError } from '../errors.js';
 import { answerError } from './answer-error.js';
+import { encodeFrame, FrameDecoder } from './codec.js';
 import {
-  EXCHANGES,
-  PROTOCOL_VERSION,
   type AgentMessage,
   type AnswerTo,
   type ErrorAnswer,
+  EXCHANGES,
   type FollowUp,
   type Frame,
   type HelloAnswer,
   type HostMessage,
+  PROTOCOL_VERSION,
   type RequestFields,
   type RequestType,
 } from './protocol.js';
@@ -92,7 +92,10 @@ export class AgentClient {
    * linkLossGraceMs: a socket error or close fails open requests only after this pause, so that
    * the owner can close the link with the reason first (QEMU exited, the kernel panicked).
    */
-  constructor(private readonly stream: Duplex, private readonly linkLossGraceMs = 0) {
+  constructor(
+    private readonly stream: Duplex,
+    private readonly linkLossGraceMs = 0,
+  ) {
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('error', (error) => this.lost(kvmtestError('AGENT_DISCONNECTED', `agent link error: ${error.message}`, { cause: error })));
     stream.on('close', () => this.lost(kvmtestError('AGENT_DISCONNECTED', 'the agent link closed')));

@@ -1,5 +1,5 @@
 import { kvmtestError } from '../errors.js';
-import { MAGIC, MAX_BODY_BYTES, MAX_HEADER_BYTES, PRELUDE_BYTES, type Frame, type HostMessage } from './protocol.js';
+import { type Frame, type HostMessage, MAGIC, MAX_BODY_BYTES, MAX_HEADER_BYTES, PRELUDE_BYTES } from './protocol.js';
 
 /** Encodes one frame: magic, header length, body length, JSON header, body. */
 export function encodeFrame(header: { t: string; id: number; [field: string]: unknown } | HostMessage, body?: Uint8Array): Buffer {

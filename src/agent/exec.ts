@@ -1,5 +1,5 @@
-import { PassThrough, Readable, Writable } from 'node:stream';
-import { kvmtestError, KvmtestError } from '../errors.js';
+import { PassThrough, type Readable, Writable } from 'node:stream';
+import { KvmtestError, kvmtestError } from '../errors.js';
 import { lineStream } from '../util/lines.js';
 import { describe } from '../util/units.js';
 import type { AgentClient, Exchange } from './client.js';
@@ -162,7 +162,9 @@ export class GuestProcess implements PromiseLike<ExecResult> {
       const result = new ExecResult(this.command, exit?.code ?? null, exit?.signal ?? null, this.out.toBuffer(), this.err.toBuffer(), performance.now() - this.started);
       if (error) return settle.reject(attachResult(error, result));
       if (this.overflowed) {
-        return settle.reject(attachResult(kvmtestError('OUTPUT_LIMIT', `command wrote more than ${maxBuffer} bytes to ${this.overflowed} (the maxBuffer option) and was killed: ${this.command}`), result));
+        return settle.reject(
+          attachResult(kvmtestError('OUTPUT_LIMIT', `command wrote more than ${maxBuffer} bytes to ${this.overflowed} (the maxBuffer option) and was killed: ${this.command}`), result),
+        );
       }
       if (this.timedOut) {
         return settle.reject(attachResult(kvmtestError('EXEC_TIMEOUT', `command timed out after ${options.timeoutMs} ms and was killed: ${this.command}`), result));
@@ -210,12 +212,13 @@ export class GuestProcess implements PromiseLike<ExecResult> {
 
     // timeout: polite signal first, then force
     let killTimer: NodeJS.Timeout | undefined;
-    const timeoutTimer = options.timeoutMs !== undefined
-      ? setTimeout(() => {
-          this.timedOut = true;
-          this.terminate(options.killGraceMs ?? 3000, (t) => (killTimer = t));
-        }, options.timeoutMs)
-      : undefined;
+    const timeoutTimer =
+      options.timeoutMs !== undefined
+        ? setTimeout(() => {
+            this.timedOut = true;
+            this.terminate(options.killGraceMs ?? 3000, (t) => (killTimer = t));
+          }, options.timeoutMs)
+        : undefined;
     const onAbort = () => {
       this.abortedBy = options.signal!.reason;
       this.terminate(options.killGraceMs ?? 3000, (t) => (killTimer = t));

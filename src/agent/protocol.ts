@@ -3,7 +3,7 @@
  * which request. Prose and wire layout: docs/PROTOCOL.md. The guest side is guest/agent.py; the
  * values both sides hold live in shared.ts.
  */
-import { AGENT_ERROR_CODES, HOST_FRAME_TYPES, MAGIC_TEXT } from '../protocol/shared.js';
+import { type AGENT_ERROR_CODES, type HOST_FRAME_TYPES, MAGIC_TEXT } from '../protocol/shared.js';
 
 export {
   AGENT_ERROR_CODES,
@@ -21,10 +21,23 @@ export const MAGIC = Buffer.from(MAGIC_TEXT, 'latin1');
 export type SignalName = NodeJS.Signals;
 
 // host → agent
-export interface HelloRequest { t: 'hello'; id: 0; nonce: string }
-export interface PingRequest { t: 'ping'; id: number }
+export interface HelloRequest {
+  t: 'hello';
+  id: 0;
+  nonce: string;
+}
+export interface PingRequest {
+  t: 'ping';
+  id: number;
+}
 /** Makes a restored clone its own machine; the body is host entropy for the guest's RNG. Answer: done. */
-export interface IdentityRequest { t: 'identity'; id: number; hostname: string; machineId: string; timeMs: number }
+export interface IdentityRequest {
+  t: 'identity';
+  id: number;
+  hostname: string;
+  machineId: string;
+  timeMs: number;
+}
 export interface ExecRequest {
   t: 'exec';
   id: number;
@@ -34,24 +47,51 @@ export interface ExecRequest {
   cwd?: string;
   stdin: boolean;
 }
-export interface StdinData { t: 'stdin'; id: number }
-export interface StdinEnd { t: 'stdin-end'; id: number }
-export interface SignalRequest { t: 'signal'; id: number; signal: SignalName }
-export interface PushRequest { t: 'push'; id: number; dest: string; kind: TransferKind }
-export interface PullRequest { t: 'pull'; id: number; path: string }
-export interface DataFrame { t: 'data'; id: number }
-export interface EndFrame { t: 'end'; id: number }
+export interface StdinData {
+  t: 'stdin';
+  id: number;
+}
+export interface StdinEnd {
+  t: 'stdin-end';
+  id: number;
+}
+export interface SignalRequest {
+  t: 'signal';
+  id: number;
+  signal: SignalName;
+}
+export interface PushRequest {
+  t: 'push';
+  id: number;
+  dest: string;
+  kind: TransferKind;
+}
+export interface PullRequest {
+  t: 'pull';
+  id: number;
+  path: string;
+}
+export interface DataFrame {
+  t: 'data';
+  id: number;
+}
+export interface EndFrame {
+  t: 'end';
+  id: number;
+}
 
-export type HostMessage =
-  | HelloRequest | PingRequest | IdentityRequest | ExecRequest | StdinData | StdinEnd | SignalRequest
-  | PushRequest | PullRequest | DataFrame | EndFrame;
+export type HostMessage = HelloRequest | PingRequest | IdentityRequest | ExecRequest | StdinData | StdinEnd | SignalRequest | PushRequest | PullRequest | DataFrame | EndFrame;
 // the host's frame types are exactly the list the agent serves (shared.ts): a type error otherwise
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
 export type HostFrameTypesMatch = Assert<Same<HostMessage['t'], (typeof HOST_FRAME_TYPES)[number]>>;
 
 // agent → host
-export interface OsRelease { id: string | null; versionId: string | null; prettyName: string | null }
+export interface OsRelease {
+  id: string | null;
+  versionId: string | null;
+  prettyName: string | null;
+}
 export interface HelloAnswer {
   t: 'hello';
   id: 0;
@@ -64,21 +104,55 @@ export interface HelloAnswer {
   hostname: string;
   pid: number;
 }
-export interface Pong { t: 'pong'; id: number }
-export interface Started { t: 'started'; id: number; pid: number }
-export interface OutputFrame { t: 'stdout' | 'stderr'; id: number }
-export interface Exit { t: 'exit'; id: number; code: number | null; signal: SignalName | null }
-export interface Done { t: 'done'; id: number }
-export interface PullStart { t: 'pull-start'; id: number; kind: TransferKind }
+export interface Pong {
+  t: 'pong';
+  id: number;
+}
+export interface Started {
+  t: 'started';
+  id: number;
+  pid: number;
+}
+export interface OutputFrame {
+  t: 'stdout' | 'stderr';
+  id: number;
+}
+export interface Exit {
+  t: 'exit';
+  id: number;
+  code: number | null;
+  signal: SignalName | null;
+}
+export interface Done {
+  t: 'done';
+  id: number;
+}
+export interface PullStart {
+  t: 'pull-start';
+  id: number;
+  kind: TransferKind;
+}
 /** The agent consumed `bytes` of this request's stdin or push data: the host may send that much more. */
-export interface Consumed { t: 'consumed'; id: number; bytes: number }
+export interface Consumed {
+  t: 'consumed';
+  id: number;
+  bytes: number;
+}
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[number];
-export interface ErrorAnswer { t: 'error'; id: number; code: AgentErrorCode; message: string }
-export interface LogEvent { t: 'log'; id: 0; level: string; message: string }
+export interface ErrorAnswer {
+  t: 'error';
+  id: number;
+  code: AgentErrorCode;
+  message: string;
+}
+export interface LogEvent {
+  t: 'log';
+  id: 0;
+  level: string;
+  message: string;
+}
 
-export type AgentMessage =
-  | HelloAnswer | Pong | Started | OutputFrame | Exit | Done | PullStart | DataFrame | EndFrame
-  | ErrorAnswer | LogEvent | Consumed;
+export type AgentMessage = HelloAnswer | Pong | Started | OutputFrame | Exit | Done | PullStart | DataFrame | EndFrame | ErrorAnswer | LogEvent | Consumed;
 
 export type TransferKind = 'file' | 'dir';
 

@@ -1,12 +1,12 @@
 import { mkdir, readdir, stat } from 'node:fs/promises';
-import { finished } from 'node:stream/promises';
 import { basename, dirname, join } from 'node:path';
+import { finished } from 'node:stream/promises';
 import * as tar from 'tar';
-import { kvmtestError, KvmtestError } from '../errors.js';
+import { KvmtestError, kvmtestError } from '../errors.js';
 import type { AgentClient, Exchange } from './client.js';
 import { CreditWindow } from './credit.js';
 import { CHUNK_BYTES, type TransferKind } from './protocol.js';
-import { DEFAULT_LIMITS, TreeExtractor, type DroppedMember, type PullLimits } from './pull/extract.js';
+import { DEFAULT_LIMITS, type DroppedMember, type PullLimits, TreeExtractor } from './pull/extract.js';
 import { finalTarget, makeStage, moveIntoPlace, prepareDestination, removeMade, removeStage } from './pull/place.js';
 
 /** 1024 zero bytes: a tar archive with no members (node-tar refuses to create one). */
@@ -94,25 +94,29 @@ export async function pull(client: AgentClient, source: string, dest: string, op
     stage = await makeStage(destination.path);
     const root = join(stage, 'root');
     await mkdir(root, 0o755);
-    exchange = client.request('pull', { path: source }, {
-      signal,
-      onFrame: ({ header, body }) => {
-        if (header.t === 'pull-start' && !extractor) {
-          const kind = header.kind === 'file' ? 'file' : 'dir';
-          extractor = new TreeExtractor(kind === 'file' ? join(stage!, 'file') : root, join(stage!, 'links'), kind, limits);
-          extractor.on('error', stop);
-          // the destination's own check runs while the data comes: it fails the pull as early as it can
-          target = finalTarget(destination, kind, source);
-          target.catch(stop);
-        } else if (header.t === 'data' && extractor && !extractor.destroyed) {
-          const ex = extractor;
-          if (!ex.write(body)) {
-            exchange!.pause();
-            ex.once('drain', () => exchange!.resume());
+    exchange = client.request(
+      'pull',
+      { path: source },
+      {
+        signal,
+        onFrame: ({ header, body }) => {
+          if (header.t === 'pull-start' && !extractor) {
+            const kind = header.kind === 'file' ? 'file' : 'dir';
+            extractor = new TreeExtractor(kind === 'file' ? join(stage!, 'file') : root, join(stage!, 'links'), kind, limits);
+            extractor.on('error', stop);
+            // the destination's own check runs while the data comes: it fails the pull as early as it can
+            target = finalTarget(destination, kind, source);
+            target.catch(stop);
+          } else if (header.t === 'data' && extractor && !extractor.destroyed) {
+            const ex = extractor;
+            if (!ex.write(body)) {
+              exchange!.pause();
+              ex.once('drain', () => exchange!.resume());
+            }
           }
-        }
+        },
       },
-    });
+    );
     await Promise.race([exchange.answer, stopped]);
     if (!extractor || !target) throw kvmtestError('GUEST_IO', `the guest agent ended the pull of ${source} without data`);
     const ex: TreeExtractor = extractor;
@@ -155,4 +159,3 @@ function assertGuestPath(path: string, what: string): void {
     throw kvmtestError('INVALID_OPTION', `Expected the ${what} to be an absolute path in the guest, got ${JSON.stringify(path)}`);
   }
 }
-

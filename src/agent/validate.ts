@@ -38,9 +38,7 @@ const CHECKS: Record<string, Check> = {
   },
   'pull-start': (f) => (f.kind === 'file' || f.kind === 'dir' ? undefined : `"kind" is not file or dir: ${show(f.kind)}`),
   consumed: (f) => integer(f, 'bytes', 1, Number.MAX_SAFE_INTEGER),
-  error: (f) =>
-    ((AGENT_ERROR_CODES as readonly unknown[]).includes(f.code) ? undefined : `"code" is not an agent error code: ${show(f.code)}`) ??
-    text(f, 'message', MAX_MESSAGE_CHARS),
+  error: (f) => ((AGENT_ERROR_CODES as readonly unknown[]).includes(f.code) ? undefined : `"code" is not an agent error code: ${show(f.code)}`) ?? text(f, 'message', MAX_MESSAGE_CHARS),
   log: (f) => text(f, 'level', 16) ?? text(f, 'message', MAX_MESSAGE_CHARS),
 };
 
@@ -75,6 +73,13 @@ function osRelease(os: unknown): string | undefined {
 
 /** A short rendering of a refused value for the error message (never the whole of a huge string). */
 function show(value: unknown): string {
-  const rendered = typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) + (value.length > 40 ? '…' : '') : typeof value === 'object' && value !== null ? (Array.isArray(value) ? 'an array' : 'an object') : String(value);
+  const rendered =
+    typeof value === 'string'
+      ? JSON.stringify(value.slice(0, 40)) + (value.length > 40 ? '…' : '')
+      : typeof value === 'object' && value !== null
+        ? Array.isArray(value)
+          ? 'an array'
+          : 'an object'
+        : String(value);
   return `${rendered} (${value === null ? 'null' : typeof value})`;
 }

@@ -14,7 +14,11 @@ export async function doctor(): Promise<DoctorLine[]> {
   const lines: DoctorLine[] = [];
   const qemuName = qemuSystemName();
   const qemu = await which(qemuName);
-  lines.push(qemu ? { ok: true, what: qemuName, detail: `${qemu} (QEMU ${await qemuVersion(qemu).catch(() => 'unknown')})` } : { ok: false, what: qemuName, detail: 'not found on PATH', fix: installHint('qemu') });
+  lines.push(
+    qemu
+      ? { ok: true, what: qemuName, detail: `${qemu} (QEMU ${await qemuVersion(qemu).catch(() => 'unknown')})` }
+      : { ok: false, what: qemuName, detail: 'not found on PATH', fix: installHint('qemu') },
+  );
   if (qemu) lines.push(await sandboxLine(qemu));
   const qemuImg = await which('qemu-img');
   lines.push(qemuImg ? { ok: true, what: 'qemu-img', detail: qemuImg } : { ok: false, what: 'qemu-img', detail: 'not found on PATH', fix: installHint('qemu-img') });
@@ -44,7 +48,12 @@ export async function sandboxLine(qemu: string): Promise<DoctorLine> {
   const verdict = await probeSandbox(qemu);
   return verdict.supported
     ? { ok: true, what: 'QEMU sandbox', detail: 'seccomp on: QEMU cannot spawn processes, change privileges or use obsolete system calls' }
-    : { ok: true, what: 'QEMU sandbox', detail: `not available, guests run without seccomp: ${verdict.reason}`, fix: 'a QEMU built with seccomp (libseccomp) on a kernel with seccomp, such as Debian\'s qemu-system-x86' };
+    : {
+        ok: true,
+        what: 'QEMU sandbox',
+        detail: `not available, guests run without seccomp: ${verdict.reason}`,
+        fix: "a QEMU built with seccomp (libseccomp) on a kernel with seccomp, such as Debian's qemu-system-x86",
+      };
 }
 
 export function formatDoctor(lines: DoctorLine[]): string {

@@ -4,9 +4,9 @@ import { inspectBase } from '../image/base.js';
 import { findBuilt } from '../image/build.js';
 import { catalogSource, hostArch } from '../image/catalog.js';
 import { loadCatalog } from '../image/catalog-file.js';
-import { isImageUrl, pullCatalogImage, resolveImage } from '../image/resolve.js';
 import { isRecipeName, RECIPES } from '../image/recipes.js';
-import { signaturePlan, type SignatureStatus } from '../image/signature.js';
+import { isImageUrl, pullCatalogImage, resolveImage } from '../image/resolve.js';
+import { type SignatureStatus, signaturePlan } from '../image/signature.js';
 import { listCached, pruneCached, removeCached } from '../image/store.js';
 import { createProgress, formatTransfer } from '../util/progress.js';
 import { parseDuration } from '../util/units.js';
@@ -28,13 +28,21 @@ export async function imageList(): Promise<string> {
   }
   for (const name of Object.keys(RECIPES)) {
     if (catalog.some((e) => e.name === name)) continue;
-    rows.push([name, 'built from Debian\'s archive', (await findBuilt(name as keyof typeof RECIPES)) ? 'built' : '-', 'kvmtest image build', 'apt (signed archive)']);
+    rows.push([name, "built from Debian's archive", (await findBuilt(name as keyof typeof RECIPES)) ? 'built' : '-', 'kvmtest image build', 'apt (signed archive)']);
   }
-  for (const image of cached.filter((c) => isImageUrl(c.name))) rows.push([image.url, 'URL', `pulled ${mib(image.size)}`, `${image.digest.algorithm}:${image.digest.hex.slice(0, 12)}…`, 'your digest']);
+  for (const image of cached.filter((c) => isImageUrl(c.name)))
+    rows.push([image.url, 'URL', `pulled ${mib(image.size)}`, `${image.digest.algorithm}:${image.digest.hex.slice(0, 12)}…`, 'your digest']);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  const lines = rows.map((r) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd(),
+  );
   lines.push('', 'A built image (kvmtest image build) is used before the download of the same name.');
-  lines.push('"checksum only": verified against a same-origin checksum only (the checksum file comes from where the image does); "signature": the publisher\'s signature checked with a keyring installed on this host.');
+  lines.push(
+    '"checksum only": verified against a same-origin checksum only (the checksum file comes from where the image does); "signature": the publisher\'s signature checked with a keyring installed on this host.',
+  );
   return lines.join('\n');
 }
 
@@ -63,7 +71,7 @@ export async function imagePull(spec: string, signal?: AbortSignal): Promise<str
     await inspectBase(qemuImg, source);
     const digest = 'cached' in source ? source.cached.digest : undefined;
     // say what vouched for the digest: a publisher's signature, or only a checksum from where the image came
-    const detail = source.kind === 'catalog' ? source.cached.signature?.detail ?? 'verified against a same-origin checksum only' : 'verified against the digest in the URL';
+    const detail = source.kind === 'catalog' ? (source.cached.signature?.detail ?? 'verified against a same-origin checksum only') : 'verified against the digest in the URL';
     const by = detail.startsWith('verified ') ? detail.slice('verified '.length) : `and its ${detail}`;
     progress.done(`ready: ${source.path}${digest ? ` (${digest.algorithm} verified) ${by}` : ''}`);
     return source.path;

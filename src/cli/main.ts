@@ -1,22 +1,19 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { kvmtestError, isKvmtestError } from '../errors.js';
+import { isKvmtestError, kvmtestError } from '../errors.js';
 import { ensureImage } from '../image/build.js';
 import { isRecipeName, RECIPES } from '../image/recipes.js';
 import { createProgress } from '../util/progress.js';
 import { sanitize } from '../util/sanitize.js';
 import { doctor, formatDoctor } from './doctor.js';
 import { imageList, imagePrune, imagePull, imageRemove } from './image.js';
-import { matrixCommand, mergeCommand, REPORTERS } from './matrix.js';
 import { onInterrupt } from './interrupt.js';
+import { matrixCommand, mergeCommand, REPORTERS } from './matrix.js';
 import { runCommand } from './run.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-const program = new Command()
-  .name('kvmtest')
-  .description('Run tests inside throwaway KVM/QEMU guests booted from cloud images')
-  .showHelpAfterError();
+const program = new Command().name('kvmtest').description('Run tests inside throwaway KVM/QEMU guests booted from cloud images').showHelpAfterError();
 
 program
   .command('run')
@@ -25,7 +22,7 @@ program
   .option('--memory <size>', 'guest memory', '1G')
   .option('--cpus <n>', 'vCPUs', (v) => Number(v), 2)
   .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']).default('auto'))
-  .addOption(new Option('--boot <method>', 'firmware boot or the named image\'s kernel').choices(['firmware', 'kernel']).default('firmware'))
+  .addOption(new Option('--boot <method>', "firmware boot or the named image's kernel").choices(['firmware', 'kernel']).default('firmware'))
   .option('--push <src:dest>', 'copy a host path into the guest before the command (repeatable)', collect, [])
   .option('--pull <src:dest>', 'copy a guest path to the host after the command (repeatable)', collect, [])
   .option('--env <name=value>', 'environment for the command (repeatable)', collect, [])
@@ -55,7 +52,7 @@ program
   .command('matrix')
   .description('run one job in every cell of an OS matrix (images × axes) and report per cell; reads kvmtest.config.ts')
   .option('--config <file>', 'config file (default: kvmtest.config.{ts,mts,js,mjs,json} in the current directory)')
-  .option('--image <image>', 'an image name or path (repeatable; replaces the config\'s images)', collect, [])
+  .option('--image <image>', "an image name or path (repeatable; replaces the config's images)", collect, [])
   .option('--vary <axis=v1,v2>', 'an axis crossed with the images, such as cpus=1,2 (repeatable)', collect, [])
   .option('--shard <i/n>', 'run shard i of n (for n parallel CI jobs; combine their reports with kvmtest merge)')
   .option('--reporter <name>', `${REPORTERS.join(', ')} (repeatable; github is added under GitHub Actions)`, collect, [])
@@ -74,7 +71,7 @@ program
   .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']))
   .addOption(new Option('--boot <method>', "firmware boot or the named image's kernel").choices(['firmware', 'kernel']))
   .option('--no-snapshot', 'boot every cell cold instead of from a warm snapshot')
-  .argument('[command...]', 'the command (after --); replaces the config\'s run')
+  .argument('[command...]', "the command (after --); replaces the config's run")
   .action(async (command: string[], opts) => {
     process.exitCode = await matrixCommand(command, opts);
   });

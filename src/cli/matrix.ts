@@ -1,7 +1,6 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
-import { onInterrupt } from './interrupt.js';
 import { loadConfig, type MatrixConfig } from '../matrix/config.js';
 import { parseAxisValue } from '../matrix/grid.js';
 import { resolveMatrixOptions } from '../matrix/options.js';
@@ -12,6 +11,7 @@ import { toJUnit } from '../report/junit.js';
 import { mergeReports, readReportFile } from '../report/merge.js';
 import { summaryTable } from '../report/table.js';
 import { createTerminalReporter } from '../report/terminal.js';
+import { onInterrupt } from './interrupt.js';
 import { parseCopySpec, parseEnv } from './run.js';
 
 export const REPORTERS = ['default', 'json', 'junit', 'github'] as const;
@@ -44,7 +44,13 @@ export interface MatrixFlags {
 export function parseVary(spec: string): [string, AxisValue[]] {
   const at = spec.indexOf('=');
   if (at <= 0 || at === spec.length - 1) throw kvmtestError('INVALID_OPTION', `Expected --vary as NAME=V1,V2 (such as cpus=1,2), got ${JSON.stringify(spec)}`);
-  return [spec.slice(0, at), spec.slice(at + 1).split(',').map(parseAxisValue)];
+  return [
+    spec.slice(0, at),
+    spec
+      .slice(at + 1)
+      .split(',')
+      .map(parseAxisValue),
+  ];
 }
 
 /** The config file's options with the command line's on top. Pure apart from reading the config. */
@@ -61,7 +67,16 @@ export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): 
   if (flags.retries) options.retries = Number(flags.retries);
   if (flags.failFast) options.failFast = true;
   if (flags.node) options.node = flags.node;
-  if (flags.push.length > 0) options.push = { ...base.push, ...Object.fromEntries(flags.push.map((p) => { const c = parseCopySpec(p, '--push'); return [c.source, c.dest]; })) };
+  if (flags.push.length > 0)
+    options.push = {
+      ...base.push,
+      ...Object.fromEntries(
+        flags.push.map((p) => {
+          const c = parseCopySpec(p, '--push');
+          return [c.source, c.dest];
+        }),
+      ),
+    };
   if (flags.collect.length > 0) options.collect = flags.collect;
   if (flags.env.length > 0) options.env = { ...base.env, ...parseEnv(flags.env) };
   if (flags.cwd) options.cwd = flags.cwd;
@@ -79,7 +94,8 @@ export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): 
 
 /** The reporters to use: as asked, plus github under GitHub Actions. */
 export function chooseReporters(asked: string[], env: NodeJS.ProcessEnv = process.env): Set<ReporterName> {
-  for (const name of asked) if (!(REPORTERS as readonly string[]).includes(name)) throw kvmtestError('INVALID_OPTION', `Expected --reporter to be one of ${REPORTERS.join(', ')}, got ${JSON.stringify(name)}`);
+  for (const name of asked)
+    if (!(REPORTERS as readonly string[]).includes(name)) throw kvmtestError('INVALID_OPTION', `Expected --reporter to be one of ${REPORTERS.join(', ')}, got ${JSON.stringify(name)}`);
   const chosen = new Set<ReporterName>(asked.length > 0 ? (asked as ReporterName[]) : ['default']);
   if (env.GITHUB_ACTIONS === 'true') chosen.add('github');
   return chosen;

@@ -1,11 +1,11 @@
+import { once } from 'node:events';
+import { constants } from 'node:os';
+import type { Readable } from 'node:stream';
+import { kvmtestError } from '../errors.js';
 import { boot } from '../guest/boot.js';
 import type { BootOptions } from '../guest/options.js';
-import { kvmtestError } from '../errors.js';
+import { type CommandFence, commandFence, fenced, underGithubActions } from '../util/stop-commands.js';
 import { onInterrupt } from './interrupt.js';
-import { constants } from 'node:os';
-import { once } from 'node:events';
-import type { Readable } from 'node:stream';
-import { commandFence, fenced, underGithubActions, type CommandFence } from '../util/stop-commands.js';
 
 export interface RunCommandOptions extends BootOptions {
   push: string[];

@@ -5,11 +5,11 @@ import { warnOnce } from '../host/warn.js';
 import type { Machine } from '../machine/machine.js';
 import { startMachine } from '../machine/start.js';
 import { sendIdentity } from '../snapshot/identity.js';
+import { removeSnapshot, type Snapshot, touchSnapshot } from '../snapshot/store.js';
 import { ensureSnapshot } from '../snapshot/template.js';
-import { removeSnapshot, touchSnapshot, type Snapshot } from '../snapshot/store.js';
 import { Guest } from './guest.js';
 import type { BootOptions } from './options.js';
-import { prepare, type Prepared } from './prepare.js';
+import { type Prepared, prepare } from './prepare.js';
 
 const debug = createDebug('kvmtest:boot');
 

@@ -1,14 +1,14 @@
 import createDebug from 'debug';
-import { kvmtestError, KvmtestError } from '../errors.js';
 import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
-import { connectWithRetry } from '../qemu/qmp.js';
-import { GuestProcess, type ExecOptions, type ExecResult } from '../agent/exec.js';
+import { type ExecOptions, type ExecResult, GuestProcess } from '../agent/exec.js';
 import type { HelloAnswer } from '../agent/protocol.js';
-import { pull, push, type PullOptions, type PullResult } from '../agent/transfer.js';
+import { type PullOptions, type PullResult, pull, push } from '../agent/transfer.js';
+import { KvmtestError, kvmtestError } from '../errors.js';
 import type { Accel } from '../host/accel.js';
 import type { Machine } from '../machine/machine.js';
-import { parseDuration } from '../util/units.js';
 import { AGENT_PORT_ID } from '../qemu/argv.js';
+import { connectWithRetry } from '../qemu/qmp.js';
+import { parseDuration } from '../util/units.js';
 import type { GuestState } from './state.js';
 
 const debug = createDebug('kvmtest:guest');
@@ -186,9 +186,16 @@ export class Guest implements AsyncDisposable {
   private agentLost(): void {
     if (this.machine.state !== 'running' || this.machine.stopRequested || this.relinking) return;
     debug('%s: the agent closed its port', this.info.name);
-    this.agent.close(Object.assign(kvmtestError('AGENT_DISCONNECTED', 'the guest agent went away inside the guest (killed or crashed); requests in flight are lost, new ones wait for it to restart'), { consoleTail: this.consoleTail() }));
+    this.agent.close(
+      Object.assign(kvmtestError('AGENT_DISCONNECTED', 'the guest agent went away inside the guest (killed or crashed); requests in flight are lost, new ones wait for it to restart'), {
+        consoleTail: this.consoleTail(),
+      }),
+    );
     this.relinking = this.reconnect({ timeoutMs: AGENT_RESTART_TIMEOUT_MS })
-      .then(() => undefined, (error) => debug('%s: agent did not come back: %s', this.info.name, error instanceof Error ? error.message : error))
+      .then(
+        () => undefined,
+        (error) => debug('%s: agent did not come back: %s', this.info.name, error instanceof Error ? error.message : error),
+      )
       .finally(() => {
         this.relinking = undefined;
       });

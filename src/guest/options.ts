@@ -1,7 +1,7 @@
-import { kvmtestError, InputError } from '../errors.js';
+import { kvmtestError } from '../errors.js';
 import type { AccelRequest } from '../host/accel.js';
 import type { MachineOptions } from '../machine/plan.js';
-import { normaliseCloudConfig, type CloudConfig } from '../seed/cloud-config.js';
+import { type CloudConfig, normaliseCloudConfig } from '../seed/cloud-config.js';
 import { describe, parseCpus, parseDuration, parseMemoryMiB } from '../util/units.js';
 
 export interface BootOptions {
@@ -68,11 +68,14 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
   if (firmware !== 'bios' && firmware !== 'uefi') throw kvmtestError('INVALID_OPTION', `Expected the "firmware" option to be 'bios' or 'uefi', got ${describe(firmware)}`);
   let uefi: ResolvedBootOptions['uefi'];
   if (firmware === 'uefi') {
-    if (!options.uefiCode || !options.uefiVars) throw kvmtestError('INVALID_OPTION', 'firmware: "uefi" needs the "uefiCode" and "uefiVars" options (OVMF_CODE.fd and a copy of OVMF_VARS.fd, from the ovmf package)');
+    if (!options.uefiCode || !options.uefiVars)
+      throw kvmtestError('INVALID_OPTION', 'firmware: "uefi" needs the "uefiCode" and "uefiVars" options (OVMF_CODE.fd and a copy of OVMF_VARS.fd, from the ovmf package)');
     uefi = { code: options.uefiCode, vars: options.uefiVars };
   }
-  if (options.boot !== undefined && options.boot !== 'firmware' && options.boot !== 'kernel') throw kvmtestError('INVALID_OPTION', `Expected the "boot" option to be 'firmware' or 'kernel', got ${describe(options.boot)}`);
-  if ((options.initrd || options.append) && !options.kernel && options.boot !== 'kernel') throw kvmtestError('INVALID_OPTION', 'the "initrd" and "append" options need "kernel" (or boot: "kernel" with a named image)');
+  if (options.boot !== undefined && options.boot !== 'firmware' && options.boot !== 'kernel')
+    throw kvmtestError('INVALID_OPTION', `Expected the "boot" option to be 'firmware' or 'kernel', got ${describe(options.boot)}`);
+  if ((options.initrd || options.append) && !options.kernel && options.boot !== 'kernel')
+    throw kvmtestError('INVALID_OPTION', 'the "initrd" and "append" options need "kernel" (or boot: "kernel" with a named image)');
   const bootMode = options.kernel || options.boot === 'kernel' ? 'kernel' : 'firmware';
   if (options.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(options.hostname)) {
     throw kvmtestError('INVALID_OPTION', `Expected the "hostname" option to be a valid host name (letters, digits, hyphens), got ${describe(options.hostname)}`);

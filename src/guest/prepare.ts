@@ -2,18 +2,18 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
 import { chooseAccel, probeKvmOnce } from '../host/accel.js';
+import { packageRoot } from '../host/paths.js';
 import { probeSandbox } from '../host/sandbox.js';
 import { findTools } from '../host/tools.js';
 import { warnOnce } from '../host/warn.js';
-import type { BuiltImage } from '../image/build.js';
 import { inspectBase } from '../image/base.js';
-import { catalogSource, hostArch, type CatalogEntry } from '../image/catalog.js';
-import { resolveImage, type ImageSource } from '../image/resolve.js';
+import type { BuiltImage } from '../image/build.js';
+import { type CatalogEntry, catalogSource, hostArch } from '../image/catalog.js';
+import { type ImageSource, resolveImage } from '../image/resolve.js';
 import type { MachinePlan } from '../machine/plan.js';
 import type { BootMethod } from '../qemu/argv.js';
-import { packageRoot } from '../host/paths.js';
 import { createProgress, formatTransfer, silentProgress } from '../util/progress.js';
-import { resolveBootOptions, type BootOptions, type ResolvedBootOptions } from './options.js';
+import { type BootOptions, type ResolvedBootOptions, resolveBootOptions } from './options.js';
 
 /** A machine plan from checked options, plus where its base image came from (a path, a built image, a catalog or URL download). */
 export interface Prepared extends MachinePlan {
@@ -55,14 +55,23 @@ export async function prepare(options: BootOptions): Promise<Prepared> {
 function checkFirmware(entry: CatalogEntry, firmware: 'bios' | 'uefi'): void {
   const needs = catalogSource(entry, hostArch()).firmware;
   if (needs === 'uefi' && firmware !== 'uefi') {
-    throw kvmtestError('INVALID_OPTION', `${entry.name} boots only with UEFI firmware: pass firmware: 'uefi' with uefiCode and uefiVars (OVMF_CODE.fd and a copy of OVMF_VARS.fd from the ovmf package)`);
+    throw kvmtestError(
+      'INVALID_OPTION',
+      `${entry.name} boots only with UEFI firmware: pass firmware: 'uefi' with uefiCode and uefiVars (OVMF_CODE.fd and a copy of OVMF_VARS.fd from the ovmf package)`,
+    );
   }
   if (needs === 'bios' && firmware === 'uefi') throw kvmtestError('INVALID_OPTION', `${entry.name} boots only with BIOS firmware on this architecture: leave firmware at 'bios'`);
 }
 
 function chooseBootMethod(opts: ResolvedBootOptions, built: BuiltImage | undefined): BootMethod {
   if (opts.bootMode === 'kernel') {
-    if (opts.kernel) return { kind: 'kernel', kernel: resolve(opts.kernel.kernel), ...(opts.kernel.initrd ? { initrd: resolve(opts.kernel.initrd) } : {}), ...(opts.kernel.append ? { append: opts.kernel.append } : {}) };
+    if (opts.kernel)
+      return {
+        kind: 'kernel',
+        kernel: resolve(opts.kernel.kernel),
+        ...(opts.kernel.initrd ? { initrd: resolve(opts.kernel.initrd) } : {}),
+        ...(opts.kernel.append ? { append: opts.kernel.append } : {}),
+      };
     if (!built) throw kvmtestError('INVALID_OPTION', `boot: 'kernel' without a "kernel" path needs a named image (such as debian-12) whose kernel kvmtest knows; ${opts.image} is a path`);
     return { kind: 'kernel', kernel: built.kernel, initrd: built.initrd, append: built.append };
   }

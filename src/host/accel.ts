@@ -92,7 +92,10 @@ export async function probeKvm(devicePath = '/dev/kvm'): Promise<KvmProbe> {
   } catch (error) {
     device = (error as NodeJS.ErrnoException).code ?? 'EIO';
   }
-  const moduleLoaded = await readFile('/proc/modules', 'utf8').then((m) => /^kvm(_\w+)? /m.test(m), () => undefined);
+  const moduleLoaded = await readFile('/proc/modules', 'utf8').then(
+    (m) => /^kvm(_\w+)? /m.test(m),
+    () => undefined,
+  );
   return { arch: arch(), cpuinfo, device, ...(moduleLoaded === undefined ? {} : { moduleLoaded }) };
 }
 

@@ -1,5 +1,5 @@
-import { execa } from 'execa';
 import createDebug from 'debug';
+import { execa } from 'execa';
 
 const debug = createDebug('kvmtest:sandbox');
 
@@ -34,7 +34,10 @@ async function probe(qemu: string): Promise<SandboxVerdict> {
     reject: false,
     timeout: 10_000,
   });
-  const verdict: SandboxVerdict = result.exitCode === 0 ? { supported: true } : { supported: false, reason: result.stderr.trim().split('\n')[0] || (result.timedOut ? 'the probe timed out' : `exit ${result.exitCode ?? result.signal}`) };
+  const verdict: SandboxVerdict =
+    result.exitCode === 0
+      ? { supported: true }
+      : { supported: false, reason: result.stderr.trim().split('\n')[0] || (result.timedOut ? 'the probe timed out' : `exit ${result.exitCode ?? result.signal}`) };
   debug('%s: %o', qemu, verdict);
   return verdict;
 }

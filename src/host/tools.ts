@@ -1,7 +1,7 @@
-import { access, constants } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { access, constants } from 'node:fs/promises';
 import { arch } from 'node:os';
+import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
 import { kvmtestError } from '../errors.js';
 
@@ -43,7 +43,14 @@ const PACKAGES: Record<'qemu' | 'qemu-img' | 'iso', Record<Family, string>> = {
   'qemu-img': { debian: 'qemu-utils', fedora: 'qemu-img', arch: 'qemu-img', alpine: 'qemu-img', suse: 'qemu-tools', unknown: 'qemu-img' },
   iso: { debian: 'genisoimage', fedora: 'genisoimage', arch: 'cdrtools', alpine: 'xorriso', suse: 'mkisofs', unknown: 'genisoimage or xorriso' },
 };
-const INSTALL: Record<Family, string> = { debian: 'sudo apt-get install -y', fedora: 'sudo dnf install -y', arch: 'sudo pacman -S', alpine: 'sudo apk add', suse: 'sudo zypper install', unknown: 'install' };
+const INSTALL: Record<Family, string> = {
+  debian: 'sudo apt-get install -y',
+  fedora: 'sudo dnf install -y',
+  arch: 'sudo pacman -S',
+  alpine: 'sudo apk add',
+  suse: 'sudo zypper install',
+  unknown: 'install',
+};
 
 export function installHint(what: keyof typeof PACKAGES, family: Family = hostFamily()): string {
   return `${INSTALL[family]} ${PACKAGES[what][family]}`;

@@ -1,6 +1,6 @@
 import createDebug from 'debug';
 import { isKvmtestError } from '../errors.js';
-import { inspectDisk, inspectUntrusted, type DiskFormat, type DiskInfo } from './disk.js';
+import { type DiskFormat, type DiskInfo, inspectDisk, inspectUntrusted } from './disk.js';
 import type { ImageSource } from './resolve.js';
 import { removeCached } from './store.js';
 

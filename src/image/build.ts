@@ -1,14 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { execa } from 'execa';
 import createDebug from 'debug';
+import { execa } from 'execa';
 import { kvmtestError } from '../errors.js';
 import { withLock } from '../util/lock.js';
 import { TailBuffer } from '../util/tail.js';
 import { cacheDirExists, cacheFileExists, cachePath } from './cache.js';
-import { RECIPES, recipeDir, recipeKey, type RecipeName } from './recipes.js';
+import { RECIPES, type RecipeName, recipeDir, recipeKey } from './recipes.js';
 
 const debug = createDebug('kvmtest:image');
 
@@ -72,7 +72,10 @@ async function builtPaths(name: RecipeName): Promise<{ root: string; dir: string
 
 async function build(name: RecipeName, dir: string, options: BuildOptions): Promise<void> {
   if (process.getuid?.() !== 0) {
-    throw kvmtestError('IMAGE_BUILD_FAILED', `building ${name} runs debootstrap, which needs root: run \`sudo npx kvmtest image build ${name}\` once (the image is cached for every user of this cache directory)`);
+    throw kvmtestError(
+      'IMAGE_BUILD_FAILED',
+      `building ${name} runs debootstrap, which needs root: run \`sudo npx kvmtest image build ${name}\` once (the image is cached for every user of this cache directory)`,
+    );
   }
   const tmp = `${dir}.tmp-${randomBytes(4).toString('hex')}`;
   await mkdir(tmp, { recursive: true });

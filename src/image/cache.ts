@@ -1,7 +1,7 @@
-import { lstat, mkdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import { lstat, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { kvmtestError, KvmtestError } from '../errors.js';
+import { type KvmtestError, kvmtestError } from '../errors.js';
 import { cacheDir } from '../host/paths.js';
 
 /**

@@ -5,7 +5,6 @@
  * (Fedora, Alpine) must be bumped by hand, the others follow the publisher's "latest" pointer.
  */
 import { posix } from 'node:path';
-import { PORT_NAME } from '../protocol/shared.js';
 import { kvmtestError } from '../errors.js';
 import type { ChecksumAlgorithm, ChecksumFormat } from './checksums.js';
 import type { SignatureSource } from './signature.js';
@@ -193,7 +192,7 @@ function rocky(release: string): CatalogEntry {
     init: 'systemd',
     cloudInit: true,
     notes:
-      'The .CHECKSUM beside each image names the .latest. file itself; the folder\'s CHECKSUM lists every image. ' +
+      "The .CHECKSUM beside each image names the .latest. file itself; the folder's CHECKSUM lists every image. " +
       'GenericCloud-LVM is the variant with an LVM root. x86_64 BIOS+UEFI is believed (not verified by booting).',
   };
 }
@@ -224,7 +223,7 @@ function alpine(release: string, point: string): CatalogEntry {
       `Pinned to ${point}, the newest ${release} point release found when this was written: bump it by hand. ` +
       'The x86_64 file is the BIOS variant (SYSLINUX in the MBR of an unpartitioned disk: OVMF cannot boot it); ' +
       `nocloud_alpine-${point}-x86_64-uefi-cloudinit-r0.qcow2 is the UEFI one. ` +
-      'python3 is there as cloud-init\'s dependency; the shell is busybox ash (no bash). ' +
+      "python3 is there as cloud-init's dependency; the shell is busybox ash (no bash). " +
       'Without udev rules for virtio ports (mdev) /dev/virtio-ports/ may be missing: the agent falls back to sysfs. ' +
       'Newer releases also publish generic_alpine-… files (cloud-init too) beside these.',
   };

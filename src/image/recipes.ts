@@ -24,6 +24,10 @@ export function recipeDir(name: RecipeName): string {
 export async function recipeKey(name: RecipeName): Promise<string> {
   const dir = recipeDir(name);
   const hash = createHash('sha256').update(`${name}\0${RECIPES[name].suite}\0`);
-  for (const file of (await readdir(dir)).sort()) hash.update(`${file}\0`).update(await readFile(join(dir, file))).update('\0');
+  for (const file of (await readdir(dir)).sort())
+    hash
+      .update(`${file}\0`)
+      .update(await readFile(join(dir, file)))
+      .update('\0');
   return hash.digest('hex').slice(0, 16);
 }

@@ -1,15 +1,15 @@
 import { access } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import createDebug from 'debug';
-import { kvmtestError, isKvmtestError } from '../errors.js';
-import { ensureImage, findBuilt, type BuiltImage } from './build.js';
-import { catalogSource, hostArch, type CatalogEntry } from './catalog.js';
+import { isKvmtestError, kvmtestError } from '../errors.js';
+import { type BuiltImage, ensureImage, findBuilt } from './build.js';
+import { type CatalogEntry, catalogSource, hostArch } from './catalog.js';
 import { loadCatalog } from './catalog-file.js';
-import { HEX_LENGTH, parseChecksumFile, type ChecksumAlgorithm } from './checksums.js';
-import { fetchBytes, type Digest, type DownloadProgress } from './download/index.js';
+import { type ChecksumAlgorithm, HEX_LENGTH, parseChecksumFile } from './checksums.js';
+import { type Digest, type DownloadProgress, fetchBytes } from './download/index.js';
 import { isRecipeName, RECIPES } from './recipes.js';
 import { verifiedChecksums } from './signature.js';
-import { findCached, pullBlob, type CachedImage, type PullOptions } from './store.js';
+import { type CachedImage, findCached, type PullOptions, pullBlob } from './store.js';
 
 const debug = createDebug('kvmtest:image');
 
@@ -71,7 +71,14 @@ export async function resolveImage(spec: string, options: ResolveOptions = {}): 
     const built = await ensureImage(spec, { ...(options.onLine ? { onLine: options.onLine } : {}), ...(options.signal ? { signal: options.signal } : {}) });
     return { kind: 'built', path: built.disk, built };
   }
-  if (looksLikePath(spec) || (await access(spec).then(() => true, () => false))) return { kind: 'local', path: resolvePath(spec) };
+  if (
+    looksLikePath(spec) ||
+    (await access(spec).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return { kind: 'local', path: resolvePath(spec) };
   const names = [...new Set([...(await loadCatalog()).map((e) => e.name), ...Object.keys(RECIPES)])].sort();
   throw kvmtestError('IMAGE_UNKNOWN', `unknown image ${JSON.stringify(spec)}: give a catalog name (${names.join(', ')}), a path to a qcow2/raw file, or an https URL ending in #sha256=…`);
 }

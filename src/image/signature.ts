@@ -7,10 +7,10 @@
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import createDebug from 'debug';
+import { execa } from 'execa';
 import { kvmtestError } from '../errors.js';
-import { fetchBytes, type FetchTextOptions } from './download/index.js';
+import { type FetchTextOptions, fetchBytes } from './download/index.js';
 
 const debug = createDebug('kvmtest:image');
 
@@ -35,7 +35,14 @@ export interface SignatureCheck {
 
 /** The first keyring of the list present on this host. */
 export async function findKeyring(candidates: readonly string[]): Promise<string | undefined> {
-  for (const path of candidates) if (await access(path).then(() => true, () => false)) return path;
+  for (const path of candidates)
+    if (
+      await access(path).then(
+        () => true,
+        () => false,
+      )
+    )
+      return path;
   return undefined;
 }
 

@@ -1,12 +1,12 @@
+import { createHash } from 'node:crypto';
 import { chmod, lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import createDebug from 'debug';
+import { cacheDir } from '../host/paths.js';
 import { withLock } from '../util/lock.js';
 import { replaceFile } from '../util/no-follow.js';
 import { cacheFileExists, cachePath, refusedInCache } from './cache.js';
-import { cacheDir } from '../host/paths.js';
-import { download, type Digest, type DownloadProgress } from './download/index.js';
+import { type Digest, type DownloadProgress, download } from './download/index.js';
 import type { SignatureCheck } from './signature.js';
 
 const debug = createDebug('kvmtest:store');
@@ -83,7 +83,15 @@ export async function pullBlob(name: string, url: string, digest: Digest, option
     }
     const size = (await stat(blob)).size;
     const now = new Date().toISOString();
-    const ref: ImageRef = { name, url, digest, size, pulledAt: cached && cached.digest.hex === digest.hex ? cached.pulledAt : now, usedAt: now, ...(options.signature ? { signature: options.signature } : {}) };
+    const ref: ImageRef = {
+      name,
+      url,
+      digest,
+      size,
+      pulledAt: cached && cached.digest.hex === digest.hex ? cached.pulledAt : now,
+      usedAt: now,
+      ...(options.signature ? { signature: options.signature } : {}),
+    };
     await writeRef(ref, root);
     return { ...ref, path: blob };
   });
@@ -184,7 +192,10 @@ async function writeRef(ref: ImageRef, root: string): Promise<void> {
 }
 
 async function isLink(path: string): Promise<boolean> {
-  return lstat(path).then((info) => info.isSymbolicLink(), () => false);
+  return lstat(path).then(
+    (info) => info.isSymbolicLink(),
+    () => false,
+  );
 }
 
 function pick<T extends object, K extends keyof T>(object: T, keys: K[]): Partial<Pick<T, K>> {

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import createDebug from 'debug';
 import type { AgentClient } from '../agent/client.js';
 import type { HelloAnswer } from '../agent/protocol.js';
-import { kvmtestError, type KvmtestError } from '../errors.js';
+import { type KvmtestError, kvmtestError } from '../errors.js';
 import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
 import type { ConsoleVerdict } from '../qemu/console.js';
-import { QemuProcess, type QemuExit } from '../qemu/process.js';
+import { type QemuExit, QemuProcess } from '../qemu/process.js';
 import type { QmpClient, QmpEvent } from '../qemu/qmp.js';
 import { OpLock } from './op-lock.js';
 import type { MachinePlan } from './plan.js';
@@ -129,7 +129,8 @@ export class Machine {
   attachQmp(qmp: QmpClient): void {
     this.qmpClient = qmp;
     const onEvent = (event: QmpEvent) => {
-      if (event.event === 'SHUTDOWN') this.fail(kvmtestError('QEMU_EXITED', `the guest shut down${this.stage() === 'running' ? '' : ` during ${this.what}`} (${String(event.data?.reason ?? 'unknown reason')})`));
+      if (event.event === 'SHUTDOWN')
+        this.fail(kvmtestError('QEMU_EXITED', `the guest shut down${this.stage() === 'running' ? '' : ` during ${this.what}`} (${String(event.data?.reason ?? 'unknown reason')})`));
     };
     qmp.on('event', onEvent);
     this.unwatch.push(() => qmp.off('event', onEvent));
@@ -204,8 +205,20 @@ export class Machine {
     if (verdict.kind === 'panic') this.fail(kvmtestError('KERNEL_PANIC', `the guest kernel panicked${starting ? ` during ${this.what}` : ''}: ${verdict.line}`));
     // after boot a login prompt or a firmware line is the guest's business, not a failure
     else if (!starting) return;
-    else if (verdict.kind === 'no-cloud-init') this.fail(kvmtestError('NO_CLOUD_INIT', `the guest booted to a login prompt (${verdict.line.trim()}) without running cloud-init: kvmtest starts its agent through cloud-init, so the image needs it (cloud images have it; for your own image install the cloud-init package)`));
-    else this.fail(kvmtestError('NOT_BOOTABLE', `the firmware found nothing to boot (${verdict.line.trim()}): is the image a bootable disk? For a bare root filesystem use direct kernel boot (kernel, initrd, append)`));
+    else if (verdict.kind === 'no-cloud-init')
+      this.fail(
+        kvmtestError(
+          'NO_CLOUD_INIT',
+          `the guest booted to a login prompt (${verdict.line.trim()}) without running cloud-init: kvmtest starts its agent through cloud-init, so the image needs it (cloud images have it; for your own image install the cloud-init package)`,
+        ),
+      );
+    else
+      this.fail(
+        kvmtestError(
+          'NOT_BOOTABLE',
+          `the firmware found nothing to boot (${verdict.line.trim()}): is the image a bootable disk? For a bare root filesystem use direct kernel boot (kernel, initrd, append)`,
+        ),
+      );
   }
 
   private fail(error: KvmtestError): void {

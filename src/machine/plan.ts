@@ -60,7 +60,15 @@ export async function copyUefiVars(plan: Pick<MachinePlan, 'bootMethod'>, dir: s
 }
 
 /** The machine spec for one machine: its own disk (on the backing chain given, nearest first), seed, sockets and UEFI vars in dir. */
-export function machineSpec(plan: Pick<MachinePlan, 'bootMethod' | 'choice' | 'opts' | 'sandbox'>, name: string, dir: string, disk: string, backing: BackingLink[], seed: string, network: MachineSpec['network']): MachineSpec {
+export function machineSpec(
+  plan: Pick<MachinePlan, 'bootMethod' | 'choice' | 'opts' | 'sandbox'>,
+  name: string,
+  dir: string,
+  disk: string,
+  backing: BackingLink[],
+  seed: string,
+  network: MachineSpec['network'],
+): MachineSpec {
   const boot = plan.bootMethod;
   return {
     name,

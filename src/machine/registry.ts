@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
-import { onExit } from 'signal-exit';
 import createDebug from 'debug';
-import { registerWithReaper, type Registration } from '../reaper/client.js';
+import { onExit } from 'signal-exit';
+import { type Registration, registerWithReaper } from '../reaper/client.js';
 
 const debug = createDebug('kvmtest:registry');
 
@@ -20,7 +20,7 @@ export interface Tracked {
 }
 
 const live = new Set<Leftover>();
-let unhook: (() => void) | undefined;
+let hooked = false;
 
 /**
  * Tracks a machine twice over: exit, SIGINT or SIGTERM of this process stops its QEMU and removes its
@@ -30,10 +30,13 @@ let unhook: (() => void) | undefined;
 export function track(name: string, dir: string): Tracked {
   const leftover: Leftover = { dir };
   live.add(leftover);
-  unhook ??= onExit(() => {
-    for (const item of live) reap(item);
-    live.clear();
-  });
+  if (!hooked) {
+    hooked = true;
+    onExit(() => {
+      for (const item of live) reap(item);
+      live.clear();
+    });
+  }
   // the directory is announced now, before QEMU exists: a SIGKILL in between still leaves nothing
   const registration: Promise<Registration> = registerWithReaper({ name, dir }).catch(() => ({ started() {}, remove() {} }));
   return {

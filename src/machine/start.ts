@@ -3,12 +3,12 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir as tmpDir } from 'tmp-promise';
 import { KvmtestError } from '../errors.js';
-import { baseChain, createOverlay, type BackingLink } from '../image/disk.js';
+import { type BackingLink, baseChain, createOverlay } from '../image/disk.js';
 import type { MachineSpec } from '../qemu/argv.js';
 import { renderSeed } from '../seed/cloud-config.js';
 import { writeSeedIso } from '../seed/iso.js';
 import { Machine } from './machine.js';
-import { copyUefiVars, machineSpec, startTimeoutMs, withFreePorts, type MachinePlan } from './plan.js';
+import { copyUefiVars, type MachinePlan, machineSpec, startTimeoutMs, withFreePorts } from './plan.js';
 import { track } from './registry.js';
 import { waitReady } from './wait-ready.js';
 

@@ -22,7 +22,10 @@ export function canMove(from: MachineState, to: MachineState): boolean {
 export class Lifecycle {
   private current: MachineState;
 
-  constructor(readonly name: string, initial: MachineState = 'starting') {
+  constructor(
+    readonly name: string,
+    initial: MachineState = 'starting',
+  ) {
     this.current = initial;
   }
 

@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
-import { kvmtestError, type KvmtestError } from '../errors.js';
-import { QmpClient, connectWithRetry } from '../qemu/qmp.js';
+import { type KvmtestError, kvmtestError } from '../errors.js';
+import { connectWithRetry, QmpClient } from '../qemu/qmp.js';
 import type { Machine } from './machine.js';
 
 const debug = createDebug('kvmtest:machine');
@@ -33,7 +33,13 @@ export async function waitReady(machine: Machine, options: ReadyOptions): Promis
     };
     cleanups.push(machine.onFatal(fail));
     const timer = setTimeout(
-      () => fail(kvmtestError('BOOT_TIMEOUT', `the guest agent did not say hello within ${Math.round(options.timeoutMs / 1000)} s (${options.accel}${options.accel === 'tcg' ? ', software emulation' : ''}); the console tail shows how far ${what} got`)),
+      () =>
+        fail(
+          kvmtestError(
+            'BOOT_TIMEOUT',
+            `the guest agent did not say hello within ${Math.round(options.timeoutMs / 1000)} s (${options.accel}${options.accel === 'tcg' ? ', software emulation' : ''}); the console tail shows how far ${what} got`,
+          ),
+        ),
       options.timeoutMs,
     );
     cleanups.push(() => clearTimeout(timer));

@@ -1,16 +1,16 @@
 import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
 import createDebug from 'debug';
+import type { PullResult } from '../agent/transfer.js';
 import { asKvmtestError, isKvmtestError } from '../errors.js';
 import { boot } from '../guest/boot.js';
-import type { BootOptions } from '../guest/options.js';
 import type { Guest } from '../guest/guest.js';
-import type { PullResult } from '../agent/transfer.js';
-import { parseResultFile } from '../results/file.js';
+import type { BootOptions } from '../guest/options.js';
 import { DEFAULT_PATH } from '../protocol/shared.js';
-import { installHostNode, type HostNode } from './host-node.js';
+import { parseResultFile } from '../results/file.js';
 import { LineSplitter } from '../util/lines.js';
 import { TailBuffer } from '../util/tail.js';
+import { type HostNode, installHostNode } from './host-node.js';
 import type { ResolvedMatrixOptions } from './options.js';
 import type { AxisValue, CellAttempt, CellPhase, CellResult, CellSpec, MatrixOptions, TestCase } from './types.js';
 
@@ -110,7 +110,10 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
         signal,
         buffer: false,
       });
-      for (const [name, tail] of [['stdout', stdout], ['stderr', stderr]] as const) {
+      for (const [name, tail] of [
+        ['stdout', stdout],
+        ['stderr', stderr],
+      ] as const) {
         // lines capped at MAX_LINE_BYTES: a guest's endless line costs bounded memory
         const lines = new LineSplitter();
         const emit = (line: string) => {

@@ -24,7 +24,11 @@ export async function loadConfig(file: string | undefined, dir = process.cwd()):
     path = resolve(dir, file);
     if (!(await exists(path))) throw kvmtestError('CONFIG_INVALID', `No config file at ${path}`);
   } else {
-    for (const name of CONFIG_NAMES) if (await exists(resolve(dir, name))) { path = resolve(dir, name); break; }
+    for (const name of CONFIG_NAMES)
+      if (await exists(resolve(dir, name))) {
+        path = resolve(dir, name);
+        break;
+      }
     if (!path) return undefined;
   }
   let loaded: unknown;
@@ -46,5 +50,8 @@ export async function loadConfig(file: string | undefined, dir = process.cwd()):
 }
 
 async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }

@@ -18,7 +18,10 @@ export interface HostNode {
 export async function findHostNode(): Promise<HostNode> {
   const binary = process.execPath;
   const npmDir = join(dirname(dirname(binary)), 'lib', 'node_modules', 'npm');
-  const hasNpm = await access(join(npmDir, 'bin', 'npm-cli.js')).then(() => true, () => false);
+  const hasNpm = await access(join(npmDir, 'bin', 'npm-cli.js')).then(
+    () => true,
+    () => false,
+  );
   return { version: process.version, binary, ...(hasNpm ? { npmDir } : {}) };
 }
 
@@ -31,12 +34,18 @@ export async function installHostNode(vm: Guest, node: HostNode, signal?: AbortS
   await vm.push(node.binary, `${GUEST_NODE_PREFIX}/bin/node`);
   if (node.npmDir) {
     await vm.push(node.npmDir, `${GUEST_NODE_PREFIX}/lib/node_modules/npm`);
-    const link = await vm.exec(['sh', '-c', `cd ${GUEST_NODE_PREFIX}/bin && ln -sf ../lib/node_modules/npm/bin/npm-cli.js npm && ln -sf ../lib/node_modules/npm/bin/npx-cli.js npx`], signal ? { signal } : {});
+    const link = await vm.exec(
+      ['sh', '-c', `cd ${GUEST_NODE_PREFIX}/bin && ln -sf ../lib/node_modules/npm/bin/npm-cli.js npm && ln -sf ../lib/node_modules/npm/bin/npx-cli.js npx`],
+      signal ? { signal } : {},
+    );
     if (!link.ok) throw kvmtestError('GUEST_IO', `could not link npm in the guest: ${link.stderr.trim()}`);
   }
   const check = await vm.exec([`${GUEST_NODE_PREFIX}/bin/node`, '--version'], signal ? { signal } : {});
   if (!check.ok || check.stdout.trim() !== node.version) {
-    const libc = await vm.exec(['sh', '-c', 'ldd --version 2>&1 | head -n1'], signal ? { signal } : {}).then((r) => r.stdout.trim(), () => '');
+    const libc = await vm.exec(['sh', '-c', 'ldd --version 2>&1 | head -n1'], signal ? { signal } : {}).then(
+      (r) => r.stdout.trim(),
+      () => '',
+    );
     throw kvmtestError('NODE_UNSUPPORTED', explainNodeFailure(node.version, check.stderr, libc));
   }
   return `${GUEST_NODE_PREFIX}/bin:${DEFAULT_PATH}`;

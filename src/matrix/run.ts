@@ -7,10 +7,10 @@ import { resolveBootOptions } from '../guest/options.js';
 import { chooseAccel, probeKvmOnce } from '../host/accel.js';
 import { resolveImage } from '../image/resolve.js';
 import { formatTransfer } from '../util/progress.js';
-import { cellBootOptions, runCellAttempt, type AttemptOutcome } from './cell.js';
+import { type AttemptOutcome, cellBootOptions, runCellAttempt } from './cell.js';
 import { decideConcurrency, guestFootprintMiB, MemoryBudget } from './concurrency.js';
 import { findHostNode } from './host-node.js';
-import { resolveMatrixOptions, type ResolvedMatrixOptions } from './options.js';
+import { type ResolvedMatrixOptions, resolveMatrixOptions } from './options.js';
 import { runPool } from './schedule.js';
 import { formatShard, shardCells } from './shard.js';
 import { buildReport } from './totals.js';
@@ -29,10 +29,12 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
   const resolved = resolveMatrixOptions(options);
   const all = resolved.cells;
   const cells = shardCells(all, resolved.shard);
-  const costs = new Map(cells.map((cell) => {
-    const boot = resolveBootOptions(cellBootOptions(cell, resolved));
-    return [cell.id, { cpus: boot.cpus, memoryMiB: boot.memoryMiB }];
-  }));
+  const costs = new Map(
+    cells.map((cell) => {
+      const boot = resolveBootOptions(cellBootOptions(cell, resolved));
+      return [cell.id, { cpus: boot.cpus, memoryMiB: boot.memoryMiB }];
+    }),
+  );
   const emit = (event: MatrixEvent) => {
     try {
       resolved.onEvent?.(event);
@@ -69,14 +71,19 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
   const runCell = async (cell: CellSpec): Promise<CellResult> => {
     const attempts: AttemptOutcome[] = [];
     for (let attempt = 1; attempt <= resolved.retries + 1; attempt++) {
-      const outcome = await runCellAttempt(cell, {
-        options: resolved,
-        ...(hostNode ? { hostNode } : {}),
-        outDir: attemptDir(outDir, cell.id, attempt),
-        attempt,
-        onPhase: (phase) => emit({ type: 'phase', cell, phase, attempt }),
-        onOutput: (stream, line) => emit({ type: 'output', cell, stream, line }),
-      }, resolved.timeoutMs, signal);
+      const outcome = await runCellAttempt(
+        cell,
+        {
+          options: resolved,
+          ...(hostNode ? { hostNode } : {}),
+          outDir: attemptDir(outDir, cell.id, attempt),
+          attempt,
+          onPhase: (phase) => emit({ type: 'phase', cell, phase, attempt }),
+          onOutput: (stream, line) => emit({ type: 'output', cell, stream, line }),
+        },
+        resolved.timeoutMs,
+        signal,
+      );
       attempts.push(outcome);
       if (outcome.status === 'passed' || signal.aborted) break;
     }
@@ -93,12 +100,17 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
     emit({ type: 'cell-done', result });
     return result;
   };
-  const results = await runPool(cells, {
-    concurrency: decision.concurrency,
-    memory: new MemoryBudget(decision.memoryBudgetMiB),
-    footprint: (cell) => guestFootprintMiB(costs.get(cell.id)!),
-    signal,
-  }, runCell, skipped);
+  const results = await runPool(
+    cells,
+    {
+      concurrency: decision.concurrency,
+      memory: new MemoryBudget(decision.memoryBudgetMiB),
+      footprint: (cell) => guestFootprintMiB(costs.get(cell.id)!),
+      signal,
+    },
+    runCell,
+    skipped,
+  );
 
   const accel = chooseAccel(resolveBootOptions(cellBootOptions(all[0]!, resolved)).accel, await probeKvmOnce()).accel;
   const report = buildReport({
@@ -122,7 +134,10 @@ export function attemptDir(outDir: string, cellId: string, attempt: number): str
 
 /** Same cells and same command → same key, so shards of one matrix can be merged and others refused. */
 export function matrixKey(cells: CellSpec[], options: Pick<ResolvedMatrixOptions, 'run'>): string {
-  return createHash('sha256').update(JSON.stringify({ cells: cells.map((c) => c.id), run: options.run })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ cells: cells.map((c) => c.id), run: options.run }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** The cell's result from its attempts: the last one's details, 'flaky' for a pass after a failure. */

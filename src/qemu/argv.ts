@@ -1,6 +1,6 @@
 import type { Accel } from '../host/accel.js';
-import { PORT_NAME } from '../protocol/shared.js';
 import { SANDBOX_ARG } from '../host/sandbox.js';
+import { PORT_NAME } from '../protocol/shared.js';
 import { machineFor, qemuArch } from './arch.js';
 
 export type BootMethod =
@@ -57,28 +57,50 @@ export const AGENT_PORT_ID = 'agentport';
 export function buildQemuArgs(spec: MachineSpec): string[] {
   const machine = machineFor(spec.arch ?? qemuArch());
   const args: string[] = [
-    '-name', `${escapeOpt(spec.name)},process=${escapeOpt(spec.name)}`,
-    '-machine', `${machine.machine},graphics=off`,
+    '-name',
+    `${escapeOpt(spec.name)},process=${escapeOpt(spec.name)}`,
+    '-machine',
+    `${machine.machine},graphics=off`,
     ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', machine.cpu.kvm] : ['-accel', 'tcg,thread=multi', '-cpu', machine.cpu.tcg]),
-    '-smp', String(spec.cpus),
-    '-m', `${spec.memoryMiB}M`,
-    '-nodefaults', '-no-user-config', '-display', 'none',
+    '-smp',
+    String(spec.cpus),
+    '-m',
+    `${spec.memoryMiB}M`,
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
     ...(spec.sandbox ? ['-sandbox', SANDBOX_ARG] : []),
     // the serial console comes out on QEMU's stdout, where the host logs and watches it
-    '-chardev', 'stdio,id=console0,signal=off', '-serial', 'chardev:console0',
-    '-chardev', `socket,id=qmp0,path=${escapeOpt(spec.qmpSocket)},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control',
+    '-chardev',
+    'stdio,id=console0,signal=off',
+    '-serial',
+    'chardev:console0',
+    '-chardev',
+    `socket,id=qmp0,path=${escapeOpt(spec.qmpSocket)},server=on,wait=off`,
+    '-mon',
+    'chardev=qmp0,mode=control',
     // entropy at boot: without it python and cloud-init can stall waiting for the pool
-    '-device', 'virtio-rng-pci',
+    '-device',
+    'virtio-rng-pci',
     // a new generation id on every start: Linux reseeds its RNG when a snapshot is restored
-    '-device', 'vmgenid,guid=auto',
-    '-blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: spec.disk }, backing: backingNode(spec.backing) }),
-    '-device', 'virtio-blk-pci,drive=disk0,bootindex=1',
-    '-blockdev', JSON.stringify({ driver: 'raw', 'node-name': 'seed0', 'read-only': true, file: { driver: 'file', filename: spec.seed, 'read-only': true } }),
-    '-device', 'virtio-blk-pci,drive=seed0',
-    '-device', 'virtio-serial-pci,id=vser0',
-    '-chardev', `socket,id=agent0,path=${escapeOpt(spec.agentSocket)},server=on,wait=off`,
+    '-device',
+    'vmgenid,guid=auto',
+    '-blockdev',
+    JSON.stringify({ driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: spec.disk }, backing: backingNode(spec.backing) }),
+    '-device',
+    'virtio-blk-pci,drive=disk0,bootindex=1',
+    '-blockdev',
+    JSON.stringify({ driver: 'raw', 'node-name': 'seed0', 'read-only': true, file: { driver: 'file', filename: spec.seed, 'read-only': true } }),
+    '-device',
+    'virtio-blk-pci,drive=seed0',
+    '-device',
+    'virtio-serial-pci,id=vser0',
+    '-chardev',
+    `socket,id=agent0,path=${escapeOpt(spec.agentSocket)},server=on,wait=off`,
     // the id names the port in QMP's VSERPORT_CHANGE events: the agent closing it means the agent died
-    '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${PORT_NAME},id=${AGENT_PORT_ID}`,
+    '-device',
+    `virtserialport,bus=vser0.0,chardev=agent0,name=${PORT_NAME},id=${AGENT_PORT_ID}`,
   ];
   if (spec.network === false) args.push('-nic', 'none');
   else {
@@ -92,10 +114,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     if (boot.initrd) args.push('-initrd', boot.initrd);
     if (boot.append) args.push('-append', boot.append);
   } else if (boot.firmware === 'uefi') {
-    args.push(
-      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${escapeOpt(boot.code)}`,
-      '-drive', `if=pflash,format=raw,unit=1,file=${escapeOpt(boot.vars)}`,
-    );
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${escapeOpt(boot.code)}`, '-drive', `if=pflash,format=raw,unit=1,file=${escapeOpt(boot.vars)}`);
   }
   if (spec.extraArgs) args.push(...spec.extraArgs);
   if (spec.incomingState) args.push('-incoming', `fd:${INCOMING_STATE_FD}`);

@@ -59,7 +59,11 @@ export class ConsoleLog {
   private ringFull = false;
   private beyondHead = 0;
 
-  constructor(readonly path: string, private readonly keep = 50, private readonly caps: ConsoleCaps = CONSOLE_CAPS) {
+  constructor(
+    readonly path: string,
+    private readonly keep = 50,
+    private readonly caps: ConsoleCaps = CONSOLE_CAPS,
+  ) {
     this.tail = new TailBuffer(keep, 16_000);
     this.file = createWriteStream(path, { flags: 'a', mode: 0o600 });
     this.file.on('error', () => {});

@@ -1,5 +1,5 @@
-import { execa, type ResultPromise } from 'execa';
 import createDebug from 'debug';
+import { execa, type ResultPromise } from 'execa';
 import { LineSplitter } from '../util/lines.js';
 import { TailBuffer } from '../util/tail.js';
 import { ConsoleLog } from './console.js';
@@ -21,18 +21,19 @@ export class QemuProcess {
   private readonly stderrTail = new TailBuffer(100, 8192);
   private exit: QemuExit | undefined;
 
-  private constructor(private readonly child: ResultPromise, readonly console: ConsoleLog) {
+  private constructor(
+    private readonly child: ResultPromise,
+    readonly console: ConsoleLog,
+  ) {
     child.stderr?.on('data', (chunk: Buffer) => {
       for (const line of this.stderrLines.push(chunk)) this.stderrTail.push(line);
     });
     console.attach(child.stdout!);
-    this.exited = child.then(
-      (result) => {
-        this.exit = { code: result.exitCode ?? null, signal: result.signal ?? null, stderr: this.stderrText() };
-        debug('pid %d exited: %o', child.pid, this.exit);
-        return this.exit;
-      },
-    );
+    this.exited = child.then((result) => {
+      this.exit = { code: result.exitCode ?? null, signal: result.signal ?? null, stderr: this.stderrText() };
+      debug('pid %d exited: %o', child.pid, this.exit);
+      return this.exit;
+    });
   }
 
   /**

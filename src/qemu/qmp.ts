@@ -1,5 +1,5 @@
-import { connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import createDebug from 'debug';
 import { kvmtestError } from '../errors.js';

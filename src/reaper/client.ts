@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import createDebug from 'debug';
 import { cacheDir, packageRoot } from '../host/paths.js';
-import { reaperPaths, type ClientMessage, type ReapTarget } from './protocol.js';
+import { type ClientMessage, type ReapTarget, reaperPaths } from './protocol.js';
 
 const debug = createDebug('kvmtest:reaper');
 const CONNECT_TIMEOUT_MS = 5000;

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import lockfile from 'proper-lockfile';
 import { checkRoot, checkTarget } from './guard.js';
 import { reapTarget } from './kill.js';
-import { reaperPaths, type ClientMessage, type ReapTarget, type ReaperMessage } from './protocol.js';
+import { type ClientMessage, type ReaperMessage, type ReapTarget, reaperPaths } from './protocol.js';
 
 export interface DaemonOptions {
   cache: string;

@@ -6,7 +6,9 @@ import type { ReapTarget } from './protocol.js';
 export function isGuestProcess(target: Pick<ReapTarget, 'pid' | 'name'>): boolean {
   if (target.pid === undefined) return false;
   try {
-    return readFileSync(`/proc/${target.pid}/cmdline`, 'utf8').split('\0').some((arg) => arg === target.name || arg.startsWith(`${target.name},`));
+    return readFileSync(`/proc/${target.pid}/cmdline`, 'utf8')
+      .split('\0')
+      .some((arg) => arg === target.name || arg.startsWith(`${target.name},`));
   } catch {
     return false;
   }

@@ -13,10 +13,7 @@ export interface ReapTarget {
   dir: string;
 }
 
-export type ClientMessage =
-  | { t: 'root'; path: string }
-  | { t: 'add'; id: number; target: ReapTarget }
-  | { t: 'remove'; id: number };
+export type ClientMessage = { t: 'root'; path: string } | { t: 'add'; id: number; target: ReapTarget } | { t: 'remove'; id: number };
 
 export type ReaperMessage = { t: 'hello'; pid: number };
 

@@ -13,7 +13,9 @@ export function xmlText(text: string): string {
 
 /** Attribute values: parsers turn newlines into spaces anyway, so do it visibly here. */
 function xmlAttr(text: string): string {
-  return xmlText(text).replace(/\s*[\r\n]+\s*/g, ' ').trim();
+  return xmlText(text)
+    .replace(/\s*[\r\n]+\s*/g, ' ')
+    .trim();
 }
 
 const seconds = (ms: number | undefined) => ((ms ?? 0) / 1000).toFixed(3);
@@ -109,9 +111,7 @@ function suiteNode(report: MatrixReport, cell: CellResult): { node: XmlNode; cou
     ['guest.os', cell.guest?.os],
     ['guest.kernel', cell.guest?.kernel],
     ['guest.node', cell.guest?.node],
-    ...(cell.collected ?? [])
-      .filter((entry) => entry.error)
-      .map((entry): [string, string] => ['collect.error', `${entry.path}: ${entry.error}`]),
+    ...(cell.collected ?? []).filter((entry) => entry.error).map((entry): [string, string] => ['collect.error', `${entry.path}: ${entry.error}`]),
     ['consoleLog', cell.consoleLog],
     ['outDir', cell.outDir],
   ];
@@ -125,9 +125,7 @@ function suiteNode(report: MatrixReport, cell: CellResult): { node: XmlNode; cou
     '@_timestamp': report.startedAt,
     '@_hostname': xmlAttr(report.host.hostname),
     properties: {
-      property: properties
-        .filter(([, value]) => value !== undefined && value !== null && value !== '')
-        .map(([name, value]) => ({ '@_name': xmlAttr(name), '@_value': xmlAttr(String(value)) })),
+      property: properties.filter(([, value]) => value !== undefined && value !== null && value !== '').map(([name, value]) => ({ '@_name': xmlAttr(name), '@_value': xmlAttr(String(value)) })),
     },
     testcase: testcases,
   };

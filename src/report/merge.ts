@@ -1,13 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { kvmtestError } from '../errors.js';
-import type { AxisValue, CellResult, CellStatus, MatrixReport } from '../matrix/types.js';
 import { parseAxisValue } from '../matrix/grid.js';
 import { buildReport } from '../matrix/totals.js';
+import type { AxisValue, CellResult, CellStatus, MatrixReport } from '../matrix/types.js';
 
 const CELL_STATUSES = new Set<CellStatus>(['passed', 'failed', 'error', 'timeout', 'flaky', 'skipped']);
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** What is wrong with one input, or undefined when it looks like a MatrixReport. */
 function problemOf(value: unknown): string | undefined {
@@ -94,22 +93,15 @@ export function mergeReports(inputs: readonly unknown[], labels: readonly string
     for (const cell of report.cells) {
       const seen = byId.get(cell.id);
       if (seen) {
-        throw kvmtestError(
-          'REPORT_INVALID',
-          `Cannot merge: cell ${cell.id} is in both ${name(seen.from)} and ${name(i)}; shards must not overlap (was one shard's report passed twice?)`,
-        );
+        throw kvmtestError('REPORT_INVALID', `Cannot merge: cell ${cell.id} is in both ${name(seen.from)} and ${name(i)}; shards must not overlap (was one shard's report passed twice?)`);
       }
       byId.set(cell.id, { cell, from: i });
     }
   }
 
   const cells = first.allCellIds.map((id) => byId.get(id)?.cell ?? missingCell(id));
-  const shards = [...new Set(reports.flatMap((report) => report.shards))].sort((a, b) =>
-    a.localeCompare(b, 'en', { numeric: true }),
-  );
-  const startedAt = reports.reduce((earliest, report) =>
-    Date.parse(report.startedAt) < Date.parse(earliest.startedAt) ? report : earliest,
-  ).startedAt;
+  const shards = [...new Set(reports.flatMap((report) => report.shards))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const startedAt = reports.reduce((earliest, report) => (Date.parse(report.startedAt) < Date.parse(earliest.startedAt) ? report : earliest)).startedAt;
   return buildReport({
     matrixKey: first.matrixKey,
     allCellIds: [...first.allCellIds],

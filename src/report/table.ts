@@ -1,5 +1,5 @@
-import { sanitize, sanitizeLine } from '../util/sanitize.js';
 import type { CellResult, CellStatus, MatrixReport, TestCase } from '../matrix/types.js';
+import { sanitize, sanitizeLine } from '../util/sanitize.js';
 
 /** 0.4s, 41.2s, 2m03s, 1h05m; '-' when unknown. */
 export function formatDuration(ms: number | undefined): string {
@@ -76,22 +76,10 @@ export function casesSummary(cell: CellResult): string {
 export function totalsLine(report: MatrixReport): string {
   const t = report.totals;
   const count = (n: number, word: string) => (n > 0 ? [`${n} ${word}`] : []);
-  const cells = [
-    `${t.passed} passed`,
-    ...count(t.failed, 'failed'),
-    ...count(t.error, 'error'),
-    ...count(t.timeout, 'timed out'),
-    ...count(t.flaky, 'flaky'),
-    ...count(t.skipped, 'skipped'),
-  ];
+  const cells = [`${t.passed} passed`, ...count(t.failed, 'failed'), ...count(t.error, 'error'), ...count(t.timeout, 'timed out'), ...count(t.flaky, 'flaky'), ...count(t.skipped, 'skipped')];
   const parts = [`${t.cells} ${t.cells === 1 ? 'cell' : 'cells'}: ${cells.join(', ')}`];
   if (t.cases.total > 0) {
-    const cases = [
-      `${t.cases.passed} passed`,
-      ...count(t.cases.failed, 'failed'),
-      ...count(t.cases.error, 'error'),
-      ...count(t.cases.skipped, 'skipped'),
-    ];
+    const cases = [`${t.cases.passed} passed`, ...count(t.cases.failed, 'failed'), ...count(t.cases.error, 'error'), ...count(t.cases.skipped, 'skipped')];
     parts.push(`${t.cases.total} ${t.cases.total === 1 ? 'test' : 'tests'}: ${cases.join(', ')}`);
   }
   parts.push(formatDuration(report.durationMs));
@@ -115,8 +103,7 @@ export function summaryTable(report: MatrixReport, options: { color: boolean }):
     formatDuration(cell.durations.total),
   ]);
   const widths = COLUMNS.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const align = (text: string, i: number) =>
-    RIGHT_ALIGNED.has(COLUMNS[i]!) ? text.padStart(widths[i]!) : text.padEnd(widths[i]!);
+  const align = (text: string, i: number) => (RIGHT_ALIGNED.has(COLUMNS[i]!) ? text.padStart(widths[i]!) : text.padEnd(widths[i]!));
   const lines = [paint(COLUMNS.map(align).join('  ').trimEnd(), 'bold', color)];
   report.cells.forEach((cell, r) => {
     const cells = rows[r]!.map(align);

@@ -1,6 +1,6 @@
 import type { CellPhase, CellResult, CellSpec, MatrixEvent } from '../matrix/types.js';
 import { fenced, underGithubActions } from '../util/stop-commands.js';
-import { STATUS_MARK, cellProblem, formatDuration, isBadCase, oneLine, paint, paintStatus, summaryTable } from './table.js';
+import { cellProblem, formatDuration, isBadCase, oneLine, paint, paintStatus, STATUS_MARK, summaryTable } from './table.js';
 
 export type ReporterStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number; rows?: number };
 
@@ -58,7 +58,7 @@ export function createTerminalReporter(stream: ReporterStream, options: Terminal
   let frame = 0;
   let closed = false;
   // verbose guest lines are sanitized, and under GitHub Actions also fenced: no workflow command runs from them
-  const guestLines = options.github ?? underGithubActions() ? fenced<string>((text) => stream.write(text)) : undefined;
+  const guestLines = (options.github ?? underGithubActions()) ? fenced<string>((text) => stream.write(text)) : undefined;
 
   const blockLines = (): string[] => {
     const now = Date.now();

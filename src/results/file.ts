@@ -3,10 +3,10 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import createDebug from 'debug';
-import { kvmtestError, type ErrorCode } from '../errors.js';
-import type { TestCase } from './types.js';
+import { type ErrorCode, kvmtestError } from '../errors.js';
 import { packageRoot } from '../host/paths.js';
-import { MAX_RESULT_FILE_BYTES, parseResults, sniffResults, SNIFF_BYTES } from './parse.js';
+import { MAX_RESULT_FILE_BYTES, parseResults, SNIFF_BYTES, sniffResults } from './parse.js';
+import type { TestCase } from './types.js';
 
 const debug = createDebug('kvmtest:results');
 

@@ -1,7 +1,6 @@
-import { KvmtestError } from '../errors.js';
-import type { TestCase } from './types.js';
 import { parseJUnit } from './junit.js';
 import { parseTap } from './tap.js';
+import type { TestCase } from './types.js';
 
 /** Only this much of a file's start is looked at to tell what it is. */
 export const SNIFF_BYTES = 64 * 1024;
@@ -64,7 +63,13 @@ function bound(cases: TestCase[], file: string): TestCase[] {
     if (c.message !== undefined) c.message = clip(c.message, MAX_MESSAGE_CHARS);
   }
   if (kept.length < cases.length) {
-    kept.push({ name: `${cases.length - kept.length} more cases not read`, suite: '', status: 'error', file, message: `the file holds ${cases.length} cases; kvmtest reads at most ${MAX_CASES_PER_FILE} per file` });
+    kept.push({
+      name: `${cases.length - kept.length} more cases not read`,
+      suite: '',
+      status: 'error',
+      file,
+      message: `the file holds ${cases.length} cases; kvmtest reads at most ${MAX_CASES_PER_FILE} per file`,
+    });
   }
   return kept;
 }

@@ -17,7 +17,10 @@ export interface SnapshotInputs {
 
 /** Stable key of a snapshot: sha256 over a canonical rendering of its inputs. Pure. */
 export function snapshotKey(inputs: SnapshotInputs): string {
-  return createHash('sha256').update(canonical({ v: 1, ...inputs })).digest('hex').slice(0, 24);
+  return createHash('sha256')
+    .update(canonical({ v: 1, ...inputs }))
+    .digest('hex')
+    .slice(0, 24);
 }
 
 /** JSON with sorted keys, so equal inputs always give equal text. */

@@ -3,8 +3,8 @@ import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { QmpClient } from '../qemu/qmp.js';
 import { kvmtestError } from '../errors.js';
+import type { QmpClient } from '../qemu/qmp.js';
 
 interface MigrateInfo {
   status?: string;
@@ -50,7 +50,10 @@ function receiveOnce(socketPath: string, file: string): { server: Server; listen
   const written = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   const server = createServer((socket) => {
     server.close(); // one stream only
-    pipeline(socket, createWriteStream(file, { mode: 0o600 })).then(() => settle.resolve(), (e: unknown) => settle.reject(e));
+    pipeline(socket, createWriteStream(file, { mode: 0o600 })).then(
+      () => settle.resolve(),
+      (e: unknown) => settle.reject(e),
+    );
   });
   const listening = new Promise<void>((resolve, reject) => {
     server.once('error', (e) => {

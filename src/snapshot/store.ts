@@ -1,11 +1,11 @@
 import { chmod, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import createDebug from 'debug';
-import { cacheDirExists, cacheFileExists, cachePath } from '../image/cache.js';
+import lockfile from 'proper-lockfile';
 import { cacheDir } from '../host/paths.js';
-import { CREATE_NEW, writeNoFollow } from '../util/no-follow.js';
+import { cacheDirExists, cacheFileExists, cachePath } from '../image/cache.js';
 import { withLock } from '../util/lock.js';
+import { CREATE_NEW, writeNoFollow } from '../util/no-follow.js';
 
 const debug = createDebug('kvmtest:snapshot');
 
@@ -53,7 +53,13 @@ export async function readSnapshot(key: string): Promise<Snapshot | undefined> {
     const state = await stat(paths.state);
     if (state.size !== meta.stateBytes) return undefined;
     // made private if an older kvmtest left it readable (the RAM may hold secrets of the template's boot)
-    for (const [path, mode] of [[paths.dir, 0o700], [paths.state, 0o600], [paths.disk, 0o600], [paths.seed, 0o600], [join(paths.dir, 'meta.json'), 0o600]] as const) {
+    for (const [path, mode] of [
+      [paths.dir, 0o700],
+      [paths.state, 0o600],
+      [paths.disk, 0o600],
+      [paths.seed, 0o600],
+      [join(paths.dir, 'meta.json'), 0o600],
+    ] as const) {
       await chmod(path, mode).catch(() => {}); // not ours (a shared cache made by root): left as it is
     }
     return { ...paths, meta };

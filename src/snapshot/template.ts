@@ -2,16 +2,16 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import createDebug from 'debug';
 import { GuestProcess } from '../agent/exec.js';
-import { kvmtestError, KvmtestError } from '../errors.js';
+import { KvmtestError, kvmtestError } from '../errors.js';
 import { qemuVersion } from '../host/tools.js';
 import { baseChain } from '../image/disk.js';
-import { machineSpec, type MachinePlan } from '../machine/plan.js';
+import { type MachinePlan, machineSpec } from '../machine/plan.js';
 import { startMachine } from '../machine/start.js';
 import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
 import { fileDigest } from './digest.js';
 import { snapshotKey } from './key.js';
 import { saveState } from './migrate.js';
-import { makeSnapshotDir, pruneSnapshots, readSnapshot, removeSnapshot, snapshotPaths, withSnapshotLock, writeMeta, type Snapshot } from './store.js';
+import { makeSnapshotDir, pruneSnapshots, readSnapshot, removeSnapshot, type Snapshot, snapshotPaths, withSnapshotLock, writeMeta } from './store.js';
 
 const debug = createDebug('kvmtest:snapshot');
 /** How long the template may take to finish cloud-init before its state is saved. */
@@ -95,9 +95,11 @@ async function makeSnapshot(plan: MachinePlan, key: string): Promise<Snapshot> {
     await new Promise((r) => setTimeout(r, 500));
     plan.progress.phase('snapshot: saving the VM state');
     const saveStarted = performance.now();
-    await machine.exclusive(() => saveState(machine.qmp, paths.state, machine.dir, plan.opts.signal)).catch((error) => {
-      throw error instanceof KvmtestError ? error : kvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${(error as Error).message}`, { cause: error });
-    });
+    await machine
+      .exclusive(() => saveState(machine.qmp, paths.state, machine.dir, plan.opts.signal))
+      .catch((error) => {
+        throw error instanceof KvmtestError ? error : kvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${(error as Error).message}`, { cause: error });
+      });
     const saveMs = performance.now() - saveStarted;
     await machine.stop();
     const stateBytes = (await stat(paths.state)).size;

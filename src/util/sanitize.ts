@@ -11,11 +11,9 @@ export interface SanitizeOptions {
 // ESC or a C1 introducer, then: CSI (params, intermediates, final); OSC, DCS, SOS, PM, APC (a string up
 // to BEL or ST, or to the end when never terminated); or a plain escape (intermediates, final)
 const ESCAPES = new RegExp(
-  [
-    String.raw`(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?`,
-    String.raw`(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[\s\S]*?(?:\x07|\x1b\\|\x9c|$)`,
-    String.raw`\x1b[\x20-\x2f]*[\x30-\x7e]?`,
-  ].join('|'),
+  [String.raw`(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?`, String.raw`(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[\s\S]*?(?:\x07|\x1b\\|\x9c|$)`, String.raw`\x1b[\x20-\x2f]*[\x30-\x7e]?`].join(
+    '|',
+  ),
   'g',
 );
 /** Breaks a reader sees as a new line: CR (which would let a line overwrite itself), LS, PS, NEL. */

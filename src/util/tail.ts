@@ -6,7 +6,10 @@ export class TailBuffer {
   private lines: string[] = [];
   private chars = 0;
 
-  constructor(private readonly maxLines = 60, private readonly maxChars = 16_000) {}
+  constructor(
+    private readonly maxLines = 60,
+    private readonly maxChars = 16_000,
+  ) {}
 
   push(line: string): void {
     const half = Math.floor(this.maxChars / 8);

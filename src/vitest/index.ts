@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, test } from 'vitest';
+import { kvmtestError } from '../errors.js';
 import { boot } from '../guest/boot.js';
 import type { Guest } from '../guest/guest.js';
 import type { BootOptions } from '../guest/options.js';
 import { cellBootOptions } from '../matrix/cell.js';
 import { expandMatrix } from '../matrix/expand.js';
 import type { CellSpec, MatrixOptions } from '../matrix/types.js';
-import { kvmtestError } from '../errors.js';
 
 /** The image a test file gets when it does not say: $KVMTEST_IMAGE, else debian-12. */
 const DEFAULT_TEST_IMAGE = process.env.KVMTEST_IMAGE ?? 'debian-12';

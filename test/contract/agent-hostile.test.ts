@@ -4,7 +4,7 @@
  * nor another request's. A fake agent (a Duplex that plays the guest) sends forged frames: each
  * one is a coded AGENT_PROTOCOL error for its request, never a TypeError, and the link goes on.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duplex, PassThrough, Readable } from 'node:stream';
@@ -77,7 +77,9 @@ describe('the real agent: a stdin flood does not block control frames', () => {
     source.destroy();
     expect(result).toMatchObject({ exitCode: null, signal: 'SIGKILL' });
     const sent = sentToAgent - before;
-    console.log(`stdin flood: ${(offered() / MiB).toFixed(0)} MiB offered, ${(whileAlive / MiB).toFixed(2)} MiB sent while the process lived, ${(sent / MiB).toFixed(2)} MiB in all; agent RSS ${rssMiB(child.pid!).toFixed(0)} MiB`);
+    console.log(
+      `stdin flood: ${(offered() / MiB).toFixed(0)} MiB offered, ${(whileAlive / MiB).toFixed(2)} MiB sent while the process lived, ${(sent / MiB).toFixed(2)} MiB in all; agent RSS ${rssMiB(child.pid!).toFixed(0)} MiB`,
+    );
     // after the kill the agent acknowledges the dead process's stdin as it discards it until its exit
     // frame arrives: how much depends on scheduling (5.25 MiB idle, over 6 MiB on a loaded machine),
     // so the bound here is only "nowhere near the 1 GiB offered"; the window is checked above
@@ -130,8 +132,16 @@ class FakeAgent extends Duplex {
 }
 
 const hello = (nonce: string) => ({
-  t: 'hello', id: 0, nonce, protocol: 1, version: '0.1.0', os: { id: 'debian', versionId: '12', prettyName: 'Debian' },
-  kernel: '6.1.0', arch: 'x86_64', hostname: 'fake', pid: 1,
+  t: 'hello',
+  id: 0,
+  nonce,
+  protocol: 1,
+  version: '0.1.0',
+  os: { id: 'debian', versionId: '12', prettyName: 'Debian' },
+  kernel: '6.1.0',
+  arch: 'x86_64',
+  hostname: 'fake',
+  pid: 1,
 });
 
 describe('a fake agent sending forged frames', () => {

@@ -2,17 +2,17 @@
  * The real guest agent (guest/agent.py) driven by the real host client over its --stdio mode:
  * the protocol contract, without QEMU. Commands run on this host, in temp directories.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
+import { encodeFrame } from '../../src/agent/codec.js';
 import { GuestProcess } from '../../src/agent/exec.js';
 import { pull, push } from '../../src/agent/transfer.js';
-import { encodeFrame } from '../../src/agent/codec.js';
 
 let child: ChildProcess;
 let client: AgentClient;

@@ -2,12 +2,12 @@
  * Flow control and output limits against the real guest agent over --stdio (issue 10, item 2):
  * exec()'s maxBuffer, and a live stream nobody reads pausing the link instead of filling host memory.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
-import { GuestProcess, type ExecResult } from '../../src/agent/exec.js';
+import { type ExecResult, GuestProcess } from '../../src/agent/exec.js';
 
 let child: ChildProcess;
 let client: AgentClient;
@@ -35,7 +35,10 @@ async function waitFor(done: () => boolean, ms: number): Promise<void> {
 describe('exec maxBuffer', () => {
   it('kills a command past maxBuffer and rejects with OUTPUT_LIMIT carrying the kept output; the link stays usable', async () => {
     const flood = new GuestProcess(client, { shell: 'head -c 200000000 /dev/zero; echo finished >&2' }, { maxBuffer: 2 * MiB }, { live: false });
-    const error = await flood.then(() => undefined, (e: unknown) => e as { code: string; result: ExecResult });
+    const error = await flood.then(
+      () => undefined,
+      (e: unknown) => e as { code: string; result: ExecResult },
+    );
     expect(error).toMatchObject({ code: 'OUTPUT_LIMIT' });
     expect(error!.result.stdoutBytes.length).toBe(2 * MiB);
     expect(error!.result.signal).toBe('SIGKILL');
@@ -44,7 +47,10 @@ describe('exec maxBuffer', () => {
   });
 
   it('counts stderr on its own', async () => {
-    const error = await new GuestProcess(client, { shell: 'head -c 5000000 /dev/zero >&2' }, { maxBuffer: MiB }, { live: false }).then(() => undefined, (e: unknown) => e as { code: string; result: ExecResult });
+    const error = await new GuestProcess(client, { shell: 'head -c 5000000 /dev/zero >&2' }, { maxBuffer: MiB }, { live: false }).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; result: ExecResult },
+    );
     expect(error).toMatchObject({ code: 'OUTPUT_LIMIT', result: { stdoutBytes: Buffer.alloc(0) } });
     expect(error!.result.stderrBytes.length).toBe(MiB);
   });

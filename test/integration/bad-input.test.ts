@@ -3,10 +3,11 @@
  * nothing: the base image is unchanged (checksum) and no guest directory is left. (More cases:
  * kernel-boot.test.ts for non-bootable and cloud-init-less images, unit tests for options, frames.)
  */
-import { execa } from 'execa';
-import { copyFileSync, mkdtempSync, openSync, readSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+
+import { closeSync, copyFileSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { boot, type Guest } from '../../src/index.js';
 import { guestDirs, sha256File } from './helpers.js';

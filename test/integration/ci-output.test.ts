@@ -2,8 +2,9 @@
  * `kvmtest run` under GitHub Actions, with a guest that prints workflow commands: its raw output is
  * fenced with ::stop-commands::<random token> … ::<token>::, so the runner executes none of them.
  */
-import { execa } from 'execa';
+
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
 const cli = join(__dirname, '../../dist/cli/main.js');
@@ -30,7 +31,7 @@ function commandsRun(stream: string): string[] {
 }
 
 describe('kvmtest run under GitHub Actions', () => {
-  it('fences the guest\'s raw stdout and stderr: its ::error:: and ::add-mask:: lines run nothing', async () => {
+  it("fences the guest's raw stdout and stderr: its ::error:: and ::add-mask:: lines run nothing", async () => {
     const script = [
       'printf "::error::pwned\\n  ::set-env name=X::y\\n"',
       'printf "::warning::from stderr\\n##[group]hidden\\n" >&2',

@@ -3,18 +3,22 @@
  * process gets SIGINT or SIGTERM (its exit hooks clean up) or SIGKILL (QEMU's parent-death signal
  * and the shared out-of-process reaper clean up). Each time QEMU stops and its files go.
  */
-import { execa } from 'execa';
+
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { cacheDir } from '../../src/host/paths.js';
 import { goneWithin, isAlive } from './helpers.js';
 
 async function holdThenSignal(signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL') {
   const child = execa('node', [join(__dirname, 'fixtures/hold-guest.mjs')], { reject: false, stderr: 'inherit' });
-  const [line] = await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next().then((r) => [r.value as string]);
+  const [line] = await createInterface({ input: child.stdout! })
+    [Symbol.asyncIterator]()
+    .next()
+    .then((r) => [r.value as string]);
   const { pid, dir } = JSON.parse(line!) as { pid: number; dir: string };
   expect(isAlive(pid)).toBe(true);
   expect(existsSync(join(dir, 'disk.qcow2'))).toBe(true);

@@ -1,8 +1,9 @@
 /** The CLI as a user runs it: the built dist/cli/main.js, a real guest, real exit codes. */
-import { execa } from 'execa';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { guestDirs } from './helpers.js';
 
@@ -11,17 +12,36 @@ const work = mkdtempSync(join(tmpdir(), 'kvmtest-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('kvmtest CLI', () => {
-  it('doctor explains this host\'s acceleration', async () => {
+  it("doctor explains this host's acceleration", async () => {
     const { stdout, exitCode } = await execa('node', [cli, 'doctor'], { reject: false });
     expect(exitCode).toBe(0);
     expect(stdout).toMatch(/qemu-system-x86_64 .*QEMU \d+\.\d+/);
     expect(stdout).toMatch(/acceleration\s+(KVM: \/dev\/kvm opens read-write and the CPU advertises (vmx|svm)|TCG \(software emulation.*KVM not usable: .+)/);
   });
 
-  it('run boots, pushes, streams output, pulls, and exits with the command\'s status', async () => {
+  it("run boots, pushes, streams output, pulls, and exits with the command's status", async () => {
     mkdirSync(join(work, 'in'));
     writeFileSync(join(work, 'in/check.sh'), 'uname -a\necho result > /work/result.txt\nexit 7\n');
-    const result = await execa('node', [cli, 'run', '--image', 'debian-12', '--boot', 'kernel', '--snapshot', '--push', `${join(work, 'in')}:/work`, '--pull', `/work/result.txt:${join(work, 'out/result.txt')}`, '--', 'sh', '/work/check.sh'], { reject: false, env: { CI: 'true' } });
+    const result = await execa(
+      'node',
+      [
+        cli,
+        'run',
+        '--image',
+        'debian-12',
+        '--boot',
+        'kernel',
+        '--snapshot',
+        '--push',
+        `${join(work, 'in')}:/work`,
+        '--pull',
+        `/work/result.txt:${join(work, 'out/result.txt')}`,
+        '--',
+        'sh',
+        '/work/check.sh',
+      ],
+      { reject: false, env: { CI: 'true' } },
+    );
     expect(result.stdout).toMatch(/^Linux kvmtest-\w+ 6\.1\./m);
     expect(result.exitCode).toBe(7);
     expect(readFileSync(join(work, 'out/result.txt'), 'utf8')).toBe('result\n');

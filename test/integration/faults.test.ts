@@ -4,10 +4,11 @@
  * rejects with an error naming the cause (never a wait for its own timeout, which is set to minutes
  * here so that a hang would show as EXEC_TIMEOUT), with the console tail where the guest explains it.
  */
+
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { boot, type Guest } from '../../src/index.js';
 import { guestDirs } from './helpers.js';
@@ -26,7 +27,11 @@ async function guest(): Promise<Guest> {
   return vm;
 }
 
-const hang = (vm: Guest) => vm.exec(['sleep', '1000'], { timeout: '5m' }).then(() => undefined, (error: unknown) => error);
+const hang = (vm: Guest) =>
+  vm.exec(['sleep', '1000'], { timeout: '5m' }).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
 
 describe('faults inside the guest', () => {
   it('the agent killed inside the guest: pending requests fail at once, new ones work once systemd restarts it', async () => {
@@ -68,7 +73,10 @@ describe('faults inside the guest', () => {
     const big = join(work, 'big.bin');
     writeFileSync(big, randomBytes(64 << 20));
     const pending = hang(vm);
-    const pushing = vm.push(big, '/root/big.bin').then(() => undefined, (e: unknown) => e);
+    const pushing = vm.push(big, '/root/big.bin').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     await new Promise((r) => setTimeout(r, 500));
     process.kill(vm.pid!, 'SIGKILL');
     for (const error of await Promise.all([pending, pushing])) {

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { ensureImage, type BuiltImage } from '../../src/image/build.js';
+import { type BuiltImage, ensureImage } from '../../src/image/build.js';
 
 /** Builds (or finds in the cache) the Debian 11, 12 and 13 images once for all integration files. */
 export default async function setup(project: TestProject): Promise<() => void> {

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { boot, runMatrix, type ExecResult, type Guest } from '../../src/index.js';
 import { DEFAULT_MAX_BUFFER } from '../../src/agent/exec.js';
+import { boot, type ExecResult, type Guest, runMatrix } from '../../src/index.js';
 import { CONSOLE_CAPS } from '../../src/qemu/console.js';
 
 const MiB = 1024 * 1024;
@@ -35,7 +35,10 @@ async function waitFor(done: () => boolean, ms: number): Promise<void> {
 describe('a flooding guest', () => {
   it('exec(): 1 GiB of stdout is cut at maxBuffer, the command killed with OUTPUT_LIMIT, the guest still usable', async () => {
     const started = performance.now();
-    const error = await vm.exec('head -c 1G /dev/zero; echo survived').then(() => undefined, (e: unknown) => e as { code: string; result: ExecResult });
+    const error = await vm.exec('head -c 1G /dev/zero; echo survived').then(
+      () => undefined,
+      (e: unknown) => e as { code: string; result: ExecResult },
+    );
     console.log(`exec flood: killed after ${DEFAULT_MAX_BUFFER / MiB} MiB in ${seconds(started)} s`);
     expect(error).toMatchObject({ code: 'OUTPUT_LIMIT', result: { signal: 'SIGKILL' } });
     expect(error!.result.stdoutBytes.length).toBe(DEFAULT_MAX_BUFFER);
@@ -68,7 +71,9 @@ describe('a flooding guest', () => {
     await waitFor(() => vm.consoleTail(1).includes('flood-done'), 30_000);
     delay.disable();
     const size = statSync(vm.info.consolePath).size;
-    console.log(`console flood: 32 MiB in ${seconds(started)} s; event loop delay max ${(delay.max / 1e6).toFixed(0)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(0)} ms; console.log ${(size / MiB).toFixed(1)} MiB while running`);
+    console.log(
+      `console flood: 32 MiB in ${seconds(started)} s; event loop delay max ${(delay.max / 1e6).toFixed(0)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(0)} ms; console.log ${(size / MiB).toFixed(1)} MiB while running`,
+    );
     expect(vm.consoleTail(1)).toContain('flood-done');
     expect(size).toBeLessThanOrEqual(CONSOLE_CAPS.headBytes);
     expect(vm.consoleTail().length).toBeLessThan(25_000);

@@ -3,11 +3,12 @@
  * for a publisher (this machine reaches none) is pulled with progress, verified, cached, reused and
  * booted, through the same code path as any cloud image; an image built offline boots by name.
  */
-import { execa } from 'execa';
+
 import { createReadStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { guestDirs, sha256File } from './helpers.js';
 
@@ -39,11 +40,25 @@ beforeAll(async () => {
   const address = server.address();
   const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
   const catalog = join(work, 'catalog.json');
-  writeFileSync(catalog, JSON.stringify([{
-    name: 'mirror-debian-12', family: 'debian', title: 'Debian 12 from a local mirror', release: '12', format: 'qcow2', firmware: 'either', console: 'ttyS0',
-    init: 'systemd', cloudInit: true, python3: true, agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
-    arches: { x86_64: { url: `${base}/mirror-debian-12.qcow2`, checksum: { url: `${base}/SHA256SUMS`, format: 'sha256sums', algorithm: 'sha256' } } },
-  }]));
+  writeFileSync(
+    catalog,
+    JSON.stringify([
+      {
+        name: 'mirror-debian-12',
+        family: 'debian',
+        title: 'Debian 12 from a local mirror',
+        release: '12',
+        format: 'qcow2',
+        firmware: 'either',
+        console: 'ttyS0',
+        init: 'systemd',
+        cloudInit: true,
+        python3: true,
+        agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
+        arches: { x86_64: { url: `${base}/mirror-debian-12.qcow2`, checksum: { url: `${base}/SHA256SUMS`, format: 'sha256sums', algorithm: 'sha256' } } },
+      },
+    ]),
+  );
   // a cache of its own, so the 450 MB download does not stay in the user's
   env = { CI: 'true', KVMTEST_CATALOG: catalog, KVMTEST_CACHE: join(work, 'cache') };
 });

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { boot, type Guest } from '../../src/index.js';
 import { judgeKvm, probeKvm } from '../../src/host/accel.js';
+import { boot, type Guest } from '../../src/index.js';
 import { guestDirs, sha256File } from './helpers.js';
 
 const image = inject('debian12');

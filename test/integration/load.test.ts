@@ -3,12 +3,11 @@
  * 1 GiB push and pull compared by digest; and a matrix asking for more guests than the host's
  * memory holds, which must wait instead of overcommitting. Figures go to stdout for the README.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { freemem, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { boot, type Guest } from '../../src/index.js';
 import { guestFootprintMiB, hostReserveMiB } from '../../src/matrix/concurrency.js';

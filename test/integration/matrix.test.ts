@@ -3,10 +3,11 @@
  * case passes everywhere and one fails on Debian 11 only, reported the same way by every reporter,
  * by the library and the CLI, sharded and merged; plus scheduling: timeout, retries, fail-fast.
  */
-import { execa } from 'execa';
+
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { XMLParser } from 'fast-xml-parser';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/matrix/config.js';
@@ -79,7 +80,10 @@ describe('runMatrix over Debian 11, 12 and 13', () => {
     const shard = (i: number) => execa('node', [cli, 'matrix', '--shard', `${i}/2`, '--out', out, '--reporter', 'junit'], { cwd: sample, reject: false, env: { CI: 'true' } });
     expect((await shard(1)).exitCode).toBe(1); // debian-11 and debian-13
     expect((await shard(2)).exitCode).toBe(0); // debian-12
-    const merged = await execa('node', [cli, 'merge', join(out, 'shard-1-of-2.json'), join(out, 'shard-2-of-2.json'), '--json', join(out, 'merged.json'), '--junit', join(out, 'merged.xml')], { reject: false, env: { CI: 'true' } });
+    const merged = await execa('node', [cli, 'merge', join(out, 'shard-1-of-2.json'), join(out, 'shard-2-of-2.json'), '--json', join(out, 'merged.json'), '--junit', join(out, 'merged.xml')], {
+      reject: false,
+      env: { CI: 'true' },
+    });
     expect(merged.exitCode).toBe(1);
     const report = JSON.parse(readFileSync(join(out, 'merged.json'), 'utf8')) as MatrixReport;
     expect(report.shards).toEqual(['1/2', '2/2']);

@@ -31,7 +31,8 @@ afterAll(async () => {
 
 /** Python in the guest: connects to each host:port and reads; a line per target with what came or the error. */
 const connect = (...targets: [string, number][]) => [
-  'python3', '-c',
+  'python3',
+  '-c',
   `import socket\nfor h,p in ${JSON.stringify(targets)}:\n try:\n  s=socket.create_connection((h,p),timeout=5); print("got", s.recv(100))\n except Exception as e:\n  print("refused", type(e).__name__, e)`,
 ];
 
@@ -61,7 +62,11 @@ describe('isolated network (outbound: false)', () => {
   });
 
   it('a forward from the host still reaches a server in the guest', async () => {
-    const server = vm.spawn(['python3', '-c', 'import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0",8000)); s.listen(1); print("ready", flush=True)\nc,_=s.accept(); c.sendall(b"from guest\\n"); c.close()']);
+    const server = vm.spawn([
+      'python3',
+      '-c',
+      'import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0",8000)); s.listen(1); print("ready", flush=True)\nc,_=s.accept(); c.sendall(b"from guest\\n"); c.close()',
+    ]);
     for await (const line of server.lines()) if (line === 'ready') break;
     const { host } = vm.info.forwards![0]!;
     const got = await new Promise<string>((resolve, reject) => {

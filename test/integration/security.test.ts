@@ -3,7 +3,7 @@
  * 127.0.0.1 only), sockets in a private directory and nothing on TCP, no password or SSH login,
  * the base image open read-only, and pulls that cannot write outside their destination.
  */
-import { readFileSync, readdirSync, readlinkSync, statSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -45,13 +45,15 @@ function tcpListeners(): Map<string, string> {
 
 describe('isolation by default', () => {
   it('the guest has no network interface but loopback', async () => {
-    const links = await vm.exec(['sh', '-c', "ls /sys/class/net"]);
+    const links = await vm.exec(['sh', '-c', 'ls /sys/class/net']);
     expect(links.stdout.trim().split('\n')).toEqual(['lo']);
   });
 
   it('QEMU listens on nothing over TCP; its sockets are in a directory only this user can open', () => {
     const listeners = tcpListeners();
-    const sockets = openFiles(vm.pid!).map((f) => /^socket:\[(\d+)\]$/.exec(f.target)?.[1]).filter(Boolean);
+    const sockets = openFiles(vm.pid!)
+      .map((f) => /^socket:\[(\d+)\]$/.exec(f.target)?.[1])
+      .filter(Boolean);
     expect(sockets.length).toBeGreaterThan(0);
     expect(sockets.filter((inode) => listeners.has(inode!))).toEqual([]);
     expect(statSync(vm.info.dir).mode & 0o777).toBe(0o700);
@@ -71,7 +73,11 @@ describe('isolation by default', () => {
 
   it('no password and no SSH login: nobody has a password or an authorized key, the seed sets none', async () => {
     // users whose password field is a hash (not locked, not empty), then keys in any authorized_keys (cloud-init leaves them empty)
-    const logins = await vm.exec(['sh', '-c', "awk -F: '$2 !~ /^[!*]/ && $2 != \"\" {print $1}' /etc/shadow; cat /root/.ssh/authorized_keys /home/*/.ssh/authorized_keys 2>/dev/null | grep -c . || true"]);
+    const logins = await vm.exec([
+      'sh',
+      '-c',
+      'awk -F: \'$2 !~ /^[!*]/ && $2 != "" {print $1}\' /etc/shadow; cat /root/.ssh/authorized_keys /home/*/.ssh/authorized_keys 2>/dev/null | grep -c . || true',
+    ]);
     expect(logins.stdout).toBe('0\n');
     const seed = renderSeed({ instanceId: 'i', hostname: 'h', agentSource: 'print(1)', user: {} });
     expect(seed['user-data']).not.toMatch(/passw|chpasswd|ssh_pwauth:\s*true|lock_passwd:\s*false|ssh_authorized_keys/i);
@@ -103,7 +109,9 @@ describe('networking when asked', () => {
     const [forward] = net.info.forwards!;
     expect(forward).toEqual({ guest: 8080, host: expect.any(Number) });
     const listeners = tcpListeners();
-    const sockets = openFiles(net.pid!).map((f) => /^socket:\[(\d+)\]$/.exec(f.target)?.[1]).filter((inode) => inode && listeners.has(inode));
+    const sockets = openFiles(net.pid!)
+      .map((f) => /^socket:\[(\d+)\]$/.exec(f.target)?.[1])
+      .filter((inode) => inode && listeners.has(inode));
     // exactly one listener, on 127.0.0.1:<the chosen port> (0100007F is 127.0.0.1 in /proc's byte order)
     expect(sockets.map((inode) => listeners.get(inode!))).toEqual([`0100007F:${forward!.host.toString(16).toUpperCase().padStart(4, '0')}`]);
     const links = await net.exec(['sh', '-c', 'ls /sys/class/net']);

@@ -2,15 +2,16 @@
  * kvmtest/vitest as a user's suite uses it (imported by the package name): a per-file guest
  * fixture, and describe.each over matrix cells with a guest per block.
  */
-import { describe, expect } from 'vitest';
+
 import { guestTest, matrixCells, useGuest } from 'kvmtest/vitest';
+import { describe, expect } from 'vitest';
 import { guestDirs } from './helpers.js';
 
 const test = guestTest.override({ guestOptions: { image: 'debian-12', snapshot: true } });
 let firstPid: number | undefined;
 
 describe('guestTest', () => {
-  test('gives each test the file\'s guest, booted once', async ({ guest }) => {
+  test("gives each test the file's guest, booted once", async ({ guest }) => {
     firstPid = guest.pid;
     const result = await guest.exec(['sh', '-c', '. /etc/os-release && echo $VERSION_ID']);
     expect(result.stdout).toBe('12\n');

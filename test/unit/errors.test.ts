@@ -2,8 +2,21 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import {
-  AbortedError, AgentError, BootError, ERROR_CODES, GuestCommandError, HostError, ImageError, InputError, KvmtestError, MachineError, ResultError,
-  asKvmtestError, categoryOf, isKvmtestError, kvmtestError,
+  AbortedError,
+  AgentError,
+  asKvmtestError,
+  BootError,
+  categoryOf,
+  ERROR_CODES,
+  GuestCommandError,
+  HostError,
+  ImageError,
+  InputError,
+  isKvmtestError,
+  KvmtestError,
+  kvmtestError,
+  MachineError,
+  ResultError,
 } from '../../src/errors.js';
 
 const CLASSES = { HostError, InputError, ImageError, MachineError, BootError, AgentError, GuestCommandError, ResultError, AbortedError } as const;
@@ -16,7 +29,10 @@ describe('errors', () => {
       expect(error).toBeInstanceOf(Error);
       expect(error.code).toBe(code);
       expect(error.category).toBe(categoryOf(code));
-      const matching = Object.entries(CLASSES).filter(([, cls]) => error instanceof cls).map(([name]) => name).sort();
+      const matching = Object.entries(CLASSES)
+        .filter(([, cls]) => error instanceof cls)
+        .map(([name]) => name)
+        .sort();
       // exactly its own class, plus MachineError for a BootError
       const expected = error.name === 'KvmtestError' ? [] : error.name === 'BootError' ? ['BootError', 'MachineError'] : [error.name];
       expect(matching, code).toEqual(expected.sort());

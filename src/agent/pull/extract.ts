@@ -1,13 +1,13 @@
-import { constants as fsc, createReadStream } from 'node:fs';
-import { link, lstat, mkdir, open, type FileHandle } from 'node:fs/promises';
+import { createReadStream, constants as fsc } from 'node:fs';
+import { type FileHandle, link, lstat, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import createDebug from 'debug';
 import * as tar from 'tar';
-import { kvmtestError, KvmtestError } from '../../errors.js';
+import { KvmtestError, kvmtestError } from '../../errors.js';
 import { placeLinks } from './links.js';
-import { clampMode, memberKind, memberPath, MAX_NAME_BYTES } from './names.js';
+import { clampMode, MAX_NAME_BYTES, memberKind, memberPath } from './names.js';
 
 const debug = createDebug('kvmtest:pull');
 
@@ -130,7 +130,10 @@ export class TreeExtractor extends Writable {
 
   override _final(callback: (error?: Error | null) => void): void {
     this.finishing = this.finish();
-    this.finishing.then(() => callback(), (error: Error) => callback(this.fail(error)));
+    this.finishing.then(
+      () => callback(),
+      (error: Error) => callback(this.fail(error)),
+    );
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -248,10 +251,13 @@ export class TreeExtractor extends Writable {
   }
 
   private async dir(entry: tar.ReadEntry, full: string, path: string): Promise<void> {
-    const made = await mkdir(full, 0o700).then(() => true, (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-      return false;
-    });
+    const made = await mkdir(full, 0o700).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+        return false;
+      },
+    );
     // an existing directory (made for an earlier member) takes this member's mode; anything else is a duplicate
     const handle = await open(full, DIR_NOFOLLOW).catch((error: NodeJS.ErrnoException) => {
       if (made || !['ENOTDIR', 'ELOOP'].includes(error.code ?? '')) throw error;

@@ -1,6 +1,6 @@
 import { lstat, readdir, readlink, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { resolveLink, type Lookup, type ResolveBudget, type TreeNode } from './resolve.js';
+import { type Lookup, type ResolveBudget, resolveLink, type TreeNode } from './resolve.js';
 
 /** Link lookups one pull may cost before its remaining links are dropped unchecked (a legit tree needs a few per link). */
 export const RESOLVE_BUDGET = 1_000_000;

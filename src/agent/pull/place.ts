@@ -1,6 +1,6 @@
 import { lstat, mkdir, mkdtemp, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { kvmtestError, InputError, KvmtestError } from '../../errors.js';
+import { type InputError, type KvmtestError, kvmtestError } from '../../errors.js';
 
 /** What is at a host path now, without following it. */
 type Found = 'missing' | 'dir' | 'file' | 'symlink' | 'other';
@@ -40,9 +40,12 @@ export async function prepareDestination(dest: string): Promise<{ path: string; 
     const last = i === parts.length - 1;
     let now = await found(at);
     if (now === 'missing' && !last) {
-      await mkdir(at).then(() => made.push(at), (error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw hostError(dest, error);
-      });
+      await mkdir(at).then(
+        () => made.push(at),
+        (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EEXIST') throw hostError(dest, error);
+        },
+      );
       now = await found(at);
     }
     if (now === 'symlink') throw symlinkError(path, at);
@@ -71,7 +74,14 @@ export async function finalTarget(dest: { path: string; now: Found }, kind: 'fil
     return inside;
   }
   if (dest.now === 'dir') {
-    if ((await readdir(dest.path).catch((error: Error) => { throw hostError(dest.path, error); })).length > 0) throw notEmpty(dest.path);
+    if (
+      (
+        await readdir(dest.path).catch((error: Error) => {
+          throw hostError(dest.path, error);
+        })
+      ).length > 0
+    )
+      throw notEmpty(dest.path);
   } else if (dest.now !== 'missing') {
     throw kvmtestError('HOST_IO', `cannot pull a directory to ${dest.path}: it exists and is not a directory`);
   }

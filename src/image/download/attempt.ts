@@ -3,12 +3,12 @@ import createDebug from 'debug';
 import type { Dispatcher } from 'undici';
 import { hashPrefix } from './hash.js';
 import { contentLength, parseContentRange } from './headers.js';
-import { withIdleTimeout, type IdleTimer } from './idle.js';
+import { type IdleTimer, withIdleTimeout } from './idle.js';
 import type { DownloadJob } from './options.js';
-import { receive, sizeOf, startOver, type PartialState } from './partial.js';
+import { type PartialState, receive, sizeOf, startOver } from './partial.js';
 import type { Report } from './progress.js';
 import { checkComplete, get, release, statusError } from './request.js';
-import { changed, readSidecar, startFresh, validatorOf, type Sidecar } from './resume.js';
+import { changed, readSidecar, type Sidecar, startFresh, validatorOf } from './resume.js';
 import { AttemptFailure } from './retry.js';
 
 const debug = createDebug('kvmtest:download');
@@ -92,9 +92,7 @@ async function handleResponse(job: DownloadJob, state: PartialState, response: D
   }
 
   state.resumedFrom = offset;
-  const written = await receive(job, state, body, idle, (received) =>
-    report({ received: offset + received, total: state.total, resumedFrom: offset, attempt }),
-  );
+  const written = await receive(job, state, body, idle, (received) => report({ received: offset + received, total: state.total, resumedFrom: offset, attempt }));
   checkComplete(written, contentLength(got));
   return offset + written;
 }

@@ -1,5 +1,5 @@
 // The default dispatcher: one per process, routed through HTTP(S)_PROXY when one is set.
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
 
 let sharedDispatcher: Dispatcher | undefined;
 

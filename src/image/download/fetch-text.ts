@@ -28,8 +28,7 @@ export async function fetchBytes(url: string, options: FetchTextOptions = {}): P
       debug('GET %s (attempt %d): HTTP %d', url, attempt, response.statusCode);
       if (response.statusCode !== 200) throw statusError(url, response);
       const declared = contentLength(response.headers);
-      const tooLarge = () =>
-        kvmtestError('DOWNLOAD_FAILED', `${url} is larger than the ${maxBytes} bytes allowed for a text file (maxBytes)`);
+      const tooLarge = () => kvmtestError('DOWNLOAD_FAILED', `${url} is larger than the ${maxBytes} bytes allowed for a text file (maxBytes)`);
       if (declared !== undefined && declared > maxBytes) {
         release(response.body);
         throw tooLarge();

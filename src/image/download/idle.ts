@@ -25,9 +25,7 @@ export class IdleTimer {
 /** Runs one attempt under its own abort signal (the caller's, plus the idle timer's); an idle abort becomes a timeout failure. */
 export async function withIdleTimeout<T>(policy: RetryPolicy, run: (signal: AbortSignal, idle: IdleTimer) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const idle = new IdleTimer(policy.idleTimeoutMs, () =>
-    controller.abort(new Error(`no data for ${policy.idleTimeoutMs} ms`)),
-  );
+  const idle = new IdleTimer(policy.idleTimeoutMs, () => controller.abort(new Error(`no data for ${policy.idleTimeoutMs} ms`)));
   const signal = policy.signal ? AbortSignal.any([policy.signal, controller.signal]) : controller.signal;
   try {
     return await run(signal, idle);

@@ -51,13 +51,7 @@ export function downloadJob(options: DownloadOptions): DownloadJob {
   };
 }
 
-export function policyFrom(options: {
-  url: string;
-  retries?: number;
-  backoffMs?: number;
-  idleTimeoutMs?: number;
-  signal?: AbortSignal;
-}): Omit<RetryPolicy, 'dispatcher'> {
+export function policyFrom(options: { url: string; retries?: number; backoffMs?: number; idleTimeoutMs?: number; signal?: AbortSignal }): Omit<RetryPolicy, 'dispatcher'> {
   let protocol: string | undefined;
   try {
     protocol = new URL(options.url).protocol;

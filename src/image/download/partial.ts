@@ -1,9 +1,9 @@
 // The partial file on disk: what this call knows of it, appending to it, emptying or discarding it.
 import { createHash, type Hash } from 'node:crypto';
-import { open, rm, stat, type FileHandle } from 'node:fs/promises';
-import { APPEND_NO_FOLLOW, writeNoFollow } from '../../util/no-follow.js';
+import { type FileHandle, open, rm, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { kvmtestError, KvmtestError } from '../../errors.js';
+import { type KvmtestError, kvmtestError } from '../../errors.js';
+import { APPEND_NO_FOLLOW, writeNoFollow } from '../../util/no-follow.js';
 import type { IdleTimer } from './idle.js';
 import type { DownloadJob } from './options.js';
 import { chunksOf } from './request.js';

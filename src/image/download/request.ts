@@ -1,7 +1,7 @@
 // The HTTP side of an attempt: the GET, its body read under the idle timer, and what a status code means.
-import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import { kvmtestError } from '../../errors.js';
 import { header } from './headers.js';
 import type { IdleTimer } from './idle.js';
@@ -48,7 +48,10 @@ export function nextHop(start: string, current: string, location: string): strin
   const from = new URL(current).protocol;
   if ((from === 'https:' && next.protocol !== 'https:') || (next.protocol !== 'https:' && next.protocol !== 'http:')) {
     const via = current === start ? '' : ` (reached from ${start})`;
-    throw kvmtestError('DOWNLOAD_INSECURE', `${current}${via} redirects to ${next.href}: refused, a download that is on https must stay on https (a plain http: hop can be rewritten by anyone on the path)`);
+    throw kvmtestError(
+      'DOWNLOAD_INSECURE',
+      `${current}${via} redirects to ${next.href}: refused, a download that is on https must stay on https (a plain http: hop can be rewritten by anyone on the path)`,
+    );
   }
   return next.href;
 }

@@ -1,10 +1,10 @@
 // The sidecar next to the partial file, and the If-Range checks that make resuming it safe.
 import { readFile } from 'node:fs/promises';
-import { writeNoFollow } from '../../util/no-follow.js';
 import type { IncomingHttpHeaders } from 'node:http';
+import { writeNoFollow } from '../../util/no-follow.js';
 import { header } from './headers.js';
 import type { DownloadJob } from './options.js';
-import { hostIo, startOver, type PartialState } from './partial.js';
+import { hostIo, type PartialState, startOver } from './partial.js';
 
 /** Remembered next to the partial file, so that another attempt or process can resume safely. */
 export interface Sidecar {

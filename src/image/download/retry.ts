@@ -1,7 +1,7 @@
 // Retrying attempts: which failures are worth another try, backoff, and the final error when none is left.
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
-import { kvmtestError, KvmtestError } from '../../errors.js';
+import { KvmtestError, kvmtestError } from '../../errors.js';
 import type { RetryPolicy } from './options.js';
 
 const debug = createDebug('kvmtest:download');
@@ -11,9 +11,7 @@ const BACKOFF_CAP_MS = 10_000;
 const RETRY_AFTER_CAP_MS = 60_000;
 /** Start-overs caused by the server (file changed, odd Content-Range, 416) that do not use up a retry. */
 const FREE_RESTARTS = 2;
-const RETRYABLE_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENETUNREACH', 'ENETDOWN', 'EHOSTUNREACH',
-]);
+const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENETUNREACH', 'ENETDOWN', 'EHOSTUNREACH']);
 /** undici's own errors are network trouble, except the ones that mean we called it wrong. */
 const NON_RETRYABLE_UNDICI = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_INVALID_RETURN_VALUE']);
 
@@ -31,12 +29,7 @@ export class AttemptFailure extends Error {
 }
 
 /** `what` starts every message ("Download of <url>"); `afterAbort` is added to the ABORTED one. */
-export async function withRetries<T>(
-  policy: RetryPolicy,
-  what: string,
-  run: (attempt: number) => Promise<T>,
-  afterAbort = '',
-): Promise<{ value: T; attempts: number }> {
+export async function withRetries<T>(policy: RetryPolicy, what: string, run: (attempt: number) => Promise<T>, afterAbort = ''): Promise<{ value: T; attempts: number }> {
   let failures = 0;
   let restarts = 0;
   for (let attempt = 1; ; attempt++) {
@@ -98,11 +91,7 @@ export function describeError(error: unknown): string {
 
 function exhausted(what: string, policy: RetryPolicy, attempts: number, last: AttemptFailure): KvmtestError {
   if (last.kind === 'timeout') {
-    return kvmtestError(
-      'DOWNLOAD_TIMEOUT',
-      `${what} stalled: no data for ${policy.idleTimeoutMs} ms, ${attempts} attempt(s); check the network or proxy, or raise idleTimeoutMs`,
-      { cause: last },
-    );
+    return kvmtestError('DOWNLOAD_TIMEOUT', `${what} stalled: no data for ${policy.idleTimeoutMs} ms, ${attempts} attempt(s); check the network or proxy, or raise idleTimeoutMs`, { cause: last });
   }
   return kvmtestError('DOWNLOAD_FAILED', `${what} failed after ${attempts} attempt(s); last: ${last.message}`, {
     cause: last.cause ?? last,

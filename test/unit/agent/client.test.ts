@@ -24,7 +24,8 @@ class ScriptedAgent extends Duplex {
     const reply: Reply = (h, body) => setImmediate(() => this.push(encodeFrame(h, body)));
     for (const { header } of this.decoder.push(chunk)) {
       this.received.push(header);
-      if (header.t === 'hello') reply({ t: 'hello', id: 0, nonce: header.nonce, protocol: 1, version: 'fake', os: { id: null, versionId: null, prettyName: null }, kernel: 'k', arch: 'x86_64', hostname: 'h', pid: 1 });
+      if (header.t === 'hello')
+        reply({ t: 'hello', id: 0, nonce: header.nonce, protocol: 1, version: 'fake', os: { id: null, versionId: null, prettyName: null }, kernel: 'k', arch: 'x86_64', hostname: 'h', pid: 1 });
       else this.script(header, reply);
     }
     callback();
@@ -46,7 +47,7 @@ async function connect(script: (frame: HostMessage, reply: Reply) => void): Prom
 const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 describe('AgentClient.request', () => {
-  it('the map names a final frame among each request\'s answers, and every request can end in an error', () => {
+  it("the map names a final frame among each request's answers, and every request can end in an error", () => {
     for (const [t, { answers, ends }] of Object.entries(EXCHANGES)) {
       expect(answers, t).toContain(ends);
       expect(answers, t).toContain('error');

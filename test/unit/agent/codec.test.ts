@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { encodeFrame, FrameDecoder } from '../../../src/agent/codec.js';
-import { MAX_BODY_BYTES, MAX_HEADER_BYTES, type AgentMessage } from '../../../src/agent/protocol.js';
+import { type AgentMessage, MAX_BODY_BYTES, MAX_HEADER_BYTES } from '../../../src/agent/protocol.js';
 import { KvmtestError } from '../../../src/errors.js';
 
 const frame = (t: string, id: number, body?: Buffer, extra: Record<string, unknown> = {}) => encodeFrame({ t, id, ...extra }, body);

@@ -7,8 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import * as shared from '../../../src/protocol/shared.js';
 import { MAX_MESSAGE_CHARS } from '../../../src/agent/validate.js';
+import * as shared from '../../../src/protocol/shared.js';
 
 const root = join(__dirname, '..', '..', '..');
 const agentPath = join(root, 'guest', 'agent.py');

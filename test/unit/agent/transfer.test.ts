@@ -14,8 +14,8 @@ import { Header, Pax } from 'tar';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../src/agent/client.js';
 import { encodeFrame, FrameDecoder } from '../../../src/agent/codec.js';
-import { PROTOCOL_VERSION, type HostMessage } from '../../../src/agent/protocol.js';
-import { pull, type PullOptions } from '../../../src/agent/transfer.js';
+import { type HostMessage, PROTOCOL_VERSION } from '../../../src/agent/protocol.js';
+import { type PullOptions, pull } from '../../../src/agent/transfer.js';
 
 // ---------------------------------------------------------------- crafted archives
 
@@ -34,7 +34,16 @@ const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
 /** One member as tar blocks: a pax header first when a name does not fit ustar. */
 function memberBlocks(m: Member): Buffer[] {
   const body = Buffer.from(m.body ?? '');
-  const fields = { path: m.path, mode: m.mode ?? (m.type === 'Directory' ? 0o755 : 0o644), size: m.size ?? body.length, type: m.type ?? 'File', linkpath: m.linkpath, mtime: new Date(1_700_000_000_000), uid: 0, gid: 0 };
+  const fields = {
+    path: m.path,
+    mode: m.mode ?? (m.type === 'Directory' ? 0o755 : 0o644),
+    size: m.size ?? body.length,
+    type: m.type ?? 'File',
+    linkpath: m.linkpath,
+    mtime: new Date(1_700_000_000_000),
+    uid: 0,
+    gid: 0,
+  };
   const blocks: Buffer[] = [];
   if (Buffer.byteLength(m.path) > 99 || Buffer.byteLength(m.linkpath ?? '') > 99) blocks.push(new Pax(fields).encode());
   const header = Buffer.alloc(512);
@@ -91,7 +100,19 @@ async function fakeAgent(answer: FakePull): Promise<{ client: AgentClient; stall
   };
   toAgent.on('data', (chunk: Buffer) => {
     for (const { header } of decoder.push(chunk)) {
-      if (header.t === 'hello') void send({ t: 'hello', id: 0, nonce: header.nonce, protocol: PROTOCOL_VERSION, version: 'fake', os: { id: 'fake', versionId: null, prettyName: null }, kernel: 'k', arch: 'x86_64', hostname: 'h', pid: 1 });
+      if (header.t === 'hello')
+        void send({
+          t: 'hello',
+          id: 0,
+          nonce: header.nonce,
+          protocol: PROTOCOL_VERSION,
+          version: 'fake',
+          os: { id: 'fake', versionId: null, prettyName: null },
+          kernel: 'k',
+          arch: 'x86_64',
+          hostname: 'h',
+          pid: 1,
+        });
       if (header.t === 'pull') void serve(header.id);
     }
   });
@@ -137,18 +158,21 @@ describe('pull: hostile trees land inside the destination or not at all', () => 
   it('a symlink chain through a link to `.` that climbs out is dropped and reported; the links that stay inside are kept', async () => {
     const { dest } = place();
     const climb = `${'l1/'.repeat(30)}${'../'.repeat(30)}${victim.slice(1)}`;
-    const result = await pullDir([
-      { path: '.bin/tool', type: 'SymbolicLink', linkpath: '../pkg/tool.js' }, // a link to a later member (node_modules/.bin)
-      { path: 'l1', type: 'SymbolicLink', linkpath: '.' },
-      { path: 'b', type: 'SymbolicLink', linkpath: climb },
-      { path: 'in', type: 'SymbolicLink', linkpath: 'l1' }, // link to a link, inside
-      { path: 'abs', type: 'SymbolicLink', linkpath: '/etc/passwd' },
-      { path: 'dangling', type: 'SymbolicLink', linkpath: 'no/such' },
-      { path: 'up', type: 'SymbolicLink', linkpath: 'in/..' }, // lexically `.`, physically the parent of the root
-      { path: 'pkg', type: 'Directory' },
-      { path: 'pkg/tool.js', body: 'tool' },
-      { path: 'ok.txt', body: 'fine' },
-    ], dest);
+    const result = await pullDir(
+      [
+        { path: '.bin/tool', type: 'SymbolicLink', linkpath: '../pkg/tool.js' }, // a link to a later member (node_modules/.bin)
+        { path: 'l1', type: 'SymbolicLink', linkpath: '.' },
+        { path: 'b', type: 'SymbolicLink', linkpath: climb },
+        { path: 'in', type: 'SymbolicLink', linkpath: 'l1' }, // link to a link, inside
+        { path: 'abs', type: 'SymbolicLink', linkpath: '/etc/passwd' },
+        { path: 'dangling', type: 'SymbolicLink', linkpath: 'no/such' },
+        { path: 'up', type: 'SymbolicLink', linkpath: 'in/..' }, // lexically `.`, physically the parent of the root
+        { path: 'pkg', type: 'Directory' },
+        { path: 'pkg/tool.js', body: 'tool' },
+        { path: 'ok.txt', body: 'fine' },
+      ],
+      dest,
+    );
     expect(readlinkSync(join(dest, '.bin/tool'))).toBe('../pkg/tool.js');
     expect(readFileSync(join(dest, '.bin/tool'), 'utf8')).toBe('tool');
     expect(readlinkSync(join(dest, 'l1'))).toBe('.');
@@ -163,10 +187,13 @@ describe('pull: hostile trees land inside the destination or not at all', () => 
 
   it('a member through a member link lands in a real directory inside, and the link is dropped as a duplicate', async () => {
     const { dest } = place();
-    const result = await pullDir([
-      { path: 'esc', type: 'SymbolicLink', linkpath: '..' },
-      { path: 'esc/evil', body: 'x' },
-    ], dest);
+    const result = await pullDir(
+      [
+        { path: 'esc', type: 'SymbolicLink', linkpath: '..' },
+        { path: 'esc/evil', body: 'x' },
+      ],
+      dest,
+    );
     expect(lstatSync(join(dest, 'esc')).isDirectory()).toBe(true);
     expect(readFileSync(join(dest, 'esc/evil'), 'utf8')).toBe('x');
     expect(result.dropped).toEqual([{ path: 'esc', reason: expect.stringMatching(/duplicate/) }]);
@@ -174,13 +201,16 @@ describe('pull: hostile trees land inside the destination or not at all', () => 
 
   it('setuid, setgid, sticky and group/world-writable modes are clamped', async () => {
     const { dest } = place();
-    await pullDir([
-      { path: 'suid', mode: 0o6755, body: '#!/bin/sh\n' },
-      { path: 'shared', mode: 0o666, body: 'x' },
-      { path: 'tmp', type: 'Directory', mode: 0o1777 },
-      { path: 'ro', type: 'Directory', mode: 0o555 },
-      { path: 'ro/f', mode: 0o444, body: 'r' },
-    ], dest);
+    await pullDir(
+      [
+        { path: 'suid', mode: 0o6755, body: '#!/bin/sh\n' },
+        { path: 'shared', mode: 0o666, body: 'x' },
+        { path: 'tmp', type: 'Directory', mode: 0o1777 },
+        { path: 'ro', type: 'Directory', mode: 0o555 },
+        { path: 'ro/f', mode: 0o444, body: 'r' },
+      ],
+      dest,
+    );
     expect(mode(join(dest, 'suid'))).toBe(0o755);
     expect(mode(join(dest, 'shared'))).toBe(0o644);
     expect(mode(join(dest, 'tmp'))).toBe(0o755);
@@ -190,16 +220,19 @@ describe('pull: hostile trees land inside the destination or not at all', () => 
 
   it('hard links only to an earlier regular file of the archive', async () => {
     const { dest } = place();
-    const result = await pullDir([
-      { path: 'f', body: 'data' },
-      { path: 'same', type: 'Link', linkpath: 'f' },
-      { path: 'out', type: 'Link', linkpath: '../../etc/passwd' },
-      { path: 'abs', type: 'Link', linkpath: '/etc/passwd' },
-      { path: 'later', type: 'Link', linkpath: 'g' },
-      { path: 'g', body: 'g' },
-      { path: 'd', type: 'Directory' },
-      { path: 'todir', type: 'Link', linkpath: 'd' },
-    ], dest);
+    const result = await pullDir(
+      [
+        { path: 'f', body: 'data' },
+        { path: 'same', type: 'Link', linkpath: 'f' },
+        { path: 'out', type: 'Link', linkpath: '../../etc/passwd' },
+        { path: 'abs', type: 'Link', linkpath: '/etc/passwd' },
+        { path: 'later', type: 'Link', linkpath: 'g' },
+        { path: 'g', body: 'g' },
+        { path: 'd', type: 'Directory' },
+        { path: 'todir', type: 'Link', linkpath: 'd' },
+      ],
+      dest,
+    );
     expect(statSync(join(dest, 'same')).ino).toBe(statSync(join(dest, 'f')).ino);
     expect(result.dropped.map((d) => d.path).sort()).toEqual(['abs', 'later', 'out', 'todir']);
     expect(readdirSync(dest).sort()).toEqual(['d', 'f', 'g', 'same']);
@@ -207,12 +240,15 @@ describe('pull: hostile trees land inside the destination or not at all', () => 
 
   it('devices and fifos are dropped and reported, never made', async () => {
     const { dest } = place();
-    const result = await pullDir([
-      { path: 'fifo', type: 'FIFO' },
-      { path: 'null', type: 'CharacterDevice' },
-      { path: 'sda', type: 'BlockDevice' },
-      { path: 'keep', body: 'k' },
-    ], dest);
+    const result = await pullDir(
+      [
+        { path: 'fifo', type: 'FIFO' },
+        { path: 'null', type: 'CharacterDevice' },
+        { path: 'sda', type: 'BlockDevice' },
+        { path: 'keep', body: 'k' },
+      ],
+      dest,
+    );
     expect(readdirSync(dest)).toEqual(['keep']);
     expect(result.dropped).toEqual([
       { path: 'fifo', reason: 'fifo' },
@@ -223,7 +259,14 @@ describe('pull: hostile trees land inside the destination or not at all', () => 
 
   it('a duplicate name never replaces or writes through what is there', async () => {
     const { dest } = place();
-    const result = await pullDir([{ path: 'a', body: 'first' }, { path: 'a', body: 'second' }, { path: 'a', type: 'Directory' }], dest);
+    const result = await pullDir(
+      [
+        { path: 'a', body: 'first' },
+        { path: 'a', body: 'second' },
+        { path: 'a', type: 'Directory' },
+      ],
+      dest,
+    );
     expect(readFileSync(join(dest, 'a'), 'utf8')).toBe('first');
     expect(result.dropped.map((d) => d.reason)).toEqual([expect.stringMatching(/duplicate/), expect.stringMatching(/duplicate/)]);
   });
@@ -257,8 +300,22 @@ describe('pull: a refused pull leaves nothing', () => {
   }
 
   it('absolute and `..` member names: UNSAFE_ARCHIVE, even after members were written', async () => {
-    await refused([{ path: 'fine.txt', body: 'x' }, { path: '/etc/evil', body: 'x' }], {}, 'UNSAFE_ARCHIVE');
-    await refused([{ path: 'fine.txt', body: 'x' }, { path: 'a/../../evil', body: 'x' }], {}, 'UNSAFE_ARCHIVE');
+    await refused(
+      [
+        { path: 'fine.txt', body: 'x' },
+        { path: '/etc/evil', body: 'x' },
+      ],
+      {},
+      'UNSAFE_ARCHIVE',
+    );
+    await refused(
+      [
+        { path: 'fine.txt', body: 'x' },
+        { path: 'a/../../evil', body: 'x' },
+      ],
+      {},
+      'UNSAFE_ARCHIVE',
+    );
   });
 
   it('a file whose header claims more than maxBytes is refused before any of it is written', async () => {
@@ -291,7 +348,10 @@ describe('pull: a refused pull leaves nothing', () => {
   it('an abort mid-stream: ABORTED, nothing left', async () => {
     const { parent, dest } = place();
     const controller = new AbortController();
-    const big = tarOf([{ path: 'a', body: 'a' }, { path: 'big', body: Buffer.alloc(8 * 1024 * 1024) }]);
+    const big = tarOf([
+      { path: 'a', body: 'a' },
+      { path: 'big', body: Buffer.alloc(8 * 1024 * 1024) },
+    ]);
     const { client } = await fakeAgent({ kind: 'dir', data: big.subarray(0, 4 * 1024 * 1024), hang: true, onFrame: (sent) => sent >= 1024 * 1024 && controller.abort() });
     try {
       await expect(pull(client, '/results', dest, { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
@@ -350,10 +410,14 @@ describe('pull: backpressure', () => {
       const stage = readdirSync(parent).find((name) => name.startsWith('.kvmtest-pull-'));
       return stage ? (statSync(join(parent, stage, 'root/big'), { throwIfNoEntry: false })?.size ?? 0) : 0;
     };
-    const { client, stalls } = await fakeAgent({ kind: 'dir', data: chunks(), onFrame: (total) => {
-      sent = total;
-      peak = Math.max(peak, sent - onDisk());
-    } });
+    const { client, stalls } = await fakeAgent({
+      kind: 'dir',
+      data: chunks(),
+      onFrame: (total) => {
+        sent = total;
+        peak = Math.max(peak, sent - onDisk());
+      },
+    });
     try {
       const result = await pull(client, '/results', dest);
       expect(result.bytes).toBe(sent);

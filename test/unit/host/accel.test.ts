@@ -11,7 +11,7 @@ describe('KVM detection', () => {
     expect(chooseAccel('kvm', probe({})).timeoutScale).toBe(1);
   });
 
-  it('falls back to TCG on a paravirtual KVM without vmx/svm (the project\'s own machines), with a warning and scaled timeouts', () => {
+  it("falls back to TCG on a paravirtual KVM without vmx/svm (the project's own machines), with a warning and scaled timeouts", () => {
     const choice = chooseAccel('auto', probe({ cpuinfo: cpuinfo('hypervisor') }));
     expect(choice).toMatchObject({ accel: 'tcg', timeoutScale: 5 });
     expect(choice.warning).toMatch(/neither vmx nor svm/);

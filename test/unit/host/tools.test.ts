@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hostFamily, installHint, parseQemuVersion } from '../../../src/host/tools.js';
 import { cacheDir } from '../../../src/host/paths.js';
+import { hostFamily, installHint, parseQemuVersion } from '../../../src/host/tools.js';
 
 describe('disk images and host', () => {
   it('install hints follow the host family', () => {

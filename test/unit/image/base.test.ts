@@ -6,18 +6,18 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPublisher } from '../fixtures/publisher.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { prepare } from '../../../src/guest/prepare.js';
 import { inspectBase } from '../../../src/image/base.js';
+import { baseChain } from '../../../src/image/disk.js';
 import { resolveImage } from '../../../src/image/resolve.js';
 import { listCached } from '../../../src/image/store.js';
 import { buildQemuArgs } from '../../../src/qemu/argv.js';
-import { baseChain } from '../../../src/image/disk.js';
+import { startPublisher } from '../fixtures/publisher.js';
 
 const files = new Map<string, Buffer>();
 let server: Server;
@@ -30,8 +30,17 @@ let secret: string;
 
 function entry(name: string, format: 'qcow2' | 'raw' = 'qcow2') {
   return {
-    name, family: 'debian', title: `Hostile ${name}`, release: '1', format, firmware: 'either', console: 'ttyS0', init: 'systemd',
-    cloudInit: true, python3: true, agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
+    name,
+    family: 'debian',
+    title: `Hostile ${name}`,
+    release: '1',
+    format,
+    firmware: 'either',
+    console: 'ttyS0',
+    init: 'systemd',
+    cloudInit: true,
+    python3: true,
+    agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
     arches: { x86_64: { url: `${base}/${name}.qcow2`, checksum: { url: `${base}/SHA256SUMS`, format: 'sha256sums', algorithm: 'sha256' } } },
   };
 }
@@ -77,7 +86,10 @@ afterAll(async () => {
 describe('downloaded images must be self-contained', () => {
   it('a catalog image naming a backing file on the host is refused before boot, and leaves the cache', async () => {
     const error = await prepare({ image: 'evil-backing' }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'IMAGE_INVALID', message: expect.stringMatching(/downloaded image evil-backing .*names a backing file "\/etc\/passwd": refused, a base image must be self-contained/) });
+    expect(error).toMatchObject({
+      code: 'IMAGE_INVALID',
+      message: expect.stringMatching(/downloaded image evil-backing .*names a backing file "\/etc\/passwd": refused, a base image must be self-contained/),
+    });
     expect(await listCached()).toEqual([]);
     cacheHoldsNothing();
   });
@@ -106,8 +118,19 @@ describe('downloaded images must be self-contained', () => {
     const prep = await prepare({ image: 'raw-declared' });
     expect(prep.base).toMatchObject({ format: 'raw' });
     expect(prep.base.chain).toBeUndefined();
-    const [disk] = buildQemuArgs({ name: 'n', accel: 'tcg', cpus: 1, memoryMiB: 256, disk: '/o.qcow2', backing: baseChain(prep.base), seed: '/s', boot: { kind: 'firmware', firmware: 'bios' }, qmpSocket: '/q', agentSocket: '/a', network: false })
-      .filter((_, i, all) => all[i - 1] === '-blockdev');
+    const [disk] = buildQemuArgs({
+      name: 'n',
+      accel: 'tcg',
+      cpus: 1,
+      memoryMiB: 256,
+      disk: '/o.qcow2',
+      backing: baseChain(prep.base),
+      seed: '/s',
+      boot: { kind: 'firmware', firmware: 'bios' },
+      qmpSocket: '/q',
+      agentSocket: '/a',
+      network: false,
+    }).filter((_, i, all) => all[i - 1] === '-blockdev');
     expect(JSON.parse(disk!).backing).toEqual({ driver: 'raw', 'read-only': true, file: { driver: 'file', filename: prep.base.path, 'read-only': true } });
   });
 

@@ -109,7 +109,7 @@ describe('symlinks planted in the cache are refused, never followed', () => {
     expect(lstatSync(join(cache, 'refs', 'u.json')).isSymbolicLink()).toBe(true);
   });
 
-  it('at a directory kvmtest uses (snapshots → elsewhere), or at one snapshot\'s directory', async () => {
+  it("at a directory kvmtest uses (snapshots → elsewhere), or at one snapshot's directory", async () => {
     mkdirSync(cache, { mode: 0o700 });
     symlinkSync(work, join(cache, 'snapshots'));
     await refused(readSnapshot('k'));

@@ -3,11 +3,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PORT_NAME } from '../../../src/protocol/shared.js';
 import { isKvmtestError } from '../../../src/errors.js';
-import { CATALOG, CATALOG_ARCHES, catalogSource, hostArch, type CatalogEntry } from '../../../src/image/catalog.js';
+import { CATALOG, CATALOG_ARCHES, type CatalogEntry, catalogSource, hostArch } from '../../../src/image/catalog.js';
 import { loadCatalog } from '../../../src/image/catalog-file.js';
-import { parseChecksumFile, type ChecksumAlgorithm } from '../../../src/image/checksums.js';
+import { type ChecksumAlgorithm, parseChecksumFile } from '../../../src/image/checksums.js';
+import { PORT_NAME } from '../../../src/protocol/shared.js';
 
 /** A digest that looks like the real thing, different for every file name. */
 const digest = (algorithm: ChecksumAlgorithm, name: string): string => createHash(algorithm).update(name).digest('hex');
@@ -30,7 +30,21 @@ describe('the catalog', () => {
   });
 
   it('has the images kvmtest promises', async () => {
-    for (const name of ['debian-11', 'debian-12', 'debian-13', 'ubuntu-22.04', 'ubuntu-24.04', 'fedora-41', 'fedora-42', 'alma-9', 'alma-10', 'rocky-9', 'alpine-3.20', 'alpine-3.21', 'opensuse-leap-15.6']) {
+    for (const name of [
+      'debian-11',
+      'debian-12',
+      'debian-13',
+      'ubuntu-22.04',
+      'ubuntu-24.04',
+      'fedora-41',
+      'fedora-42',
+      'alma-9',
+      'alma-10',
+      'rocky-9',
+      'alpine-3.20',
+      'alpine-3.21',
+      'opensuse-leap-15.6',
+    ]) {
       expect((await byName(name))?.name).toBe(name);
     }
   });

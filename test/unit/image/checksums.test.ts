@@ -1,20 +1,33 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseChecksumFile, type ChecksumAlgorithm } from '../../../src/image/checksums.js';
+import { type ChecksumAlgorithm, parseChecksumFile } from '../../../src/image/checksums.js';
 
 /** A digest that looks like the real thing, different for every file name. */
 const digest = (algorithm: ChecksumAlgorithm, name: string): string => createHash(algorithm).update(name).digest('hex');
 
 describe('parseChecksumFile', () => {
   it('reads a Debian SHA512SUMS (GNU, two spaces)', () => {
-    const names = ['debian-12-genericcloud-amd64.json', 'debian-12-genericcloud-amd64.qcow2', 'debian-12-genericcloud-amd64.raw', 'debian-12-genericcloud-amd64.tar.xz', 'debian-12-genericcloud-arm64.qcow2', 'debian-12-generic-amd64.qcow2'];
+    const names = [
+      'debian-12-genericcloud-amd64.json',
+      'debian-12-genericcloud-amd64.qcow2',
+      'debian-12-genericcloud-amd64.raw',
+      'debian-12-genericcloud-amd64.tar.xz',
+      'debian-12-genericcloud-arm64.qcow2',
+      'debian-12-generic-amd64.qcow2',
+    ];
     const text = names.map((n) => `${digest('sha512', n)}  ${n}\n`).join('');
     expect(parseChecksumFile(text, 'sha512sums', 'sha512', 'debian-12-genericcloud-amd64.qcow2')).toBe(digest('sha512', 'debian-12-genericcloud-amd64.qcow2'));
     expect(parseChecksumFile(text, 'sha512sums', 'sha512', 'debian-12-genericcloud-arm64.qcow2')).toBe(digest('sha512', 'debian-12-genericcloud-arm64.qcow2'));
   });
 
   it('reads an Ubuntu SHA256SUMS (GNU binary mode, `*NAME`) and does not confuse names sharing a prefix', () => {
-    const names = ['ubuntu-24.04-server-cloudimg-amd64-root.tar.xz', 'ubuntu-24.04-server-cloudimg-amd64.img', 'ubuntu-24.04-server-cloudimg-amd64.img.manifest', 'ubuntu-24.04-server-cloudimg-amd64.ova', 'ubuntu-24.04-server-cloudimg-arm64.img'];
+    const names = [
+      'ubuntu-24.04-server-cloudimg-amd64-root.tar.xz',
+      'ubuntu-24.04-server-cloudimg-amd64.img',
+      'ubuntu-24.04-server-cloudimg-amd64.img.manifest',
+      'ubuntu-24.04-server-cloudimg-amd64.ova',
+      'ubuntu-24.04-server-cloudimg-arm64.img',
+    ];
     const text = names.map((n) => `${digest('sha256', n)} *${n}\n`).join('');
     expect(parseChecksumFile(text, 'sha256sums', 'sha256', 'ubuntu-24.04-server-cloudimg-amd64.img')).toBe(digest('sha256', 'ubuntu-24.04-server-cloudimg-amd64.img'));
   });
@@ -64,8 +77,9 @@ describe('parseChecksumFile', () => {
     expect(parseChecksumFile(text, 'bsd', 'sha512', 'AlmaLinux-9-GenericCloud-latest.x86_64.qcow2')).toBeUndefined();
   });
 
-  it("reads a Rocky .CHECKSUM (BSD, one image)", () => {
-    const text = '# Rocky-9-GenericCloud-Base.latest.x86_64.qcow2: 645988352 bytes\nSHA256 (Rocky-9-GenericCloud-Base.latest.x86_64.qcow2) = 92c206cc6f790c61583247eefe87890f8828420662c17cacf247cec78ab4eec8\n';
+  it('reads a Rocky .CHECKSUM (BSD, one image)', () => {
+    const text =
+      '# Rocky-9-GenericCloud-Base.latest.x86_64.qcow2: 645988352 bytes\nSHA256 (Rocky-9-GenericCloud-Base.latest.x86_64.qcow2) = 92c206cc6f790c61583247eefe87890f8828420662c17cacf247cec78ab4eec8\n';
     expect(parseChecksumFile(text, 'bsd', 'sha256', 'Rocky-9-GenericCloud-Base.latest.x86_64.qcow2')).toBe('92c206cc6f790c61583247eefe87890f8828420662c17cacf247cec78ab4eec8');
   });
 

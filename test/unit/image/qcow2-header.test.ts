@@ -10,9 +10,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPublisher } from '../fixtures/publisher.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { qcow2References, sniffFormat } from '../../../src/image/qcow2-header.js';
+import { startPublisher } from '../fixtures/publisher.js';
 
 const files = new Map<string, Buffer>();
 let server: Server;
@@ -25,8 +25,17 @@ let secret: string;
 
 function entry(name: string, format: 'qcow2' | 'raw' = 'qcow2') {
   return {
-    name, family: 'debian', title: `Hostile ${name}`, release: '1', format, firmware: 'either', console: 'ttyS0', init: 'systemd',
-    cloudInit: true, python3: true, agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
+    name,
+    family: 'debian',
+    title: `Hostile ${name}`,
+    release: '1',
+    format,
+    firmware: 'either',
+    console: 'ttyS0',
+    init: 'systemd',
+    cloudInit: true,
+    python3: true,
+    agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
     arches: { x86_64: { url: `${base}/${name}.qcow2`, checksum: { url: `${base}/SHA256SUMS`, format: 'sha256sums', algorithm: 'sha256' } } },
   };
 }

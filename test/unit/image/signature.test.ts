@@ -10,11 +10,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPublisher } from '../fixtures/publisher.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { catalogSource, CATALOG } from '../../../src/image/catalog.js';
+import { CATALOG, catalogSource } from '../../../src/image/catalog.js';
 import { resolveImage } from '../../../src/image/resolve.js';
 import { dearmor, signaturePlan } from '../../../src/image/signature.js';
+import { startPublisher } from '../fixtures/publisher.js';
 
 const files = new Map<string, Buffer>();
 const requests: string[] = [];
@@ -27,8 +27,17 @@ const gpg = (...args: string[]) => execFileSync('gpg', ['--homedir', gnupg, '--b
 
 function entry(name: string, checksum: string, signature: unknown) {
   return {
-    name, family: 'fedora', title: name, release: '1', format: 'qcow2', firmware: 'either', console: 'ttyS0', init: 'systemd',
-    cloudInit: true, python3: true, agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
+    name,
+    family: 'fedora',
+    title: name,
+    release: '1',
+    format: 'qcow2',
+    firmware: 'either',
+    console: 'ttyS0',
+    init: 'systemd',
+    cloudInit: true,
+    python3: true,
+    agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
     arches: { x86_64: { url: `${base}/${name}.qcow2`, checksum: { url: `${base}/${checksum}`, format: checksum.endsWith('CHECKSUM') ? 'bsd' : 'sha256sums', algorithm: 'sha256', signature } } },
   };
 }
@@ -61,13 +70,16 @@ beforeAll(async () => {
   const armored = join(work, 'publisher.asc');
   const binary = join(work, 'publisher.gpg');
   const clear = { kind: 'clearsigned', keyrings: [join(work, 'missing.gpg'), armored], package: 'test' };
-  writeFileSync(join(work, 'catalog.json'), JSON.stringify([
-    entry('signed', 'signed-CHECKSUM', clear),
-    entry('tampered', 'tampered-CHECKSUM', clear),
-    entry('detached', 'SHA256SUMS', { kind: 'detached', url: `${base}/SHA256SUMS.gpg`, keyrings: [binary], package: 'test' }),
-    entry('forged', 'SHA256SUMS', { kind: 'detached', url: `${base}/SHA256SUMS.forged.gpg`, keyrings: [binary], package: 'test' }),
-    entry('nokeyring', 'nokeyring-CHECKSUM', { kind: 'clearsigned', keyrings: [join(work, 'missing.gpg')], package: 'some-keyring' }),
-  ]));
+  writeFileSync(
+    join(work, 'catalog.json'),
+    JSON.stringify([
+      entry('signed', 'signed-CHECKSUM', clear),
+      entry('tampered', 'tampered-CHECKSUM', clear),
+      entry('detached', 'SHA256SUMS', { kind: 'detached', url: `${base}/SHA256SUMS.gpg`, keyrings: [binary], package: 'test' }),
+      entry('forged', 'SHA256SUMS', { kind: 'detached', url: `${base}/SHA256SUMS.forged.gpg`, keyrings: [binary], package: 'test' }),
+      entry('nokeyring', 'nokeyring-CHECKSUM', { kind: 'clearsigned', keyrings: [join(work, 'missing.gpg')], package: 'some-keyring' }),
+    ]),
+  );
   vi.stubEnv('KVMTEST_CATALOG', join(work, 'catalog.json'));
 });
 
@@ -86,7 +98,10 @@ afterAll(() => {
 describe('signed checksum files', () => {
   it('a clear-signed CHECKSUM verified against an armored keyring: the image is pulled, and the ref says whose key vouched', async () => {
     const pulled = await resolveImage('signed');
-    expect(pulled).toMatchObject({ kind: 'catalog', cached: { signature: { status: 'verified', detail: expect.stringMatching(/^checksum file signed by key [0-9A-F]{40} \(keyring .*publisher\.asc\)$/) } } });
+    expect(pulled).toMatchObject({
+      kind: 'catalog',
+      cached: { signature: { status: 'verified', detail: expect.stringMatching(/^checksum file signed by key [0-9A-F]{40} \(keyring .*publisher\.asc\)$/) } },
+    });
     expect(readFileSync(pulled.path).equals(files.get('/signed.qcow2')!)).toBe(true);
   });
 
@@ -95,7 +110,7 @@ describe('signed checksum files', () => {
     expect(requests).toEqual(['/tampered-CHECKSUM']);
   });
 
-  it('a detached signature by the publisher\'s key passes; one by another key is SIGNATURE_INVALID', async () => {
+  it("a detached signature by the publisher's key passes; one by another key is SIGNATURE_INVALID", async () => {
     await expect(resolveImage('detached')).resolves.toMatchObject({ cached: { signature: { status: 'verified' } } });
     requests.length = 0;
     await expect(resolveImage('forged', { retries: 0 })).rejects.toMatchObject({ code: 'SIGNATURE_INVALID' });
@@ -104,7 +119,9 @@ describe('signed checksum files', () => {
 
   it('no keyring on the host: pulled, and recorded as verified against a same-origin checksum only', async () => {
     const pulled = await resolveImage('nokeyring');
-    expect(pulled).toMatchObject({ cached: { signature: { status: 'unverified-no-keyring', detail: expect.stringMatching(/^verified against a same-origin checksum only: .*no keyring is installed .*some-keyring/) } } });
+    expect(pulled).toMatchObject({
+      cached: { signature: { status: 'unverified-no-keyring', detail: expect.stringMatching(/^verified against a same-origin checksum only: .*no keyring is installed .*some-keyring/) } },
+    });
   });
 });
 

@@ -3,7 +3,7 @@
  * publisher: a catalog entry (via $KVMTEST_CATALOG), its checksum file, URLs with #sha256=.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +21,17 @@ const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
 
 function entry(name: string) {
   return {
-    name, family: 'debian', title: `Test OS ${name}`, release: '1', format: 'qcow2', firmware: 'either', console: 'ttyS0', init: 'systemd',
-    cloudInit: true, python3: true, agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
+    name,
+    family: 'debian',
+    title: `Test OS ${name}`,
+    release: '1',
+    format: 'qcow2',
+    firmware: 'either',
+    console: 'ttyS0',
+    init: 'systemd',
+    cloudInit: true,
+    python3: true,
+    agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
     arches: { x86_64: { url: `${base}/${name}.qcow2`, checksum: { url: `${base}/SHA256SUMS`, format: 'sha256sums', algorithm: 'sha256' } } },
   };
 }
@@ -54,7 +63,10 @@ beforeEach(() => {
 afterAll(async () => {
   await new Promise((r) => server.close(r));
   rmSync(work, { recursive: true, force: true });
-  for (const [key, env] of [['KVMTEST_CACHE', saved.cache], ['KVMTEST_CATALOG', saved.catalog]] as const) {
+  for (const [key, env] of [
+    ['KVMTEST_CACHE', saved.cache],
+    ['KVMTEST_CATALOG', saved.catalog],
+  ] as const) {
     if (env === undefined) delete process.env[key];
     else process.env[key] = env;
   }

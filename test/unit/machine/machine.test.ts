@@ -7,7 +7,7 @@ import { AgentClient } from '../../../src/agent/client.js';
 import type { HelloAnswer } from '../../../src/agent/protocol.js';
 import type { KvmtestError } from '../../../src/errors.js';
 import { Machine } from '../../../src/machine/machine.js';
-import { machineSpec, type MachinePlan } from '../../../src/machine/plan.js';
+import { type MachinePlan, machineSpec } from '../../../src/machine/plan.js';
 import type { Tracked } from '../../../src/machine/registry.js';
 
 // a stand-in for QEMU: a shell script that ignores its argv (no guest boots in a unit test)
@@ -39,7 +39,12 @@ function fakeQemu(body: string): { plan: Pick<MachinePlan, 'tools'>; dir: string
 
 function launch(body: string): { machine: Machine; dir: string; tracked: ReturnType<typeof fakeQemu>['tracked'] } {
   const { plan, dir, tracked } = fakeQemu(body);
-  const planned = { bootMethod: { kind: 'firmware', firmware: 'bios' }, choice: { accel: 'tcg' }, opts: { cpus: 1, memoryMiB: 512, network: false, cloudConfig: {} }, sandbox: false } as unknown as MachinePlan;
+  const planned = {
+    bootMethod: { kind: 'firmware', firmware: 'bios' },
+    choice: { accel: 'tcg' },
+    opts: { cpus: 1, memoryMiB: 512, network: false, cloudConfig: {} },
+    sandbox: false,
+  } as unknown as MachinePlan;
   const spec = machineSpec(planned, 'kvmtest-unit', dir, join(dir, 'disk.qcow2'), [], join(dir, 'seed.iso'), false);
   return { machine: Machine.launch(plan, { spec, dir, tracked }), dir, tracked };
 }

@@ -2,8 +2,8 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildQemuArgs, type BootMethod } from '../../../src/qemu/argv.js';
-import { copyUefiVars, DEFAULT_BOOT_TIMEOUT_MS, machineSpec, RESTORE_TIMEOUT_MS, startTimeoutMs, withFreePorts, type MachinePlan } from '../../../src/machine/plan.js';
+import { copyUefiVars, DEFAULT_BOOT_TIMEOUT_MS, type MachinePlan, machineSpec, RESTORE_TIMEOUT_MS, startTimeoutMs, withFreePorts } from '../../../src/machine/plan.js';
+import { type BootMethod, buildQemuArgs } from '../../../src/qemu/argv.js';
 
 const plan = (over: Partial<MachinePlan['opts']> = {}, scale = 1, sandbox = false) =>
   ({
@@ -45,7 +45,7 @@ describe('machine plan', () => {
     expect(a.join(' ')).toContain('/DIR/qmp.sock');
   });
 
-  it('the start timeout: the user\'s, else the boot or restore default scaled for TCG', () => {
+  it("the start timeout: the user's, else the boot or restore default scaled for TCG", () => {
     expect(startTimeoutMs(plan({ bootTimeoutMs: 5000 }, 5), false)).toBe(5000);
     expect(startTimeoutMs(plan({}, 5), false)).toBe(DEFAULT_BOOT_TIMEOUT_MS * 5);
     expect(startTimeoutMs(plan({}, 5), true)).toBe(RESTORE_TIMEOUT_MS * 5);
@@ -54,7 +54,13 @@ describe('machine plan', () => {
   it('free host ports fill the forwards left unset; set ones and outbound: false are kept', async () => {
     expect(await withFreePorts(false)).toBe(false);
     const network = await withFreePorts({ forwards: [{ guest: 22 }, { guest: 80, host: 8080 }], outbound: false });
-    expect(network).toMatchObject({ forwards: [{ guest: 22, host: expect.any(Number) }, { guest: 80, host: 8080 }], outbound: false });
+    expect(network).toMatchObject({
+      forwards: [
+        { guest: 22, host: expect.any(Number) },
+        { guest: 80, host: 8080 },
+      ],
+      outbound: false,
+    });
     expect((network as { forwards: { host: number }[] }).forwards[0]!.host).toBeGreaterThan(0);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cellBootOptions, cellEnv, judgeAttempt, collectTarget } from '../../../src/matrix/cell.js';
+import { cellBootOptions, cellEnv, collectTarget, judgeAttempt } from '../../../src/matrix/cell.js';
 import type { TestCase } from '../../../src/matrix/types.js';
 
 describe('cells', () => {
@@ -26,7 +26,7 @@ describe('cells', () => {
 });
 
 describe('matrix: where attempts and collected paths land (pure)', () => {
-  it('a collected guest path lands under the attempt\'s files/, never above it', () => {
+  it("a collected guest path lands under the attempt's files/, never above it", () => {
     expect(collectTarget('/a1', '/work/results')).toBe('/a1/files/work/results');
     expect(collectTarget('/a1', '/work/../../../etc')).toBe('/a1/files/etc');
     expect(collectTarget('/a1', '/')).toBe('/a1/files');

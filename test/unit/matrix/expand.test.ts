@@ -4,12 +4,7 @@ import { cellId, expandMatrix } from '../../../src/matrix/expand.js';
 describe('expandMatrix', () => {
   it('crosses images with axes in a stable, readable order', () => {
     const cells = expandMatrix({ images: ['debian-11', 'debian-12'], vary: { cpus: [1, 2], memory: ['512M'] } });
-    expect(cells.map((c) => c.id)).toEqual([
-      'debian-11/cpus=1/memory=512M',
-      'debian-11/cpus=2/memory=512M',
-      'debian-12/cpus=1/memory=512M',
-      'debian-12/cpus=2/memory=512M',
-    ]);
+    expect(cells.map((c) => c.id)).toEqual(['debian-11/cpus=1/memory=512M', 'debian-11/cpus=2/memory=512M', 'debian-12/cpus=1/memory=512M', 'debian-12/cpus=2/memory=512M']);
     expect(cells[1]).toEqual({ id: 'debian-11/cpus=2/memory=512M', image: 'debian-11', axes: { cpus: 2, memory: '512M' } });
   });
 
@@ -22,8 +17,14 @@ describe('expandMatrix', () => {
     const cells = expandMatrix({
       images: ['debian-11', 'debian-12'],
       vary: { cpus: [1, 2] },
-      exclude: [{ image: 'debian-11', cpus: 2 }, { cpus: 1, image: 'debian-12' }],
-      include: [{ image: 'debian-13', cpus: 4 }, { image: 'debian-11', cpus: 1 }],
+      exclude: [
+        { image: 'debian-11', cpus: 2 },
+        { cpus: 1, image: 'debian-12' },
+      ],
+      include: [
+        { image: 'debian-13', cpus: 4 },
+        { image: 'debian-11', cpus: 1 },
+      ],
     });
     expect(cells.map((c) => c.id)).toEqual(['debian-11/cpus=1', 'debian-12/cpus=2', 'debian-13/cpus=4']);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../../src/errors.js';
 import { parseVary } from '../../../src/cli/matrix.js';
+import { InputError } from '../../../src/errors.js';
 import { expandMatrix } from '../../../src/matrix/expand.js';
 import { parseAxisValue } from '../../../src/matrix/grid.js';
 import { DEFAULT_CELL_TIMEOUT_MS, resolveMatrixGrid, resolveMatrixOptions } from '../../../src/matrix/options.js';
@@ -90,12 +90,28 @@ describe('resolveMatrixOptions: defaults filled, valid input kept', () => {
   it('fills every default', () => {
     const resolved = resolveMatrixOptions(base);
     expect(resolved).toStrictEqual({
-      images: ['debian-12'], vary: {}, include: [], exclude: [],
+      images: ['debian-12'],
+      vary: {},
+      include: [],
+      exclude: [],
       cells: [{ id: 'debian-12', image: 'debian-12', axes: {} }],
-      run: ['true'], push: {}, env: {}, cwd: undefined, collect: [],
-      node: 'guest', concurrency: 'auto', timeoutMs: DEFAULT_CELL_TIMEOUT_MS, retries: 0, failFast: false,
-      shard: { index: 1, count: 1 }, boot: {}, snapshot: true, outDir: undefined, projectDir: process.cwd(),
-      onEvent: undefined, signal: undefined,
+      run: ['true'],
+      push: {},
+      env: {},
+      cwd: undefined,
+      collect: [],
+      node: 'guest',
+      concurrency: 'auto',
+      timeoutMs: DEFAULT_CELL_TIMEOUT_MS,
+      retries: 0,
+      failFast: false,
+      shard: { index: 1, count: 1 },
+      boot: {},
+      snapshot: true,
+      outDir: undefined,
+      projectDir: process.cwd(),
+      onEvent: undefined,
+      signal: undefined,
     });
   });
 
@@ -103,19 +119,50 @@ describe('resolveMatrixOptions: defaults filled, valid input kept', () => {
     const onEvent = () => {};
     const signal = new AbortController().signal;
     const raw: MatrixOptions = {
-      images: ['debian-11', 'debian-12'], vary: { cpus: [1, 2], big: [true] },
-      exclude: [{ image: 'debian-11', cpus: 2 }], include: [{ image: 'debian-13', cpus: 4 }],
-      run: 'npm test', push: { '.': '/work' }, env: { CI: '1' }, cwd: '/work', collect: ['/work/junit.xml'],
-      node: 'host', concurrency: 3, timeout: '15m', retries: 2, failFast: true, shard: { index: 2, count: 3 },
-      boot: { memory: '2G', accel: 'tcg' }, snapshot: false, outDir: '/tmp/out', projectDir: '/src/app', onEvent, signal,
+      images: ['debian-11', 'debian-12'],
+      vary: { cpus: [1, 2], big: [true] },
+      exclude: [{ image: 'debian-11', cpus: 2 }],
+      include: [{ image: 'debian-13', cpus: 4 }],
+      run: 'npm test',
+      push: { '.': '/work' },
+      env: { CI: '1' },
+      cwd: '/work',
+      collect: ['/work/junit.xml'],
+      node: 'host',
+      concurrency: 3,
+      timeout: '15m',
+      retries: 2,
+      failFast: true,
+      shard: { index: 2, count: 3 },
+      boot: { memory: '2G', accel: 'tcg' },
+      snapshot: false,
+      outDir: '/tmp/out',
+      projectDir: '/src/app',
+      onEvent,
+      signal,
     };
     const copy = structuredClone({ ...raw, onEvent: undefined, signal: undefined });
     const resolved = resolveMatrixOptions(raw);
     expect(resolved).toMatchObject({
-      images: raw.images, vary: raw.vary, include: raw.include, exclude: raw.exclude,
-      run: 'npm test', push: raw.push, env: raw.env, cwd: '/work', collect: raw.collect,
-      node: 'host', concurrency: 3, timeoutMs: 15 * 60_000, retries: 2, failFast: true, shard: { index: 2, count: 3 },
-      boot: raw.boot, snapshot: false, outDir: '/tmp/out', projectDir: '/src/app',
+      images: raw.images,
+      vary: raw.vary,
+      include: raw.include,
+      exclude: raw.exclude,
+      run: 'npm test',
+      push: raw.push,
+      env: raw.env,
+      cwd: '/work',
+      collect: raw.collect,
+      node: 'host',
+      concurrency: 3,
+      timeoutMs: 15 * 60_000,
+      retries: 2,
+      failFast: true,
+      shard: { index: 2, count: 3 },
+      boot: raw.boot,
+      snapshot: false,
+      outDir: '/tmp/out',
+      projectDir: '/src/app',
     });
     expect(resolved.onEvent).toBe(onEvent);
     expect(resolved.signal).toBe(signal);
@@ -152,10 +199,25 @@ describe('matrix options', () => {
 
   it('defaults: guest node, auto concurrency, 30 min per cell, no retries, whole matrix', () => {
     expect(resolveMatrixOptions(base)).toEqual({
-      run: ['true'], node: 'guest', concurrency: 'auto', timeoutMs: 1_800_000, retries: 0, failFast: false, shard: { index: 1, count: 1 },
+      run: ['true'],
+      node: 'guest',
+      concurrency: 'auto',
+      timeoutMs: 1_800_000,
+      retries: 0,
+      failFast: false,
+      shard: { index: 1, count: 1 },
       // the resolved options are complete: the grid with its cells, and every other option defaulted
-      images: ['debian-12'], vary: {}, include: [], exclude: [], cells: [{ id: 'debian-12', image: 'debian-12', axes: {} }],
-      push: {}, env: {}, collect: [], boot: {}, snapshot: true, projectDir: process.cwd(),
+      images: ['debian-12'],
+      vary: {},
+      include: [],
+      exclude: [],
+      cells: [{ id: 'debian-12', image: 'debian-12', axes: {} }],
+      push: {},
+      env: {},
+      collect: [],
+      boot: {},
+      snapshot: true,
+      projectDir: process.cwd(),
     });
   });
 

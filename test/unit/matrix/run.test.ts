@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { expandMatrix } from '../../../src/matrix/expand.js';
-import { matrixKey, attemptDir } from '../../../src/matrix/run.js';
+import { attemptDir, matrixKey } from '../../../src/matrix/run.js';
 
 describe('cells', () => {
   it('keys a matrix by its cells and command, so only its own shards merge', () => {

@@ -5,9 +5,25 @@ import type { TestCase } from '../../../src/results/types.js';
 import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
 
 const cell = (id: string, status: CellStatus, cases: CellResult['cases'] = []): CellResult => ({
-  id, image: id, axes: {}, status, exitCode: status === 'passed' ? 0 : 1, durations: { total: 1 }, attempts: [], stdoutTail: '', stderrTail: '', cases,
+  id,
+  image: id,
+  axes: {},
+  status,
+  exitCode: status === 'passed' ? 0 : 1,
+  durations: { total: 1 },
+  attempts: [],
+  stdoutTail: '',
+  stderrTail: '',
+  cases,
 });
-const facts = { matrixKey: 'k', allCellIds: ['a', 'b'], shards: ['1/1'], startedAt: '2026-01-01T00:00:00.000Z', durationMs: 5, host: { hostname: 'h', accel: 'tcg', cpus: 2, memoryMiB: 4096, node: 'v20' } };
+const facts = {
+  matrixKey: 'k',
+  allCellIds: ['a', 'b'],
+  shards: ['1/1'],
+  startedAt: '2026-01-01T00:00:00.000Z',
+  durationMs: 5,
+  host: { hostname: 'h', accel: 'tcg', cpus: 2, memoryMiB: 4096, node: 'v20' },
+};
 
 describe('buildReport', () => {
   it('derives totals and ok from the cells: the one place runMatrix and mergeReports build a report', () => {

@@ -1,14 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { InputError, HostError } from '../../../src/errors.js';
+import { HostError, InputError } from '../../../src/errors.js';
 import { ARCH_MACHINES, machineFor, qemuArch } from '../../../src/qemu/arch.js';
 import { buildQemuArgs, type MachineSpec } from '../../../src/qemu/argv.js';
 
 const base: MachineSpec = {
-  name: 'kvmtest-1', accel: 'tcg', cpus: 2, memoryMiB: 1024, disk: '/tmp/g/disk.qcow2',
-  backing: [{ path: '/cache/base.qcow2', format: 'qcow2' }], seed: '/tmp/g/seed.iso',
-  boot: { kind: 'firmware', firmware: 'bios' }, qmpSocket: '/tmp/g/qmp.sock', agentSocket: '/tmp/g/agent.sock', network: false,
+  name: 'kvmtest-1',
+  accel: 'tcg',
+  cpus: 2,
+  memoryMiB: 1024,
+  disk: '/tmp/g/disk.qcow2',
+  backing: [{ path: '/cache/base.qcow2', format: 'qcow2' }],
+  seed: '/tmp/g/seed.iso',
+  boot: { kind: 'firmware', firmware: 'bios' },
+  qmpSocket: '/tmp/g/qmp.sock',
+  agentSocket: '/tmp/g/agent.sock',
+  network: false,
 };
 // the same four specs the golden argv was recorded from, before the machine type came from the arch
 const SPECS: MachineSpec[] = [
@@ -20,7 +28,7 @@ const SPECS: MachineSpec[] = [
 const valuesAfter = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
 describe('the machine type per architecture', () => {
-  it('x86_64 → q35, aarch64 → virt with the host GIC; the CPU is the host\'s under KVM and max under TCG', () => {
+  it("x86_64 → q35, aarch64 → virt with the host GIC; the CPU is the host's under KVM and max under TCG", () => {
     expect(machineFor('x86_64')).toMatchObject({ machine: 'q35', cpu: { kvm: 'host', tcg: 'max' } });
     expect(machineFor('aarch64')).toMatchObject({ machine: 'virt,gic-version=max', cpu: { kvm: 'host', tcg: 'max' } });
     expect(Object.keys(ARCH_MACHINES).sort()).toEqual(['aarch64', 'x86_64']);
@@ -39,7 +47,7 @@ describe('the machine type per architecture', () => {
     expect(() => buildQemuArgs({ ...base, arch })).toThrow(expect.objectContaining({ code: 'UNSUPPORTED_ARCH' }));
   });
 
-  it('names Node\'s architectures as QEMU does', () => {
+  it("names Node's architectures as QEMU does", () => {
     expect(qemuArch('x64')).toBe('x86_64');
     expect(qemuArch('arm64')).toBe('aarch64');
     expect(qemuArch('riscv64')).toBe('riscv64');

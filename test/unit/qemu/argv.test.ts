@@ -1,6 +1,5 @@
-
 import { describe, expect, it } from 'vitest';
-import { buildQemuArgs, type MachineSpec, INCOMING_STATE_FD } from '../../../src/qemu/argv.js';
+import { buildQemuArgs, INCOMING_STATE_FD, type MachineSpec } from '../../../src/qemu/argv.js';
 
 const spec = (over: Partial<MachineSpec> = {}): MachineSpec => ({
   name: 'kvmtest-1',
@@ -22,16 +21,30 @@ const valuesAfter = (args: string[], flag: string) => args.filter((_, i) => args
 const blockdevs = (args: string[]) => valuesAfter(args, '-blockdev').map((json) => JSON.parse(json) as Record<string, unknown>);
 
 describe('QEMU argv', () => {
-  it('names the overlay\'s backing chain explicitly, read-only, ended by backing: null (never what a header says)', () => {
+  it("names the overlay's backing chain explicitly, read-only, ended by backing: null (never what a header says)", () => {
     const [disk] = blockdevs(buildQemuArgs(spec()));
     expect(disk).toEqual({
-      driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: '/tmp/g/disk.qcow2' },
+      driver: 'qcow2',
+      'node-name': 'disk0',
+      discard: 'unmap',
+      file: { driver: 'file', filename: '/tmp/g/disk.qcow2' },
       backing: { driver: 'qcow2', 'read-only': true, file: { driver: 'file', filename: '/cache/base.qcow2', 'read-only': true }, backing: null },
     });
     // a restore: overlay → the snapshot's disk → a raw base (raw has no backing option)
-    const [restored] = blockdevs(buildQemuArgs(spec({ backing: [{ path: '/snap/disk.qcow2', format: 'qcow2' }, { path: '/base.img', format: 'raw' }] })));
+    const [restored] = blockdevs(
+      buildQemuArgs(
+        spec({
+          backing: [
+            { path: '/snap/disk.qcow2', format: 'qcow2' },
+            { path: '/base.img', format: 'raw' },
+          ],
+        }),
+      ),
+    );
     expect(restored!.backing).toEqual({
-      driver: 'qcow2', 'read-only': true, file: { driver: 'file', filename: '/snap/disk.qcow2', 'read-only': true },
+      driver: 'qcow2',
+      'read-only': true,
+      file: { driver: 'file', filename: '/snap/disk.qcow2', 'read-only': true },
       backing: { driver: 'raw', 'read-only': true, file: { driver: 'file', filename: '/base.img', 'read-only': true } },
     });
   });
@@ -109,8 +122,18 @@ describe('QEMU argv', () => {
 describe('restore argv', () => {
   it('loads the saved state from an inherited fd: no shell, no exec: (the sandbox denies spawn)', () => {
     const args = buildQemuArgs({
-      name: 'n', accel: 'tcg', cpus: 1, memoryMiB: 512, disk: '/d', backing: [{ path: '/b', format: 'qcow2' }], seed: '/s', boot: { kind: 'firmware', firmware: 'bios' },
-      qmpSocket: '/q', agentSocket: '/a', network: false, incomingState: "/cache/it's/state.bin",
+      name: 'n',
+      accel: 'tcg',
+      cpus: 1,
+      memoryMiB: 512,
+      disk: '/d',
+      backing: [{ path: '/b', format: 'qcow2' }],
+      seed: '/s',
+      boot: { kind: 'firmware', firmware: 'bios' },
+      qmpSocket: '/q',
+      agentSocket: '/a',
+      network: false,
+      incomingState: "/cache/it's/state.bin",
     });
     expect(args.slice(-2)).toEqual(['-incoming', `fd:${INCOMING_STATE_FD}`]);
     expect(args.join(' ')).not.toContain('exec:');

@@ -1,8 +1,8 @@
-import { describe, expect, it, afterAll } from 'vitest';
-import { judgeConsoleLine, judgeLoginPrompt, ConsoleLog } from '../../../src/qemu/console.js';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConsoleLog, judgeConsoleLine, judgeLoginPrompt } from '../../../src/qemu/console.js';
 import { MAX_LINE_BYTES } from '../../../src/util/lines.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmtest-unit-flow-'));
@@ -32,7 +32,15 @@ describe('console', () => {
       };
       // the prompt waits without a newline
       // the kernel's echo of a command line saying cloud-init=disabled is not cloud-init running
-      expect(verdicts(['[    0.000000] Command line: root=/dev/vda1 cloud-init=disabled\n', '[    0.041] Kernel command line: root=/dev/vda1 cloud-init=disabled\n', '[    0.077] Unknown kernel command line parameters "cloud-init=disabled", will be passed to user space.\n', '[  OK  ] Reached target multi-user.target\r\n', '\r\nDebian GNU/Linux 12 kvm ttyS0\r\n\r\nkvm login: '])).toEqual(['no-cloud-init']);
+      expect(
+        verdicts([
+          '[    0.000000] Command line: root=/dev/vda1 cloud-init=disabled\n',
+          '[    0.041] Kernel command line: root=/dev/vda1 cloud-init=disabled\n',
+          '[    0.077] Unknown kernel command line parameters "cloud-init=disabled", will be passed to user space.\n',
+          '[  OK  ] Reached target multi-user.target\r\n',
+          '\r\nDebian GNU/Linux 12 kvm ttyS0\r\n\r\nkvm login: ',
+        ]),
+      ).toEqual(['no-cloud-init']);
       expect(verdicts(['[  OK  ] Finished cloud-init-local.service\n', 'kvm login: '])).toEqual([]);
       expect(verdicts([' * Starting cloud-init ...\n', 'alpine login: \n', 'alpine login: '])).toEqual([]);
     } finally {

@@ -10,7 +10,7 @@ afterEach(() => {
 });
 
 describe('QemuProcess stderr', () => {
-  it("keeps the last lines of a flood, bounded, an unfinished last line included", async () => {
+  it('keeps the last lines of a flood, bounded, an unfinished last line included', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvmtest-qemu-'));
     made.push(dir);
     // a stand-in for QEMU: 20 000 lines of complaint, then a last word without a newline

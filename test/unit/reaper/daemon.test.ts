@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import { Server, createConnection, type Socket } from 'node:net';
+import { createConnection, Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runDaemon, type Daemon } from '../../../src/reaper/daemon.js';
-import { reaperPaths, type ClientMessage } from '../../../src/reaper/protocol.js';
+import { type Daemon, runDaemon } from '../../../src/reaper/daemon.js';
+import { type ClientMessage, reaperPaths } from '../../../src/reaper/protocol.js';
 
 const temp = realpathSync(tmpdir());
 const cleanups: (() => unknown)[] = [];

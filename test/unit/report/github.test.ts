@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { CellResult } from '../../../src/matrix/types.js';
 import { escapeData, escapeProperty, githubAnnotations, githubSummary } from '../../../src/report/github.js';
+import { hostileCell, minimalCell, minimalReport, runsCommand } from '../fixtures/hostile.js';
 import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
-import { runsCommand, minimalCell, minimalReport, hostileCell } from '../fixtures/hostile.js';
 
 const full = report([debian11, debian12, debian13, fedora41]);
 
@@ -15,9 +15,7 @@ describe('GitHub', () => {
   it('annotates failed cases, failed cells without failed cases, and flaky cells', () => {
     const lines = githubAnnotations(full);
     expect(lines).toHaveLength(3);
-    expect(lines[0]).toBe(
-      '::error title=debian-11%3A parses <tag> & "quotes"::expected <a> & "b"%0AAssertionError: expected <a> & "b"%0A    at parse (src/parse.js:3:9)',
-    );
+    expect(lines[0]).toBe('::error title=debian-11%3A parses <tag> & "quotes"::expected <a> & "b"%0AAssertionError: expected <a> & "b"%0A    at parse (src/parse.js:3:9)');
     expect(lines[1]).toMatch(/^::error title=debian-13::error: BOOT_TIMEOUT: the guest did not answer within 5m%0A\[ {2}OK {2}\] Reached target cloud-init$/);
     expect(lines[2]).toBe('::warning title=fedora-41::flaky: passed on attempt 2 after failed (exit code 1)');
     expect(lines.every((line) => !line.includes('\n') && !line.includes('\x1b'))).toBe(true);
@@ -55,13 +53,24 @@ describe('reports of hostile guest text', () => {
       expect(line).toMatch(/^::error title=[^:,\n\r]*::[^\n\r]*$/);
       expect(line).not.toMatch(/[\x1b\x07\u202e]|##\[/);
       // the data decodes to lines that are no commands either
-      const data = line.slice(line.indexOf('::', 2) + 2).replace(/%0A/g, '\n').replace(/%0D/g, '\r').replace(/%25/g, '%');
+      const data = line
+        .slice(line.indexOf('::', 2) + 2)
+        .replace(/%0A/g, '\n')
+        .replace(/%0D/g, '\r')
+        .replace(/%25/g, '%');
       expect(runsCommand(data)).toBe(false);
     }
   });
 
   it('the step summary: no HTML, table breaks or code spans from the guest', () => {
-    const md = githubSummary(minimalReport([minimalCell({ guest: { os: 'a|b`c`<script>x</script>' } as CellResult['guest'], cases: [{ name: '<img src=x onerror=alert(1)>|`x`', suite: '', status: 'failed', message: '</details><h1>big', file: 'r.xml' }] })]));
+    const md = githubSummary(
+      minimalReport([
+        minimalCell({
+          guest: { os: 'a|b`c`<script>x</script>' } as CellResult['guest'],
+          cases: [{ name: '<img src=x onerror=alert(1)>|`x`', suite: '', status: 'failed', message: '</details><h1>big', file: 'r.xml' }],
+        }),
+      ]),
+    );
     expect(md).not.toMatch(/<script|<img|<\/details><h1>|`c`|`x`/);
     expect(md).toContain('a&#124;b&#96;c&#96;&lt;script&gt;x&lt;/script&gt;');
     expect(md).toContain('&lt;img src=x onerror=alert(1)&gt;&#124;&#96;x&#96;');

@@ -7,12 +7,14 @@ const full = report([debian11, debian12, debian13, fedora41]);
 
 describe('toJUnit', () => {
   const xml = toJUnit(full);
+  // biome-ignore lint/suspicious/noExplicitAny: parsed XML, walked freely by the assertions below
+  type Xml = any;
   const parsed = new XMLParser({
     ignoreAttributes: false,
     attributeNamePrefix: '',
     parseAttributeValue: false,
     isArray: (name) => ['testsuite', 'testcase', 'property'].includes(name),
-  }).parse(xml) as { testsuites: Record<string, string> & { testsuite: Record<string, any>[] } };
+  }).parse(xml) as { testsuites: Record<string, string> & { testsuite: Record<string, Xml>[] } };
   const suites = parsed.testsuites.testsuite;
   const suite = (id: string) => suites.find((s) => s.name === id)!;
 
@@ -52,13 +54,9 @@ describe('toJUnit', () => {
   });
 
   it('records the cell in properties', () => {
-    const props = Object.fromEntries(
-      (suite('debian-11').properties.property as { name: string; value: string }[]).map((p) => [p.name, p.value]),
-    );
+    const props = Object.fromEntries((suite('debian-11').properties.property as { name: string; value: string }[]).map((p) => [p.name, p.value]));
     expect(props).toMatchObject({ image: 'debian-11', status: 'failed', exitCode: '1', 'guest.os': 'Debian GNU/Linux 11 (bullseye)' });
-    const withAxes = toJUnit(
-      report([{ ...debian12, id: 'debian-12/cpus=2', axes: { cpus: 2 }, collected: [{ path: '/work/junit.xml', error: 'no such file' }] }]),
-    );
+    const withAxes = toJUnit(report([{ ...debian12, id: 'debian-12/cpus=2', axes: { cpus: 2 }, collected: [{ path: '/work/junit.xml', error: 'no such file' }] }]));
     expect(withAxes).toContain('<property name="axis.cpus" value="2"/>');
     expect(withAxes).toContain('<property name="collect.error" value="/work/junit.xml: no such file"/>');
   });

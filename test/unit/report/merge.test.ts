@@ -5,12 +5,11 @@ import { describe, expect, it } from 'vitest';
 import { isKvmtestError } from '../../../src/errors.js';
 import type { CellResult, MatrixReport } from '../../../src/matrix/types.js';
 import { mergeReports, readReportFile } from '../../../src/report/merge.js';
-import { debian11, debian12, debian13, fedora41, ubuntu24, report } from '../fixtures/sample-run.js';
+import { debian11, debian12, debian13, fedora41, report, ubuntu24 } from '../fixtures/sample-run.js';
 
 describe('mergeReports', () => {
   const five = report([debian11, debian12, debian13, fedora41, ubuntu24], { matrixKey: 'mk-5' });
-  const shard = (index: number, cells: CellResult[], extra: Partial<MatrixReport> = {}) =>
-    report(cells, { matrixKey: 'mk-5', allCellIds: five.allCellIds, shards: [`${index}/2`], ...extra });
+  const shard = (index: number, cells: CellResult[], extra: Partial<MatrixReport> = {}) => report(cells, { matrixKey: 'mk-5', allCellIds: five.allCellIds, shards: [`${index}/2`], ...extra });
   const shard1 = shard(1, [debian11, debian13, ubuntu24], { startedAt: '2025-05-01T10:00:05.000Z', durationMs: 310_000 });
   const shard2 = shard(2, [debian12, fedora41], { startedAt: '2025-05-01T10:00:01.000Z', durationMs: 40_000 });
 

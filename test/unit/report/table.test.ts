@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatDuration, summaryTable } from '../../../src/report/table.js';
+import { hostileCell, minimalReport, runsCommand } from '../fixtures/hostile.js';
 import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
-import { runsCommand, minimalReport, hostileCell } from '../fixtures/hostile.js';
 
 const full = report([debian11, debian12, debian13, fedora41]);
 

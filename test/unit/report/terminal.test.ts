@@ -1,10 +1,9 @@
-
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CellResult, CellSpec, MatrixEvent, MatrixReport } from '../../../src/matrix/types.js';
 import { summaryTable } from '../../../src/report/table.js';
 import { createTerminalReporter } from '../../../src/report/terminal.js';
-import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
 import { HOSTILE } from '../fixtures/hostile.js';
+import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
 
 const full = report([debian11, debian12, debian13, fedora41]);
 
@@ -99,10 +98,13 @@ describe('createTerminalReporter', () => {
 describe('reports of hostile guest text', () => {
   it('verbose output lines are sanitized, and fenced with stop-commands under GitHub Actions', () => {
     let out = '';
-    const stream = { write: (t: string) => {
-      out += t;
-      return true;
-    }, isTTY: false } as unknown as NodeJS.WritableStream;
+    const stream = {
+      write: (t: string) => {
+        out += t;
+        return true;
+      },
+      isTTY: false,
+    } as unknown as NodeJS.WritableStream;
     const reporter = createTerminalReporter(stream, { live: false, verbose: true, github: true });
     const spec = { id: 'debian-12' } as never;
     reporter.onEvent({ type: 'output', cell: spec, stream: 'stdout', line: `${HOSTILE.setEnv}${HOSTILE.title}` } as never);

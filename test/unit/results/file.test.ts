@@ -18,7 +18,10 @@ describe.skipIf(!built)('result parsing off the event loop', () => {
   it('parses a result file in the worker', async () => {
     const file = join(dir, 'ok.xml');
     writeFileSync(file, '<?xml version="1.0"?>\n<testsuite name="s"><testcase name="a"/><testcase name="b"><failure message="boom"/></testcase></testsuite>\n');
-    expect(await parseResultFile(file, '/out/ok.xml')).toMatchObject([{ name: 'a', status: 'passed' }, { name: 'b', status: 'failed', message: 'boom' }]);
+    expect(await parseResultFile(file, '/out/ok.xml')).toMatchObject([
+      { name: 'a', status: 'passed' },
+      { name: 'b', status: 'failed', message: 'boom' },
+    ]);
   });
 
   it('a file that takes too long to parse is stopped with RESULT_PARSE_FAILED while the event loop keeps turning', async () => {

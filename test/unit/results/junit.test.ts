@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { computeTotals } from '../../../src/matrix/totals.js';
 import type { CellResult } from '../../../src/matrix/types.js';
-import type { TestCase } from '../../../src/results/types.js';
 import { parseJUnit } from '../../../src/results/junit.js';
+import type { TestCase } from '../../../src/results/types.js';
+
 // the case counts a report shows (summariseCases was a twin of computeTotals, removed in #11)
 const summariseCases = (cases: TestCase[]) => computeTotals([{ status: 'passed', cases } as CellResult]).cases;
 

@@ -78,4 +78,3 @@ describe('parseResults', () => {
     expect(() => parseResults(fixture('malformed.xml'), 'junit.xml')).toThrow(expect.objectContaining({ code: 'RESULT_PARSE_FAILED' }));
   });
 });
-

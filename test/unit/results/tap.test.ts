@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { computeTotals } from '../../../src/matrix/totals.js';
 import type { CellResult } from '../../../src/matrix/types.js';
-import type { TestCase } from '../../../src/results/types.js';
 import { parseTap } from '../../../src/results/tap.js';
+import type { TestCase } from '../../../src/results/types.js';
 
 // node-junit.xml, node-tap.tap: `node --test --test-reporter=junit|tap node-sample.mjs` (node v20.20.2).
 // pytest-junit.xml: `python3 -m pytest --junitxml=… -o junit_family=xunit2 pytest_sample.py` (pytest 9.0.3).

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonical, snapshotKey, type SnapshotInputs } from '../../../src/snapshot/key.js';
+import { canonical, type SnapshotInputs, snapshotKey } from '../../../src/snapshot/key.js';
 
 const inputs: SnapshotInputs = {
   baseDigest: 'a'.repeat(64),

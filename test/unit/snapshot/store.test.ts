@@ -29,7 +29,7 @@ afterAll(() => {
 const refused = (promise: Promise<unknown>) => expect(promise).rejects.toMatchObject({ code: 'CACHE_UNSAFE' });
 
 describe('snapshots', () => {
-  it('their directory is 0700, the state (the guest\'s RAM), disk and seed 0600; a link at any of them is refused', async () => {
+  it("their directory is 0700, the state (the guest's RAM), disk and seed 0600; a link at any of them is refused", async () => {
     const paths = snapshotPaths('k1');
     await makeSnapshotDir(paths);
     writeFileSync(paths.state, 'RAM', { flag: 'a' });

@@ -5,10 +5,13 @@ import { HOSTILE, runsCommand } from '../fixtures/hostile.js';
 describe('reports of hostile guest text', () => {
   it('progress lines (console lines, hello fields) are one sanitized line', () => {
     let out = '';
-    const stream = { write: (t: string) => {
-      out += t;
-      return true;
-    }, isTTY: false } as unknown as NodeJS.WriteStream;
+    const stream = {
+      write: (t: string) => {
+        out += t;
+        return true;
+      },
+      isTTY: false,
+    } as unknown as NodeJS.WriteStream;
     const progress = createProgress('boot debian-12', stream, 0);
     progress.phase('booting');
     progress.update(`${HOSTILE.indented}${HOSTILE.title}\n##[group]x`);

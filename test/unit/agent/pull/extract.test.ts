@@ -22,7 +22,16 @@ const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
 /** One member as tar blocks: a pax header first when a name does not fit ustar. */
 function memberBlocks(m: Member): Buffer[] {
   const body = Buffer.from(m.body ?? '');
-  const fields = { path: m.path, mode: m.mode ?? (m.type === 'Directory' ? 0o755 : 0o644), size: m.size ?? body.length, type: m.type ?? 'File', linkpath: m.linkpath, mtime: new Date(1_700_000_000_000), uid: 0, gid: 0 };
+  const fields = {
+    path: m.path,
+    mode: m.mode ?? (m.type === 'Directory' ? 0o755 : 0o644),
+    size: m.size ?? body.length,
+    type: m.type ?? 'File',
+    linkpath: m.linkpath,
+    mtime: new Date(1_700_000_000_000),
+    uid: 0,
+    gid: 0,
+  };
   const blocks: Buffer[] = [];
   if (Buffer.byteLength(m.path) > 99 || Buffer.byteLength(m.linkpath ?? '') > 99) blocks.push(new Pax(fields).encode());
   const header = Buffer.alloc(512);
@@ -50,7 +59,6 @@ function place(): { parent: string; dest: string } {
   mkdirSync(parent);
   return { parent, dest: join(parent, 'dest') };
 }
-
 
 describe('pull: backpressure', () => {
   it('the extractor takes the next chunk only when the last is on its way to disk', async () => {

@@ -1,15 +1,16 @@
-
 import { describe, expect, it } from 'vitest';
 import { resolveLink, type TreeNode } from '../../../../src/agent/pull/resolve.js';
 
 describe('pull: links resolved physically (pure)', () => {
   /** A tree as a map of paths: a string is a link target, 'dir' / 'file' the others. */
-  const tree = (entries: Record<string, 'dir' | 'file' | { link: string }>) => (parts: readonly string[]): TreeNode | undefined => {
-    if (parts.length === 0) return { type: 'dir' };
-    const e = entries[parts.join('/')];
-    if (e === undefined) return undefined;
-    return typeof e === 'string' ? { type: e } : { type: 'link', target: e.link };
-  };
+  const tree =
+    (entries: Record<string, 'dir' | 'file' | { link: string }>) =>
+    (parts: readonly string[]): TreeNode | undefined => {
+      if (parts.length === 0) return { type: 'dir' };
+      const e = entries[parts.join('/')];
+      if (e === undefined) return undefined;
+      return typeof e === 'string' ? { type: e } : { type: 'link', target: e.link };
+    };
   const t = tree({ l1: { link: '.' }, d: 'dir', 'd/f': 'file', 'd/up': { link: '..' }, 'd/l2': { link: '../l1' }, loopA: { link: 'loopB' }, loopB: { link: 'loopA' }, f: 'file' });
 
   it('a link to `.` repeated and then climbed resolves where the kernel goes: outside, although it reads as inside', async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, EnvHttpProxyAgent } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { download, } from '../../../../src/image/download/index.js';
+import { download } from '../../../../src/image/download/index.js';
 
 /** How the server answers one request; requests beyond the plan get 'ok'. */
 type Behaviour =
@@ -64,7 +64,14 @@ class FileServer {
       ...(ranged ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
     });
     const half = slice.subarray(0, Math.floor(slice.length / 2));
-    if (behaviour === 'cut') res.write(half, () => void this.stored(start + half.length).catch(() => {}).finally(() => res.destroy()));
+    if (behaviour === 'cut')
+      res.write(
+        half,
+        () =>
+          void this.stored(start + half.length)
+            .catch(() => {})
+            .finally(() => res.destroy()),
+      );
     else if (behaviour === 'cut-now') res.write(half, () => res.destroy());
     else if (behaviour === 'half-then-stall') res.write(half);
     else if (behaviour === 'stall') res.flushHeaders();
@@ -99,7 +106,11 @@ function forwardProxy(): { server: http.Server; seen: string[] } {
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const sizeOf = (path: string) => stat(path).then((s) => s.size, () => -1);
+const sizeOf = (path: string) =>
+  stat(path).then(
+    (s) => s.size,
+    () => -1,
+  );
 
 const files = new FileServer();
 let dir: string;
@@ -151,7 +162,7 @@ describe('proxies', () => {
   const proxyUrl = () => `http://127.0.0.1:${(proxy.server.address() as AddressInfo).port}`;
   const target = () => new URL(files.url()).host;
 
-  it('goes through the proxy of an EnvHttpProxyAgent given as dispatcher (a CONNECT tunnel, undici 6\'s default)', async () => {
+  it("goes through the proxy of an EnvHttpProxyAgent given as dispatcher (a CONNECT tunnel, undici 6's default)", async () => {
     const viaProxy = new EnvHttpProxyAgent({ httpProxy: proxyUrl(), noProxy: '' }); // the default NO_PROXY could spare 127.0.0.1
     try {
       const result = await download({ url: files.url(), dest, dispatcher: viaProxy, expected: { algorithm: 'sha256', hex: sha256(files.data) } });

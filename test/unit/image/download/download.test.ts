@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { KvmtestError } from '../../../../src/errors.js';
-import { download, fetchText, hashFile, type DownloadProgress } from '../../../../src/image/download/index.js';
+import { type DownloadProgress, download, fetchText, hashFile } from '../../../../src/image/download/index.js';
 
 /** How the server answers one request; requests beyond the plan get 'ok'. */
 type Behaviour =
@@ -68,7 +68,14 @@ class FileServer {
       ...(ranged ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
     });
     const half = slice.subarray(0, Math.floor(slice.length / 2));
-    if (behaviour === 'cut') res.write(half, () => void this.stored(start + half.length).catch(() => {}).finally(() => res.destroy()));
+    if (behaviour === 'cut')
+      res.write(
+        half,
+        () =>
+          void this.stored(start + half.length)
+            .catch(() => {})
+            .finally(() => res.destroy()),
+      );
     else if (behaviour === 'cut-now') res.write(half, () => res.destroy());
     else if (behaviour === 'half-then-stall') res.write(half);
     else if (behaviour === 'stall') res.flushHeaders();
@@ -78,7 +85,11 @@ class FileServer {
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const sha512 = (data: Buffer) => createHash('sha512').update(data).digest('hex');
-const sizeOf = (path: string) => stat(path).then((s) => s.size, () => -1);
+const sizeOf = (path: string) =>
+  stat(path).then(
+    (s) => s.size,
+    () => -1,
+  );
 const exists = async (path: string) => (await sizeOf(path)) >= 0;
 const failure = (promise: Promise<unknown>) =>
   promise.then(
@@ -124,11 +135,18 @@ describe('download', () => {
   it('streams the whole file, verifies sha256 and renames it into place', async () => {
     const progress: DownloadProgress[] = [];
     const result = await download({
-      url: files.url(), dest, dispatcher, expected: { algorithm: 'sha256', hex: sha256(files.data) },
+      url: files.url(),
+      dest,
+      dispatcher,
+      expected: { algorithm: 'sha256', hex: sha256(files.data) },
       onProgress: (p) => progress.push(p),
     });
     expect(result).toEqual({
-      path: dest, bytes: SIZE, resumed: false, attempts: 1, digest: { algorithm: 'sha256', hex: sha256(files.data) },
+      path: dest,
+      bytes: SIZE,
+      resumed: false,
+      attempts: 1,
+      digest: { algorithm: 'sha256', hex: sha256(files.data) },
     });
     expect((await readFile(dest)).equals(files.data)).toBe(true);
     expect(await exists(partial)).toBe(false);
@@ -312,8 +330,29 @@ describe('redirects from https', () => {
   beforeAll(async () => {
     const keys = await mkdtemp(join(tmpdir(), 'kvmtest-tls-'));
     try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(keys, 'key.pem'), '-out', join(keys, 'cert.pem')], { stdio: 'pipe' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=127.0.0.1',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+          '-keyout',
+          join(keys, 'key.pem'),
+          '-out',
+          join(keys, 'cert.pem'),
+        ],
+        { stdio: 'pipe' },
+      );
       const [key, cert] = await Promise.all([readFile(join(keys, 'key.pem')), readFile(join(keys, 'cert.pem'))]);
       tls = https.createServer({ key, cert }, (req, res) => {
         if (req.url === '/to-http') return void res.writeHead(302, { location: files.url() }).end();

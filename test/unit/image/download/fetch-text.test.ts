@@ -65,7 +65,14 @@ class FileServer {
       ...(ranged ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
     });
     const half = slice.subarray(0, Math.floor(slice.length / 2));
-    if (behaviour === 'cut') res.write(half, () => void this.stored(start + half.length).catch(() => {}).finally(() => res.destroy()));
+    if (behaviour === 'cut')
+      res.write(
+        half,
+        () =>
+          void this.stored(start + half.length)
+            .catch(() => {})
+            .finally(() => res.destroy()),
+      );
     else if (behaviour === 'cut-now') res.write(half, () => res.destroy());
     else if (behaviour === 'half-then-stall') res.write(half);
     else if (behaviour === 'stall') res.flushHeaders();
@@ -74,7 +81,11 @@ class FileServer {
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const sizeOf = (path: string) => stat(path).then((s) => s.size, () => -1);
+const sizeOf = (path: string) =>
+  stat(path).then(
+    (s) => s.size,
+    () => -1,
+  );
 const failure = (promise: Promise<unknown>) =>
   promise.then(
     () => expect.unreachable('should have failed'),

@@ -48,7 +48,15 @@ describe('download options: only INVALID_OPTION, naming the option', () => {
   });
 
   it('fills the defaults', () => {
-    expect(downloadJob(ok)).toMatchObject({ retries: 4, backoffMs: 500, idleTimeoutMs: 60_000, partial: `${ok.dest}.partial`, sidecar: `${ok.dest}.partial.json`, algorithm: 'sha256', expected: undefined });
+    expect(downloadJob(ok)).toMatchObject({
+      retries: 4,
+      backoffMs: 500,
+      idleTimeoutMs: 60_000,
+      partial: `${ok.dest}.partial`,
+      sidecar: `${ok.dest}.partial.json`,
+      algorithm: 'sha256',
+      expected: undefined,
+    });
     expect(policyFrom({ url: ok.url })).toEqual({ url: ok.url, retries: 4, backoffMs: 500, idleTimeoutMs: 60_000, signal: undefined });
   });
 });
