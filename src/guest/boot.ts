@@ -56,7 +56,7 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
     progress.phase('preparing');
     machine = await startMachine(prep, {
       name,
-      ...(snapshot ? { incoming: { disk: snapshot.disk, seed: snapshot.seed, state: snapshot.state } } : {}),
+      ...(snapshot ? { incoming: { disk: snapshot.disk, seed: snapshot.seed, state: snapshot.state, ram: snapshot.ram } } : {}),
       phase: `${snapshot ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`,
     });
     if (snapshot) {

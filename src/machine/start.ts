@@ -12,11 +12,12 @@ import { copyUefiVars, type MachinePlan, machineSpec, startTimeoutMs, withFreePo
 import { track } from './registry.js';
 import { waitReady } from './wait-ready.js';
 
-/** A saved machine to restore: its disk (the new overlay's backing), its seed and its state file. */
+/** A saved machine to restore: its disk (the new overlay's backing), its seed, its device state and its RAM file (mapped private). */
 export interface Incoming {
   disk: string;
   seed: string;
   state: string;
+  ram: string;
 }
 
 export interface StartOptions {
@@ -24,8 +25,11 @@ export interface StartOptions {
   name?: string;
   /** Restore this saved machine instead of booting from the base image. */
   incoming?: Incoming;
-  /** Make the disk and seed here, to outlive the machine (a snapshot template's); default its private dir. */
-  keep?: { disk: string; seed: string };
+  /**
+   * Make the disk and seed here, to outlive the machine (a snapshot template's); default its private
+   * dir. With `ram`, the guest's RAM lives in that file (made by the caller), shared: it is the template's.
+   */
+  keep?: { disk: string; seed: string; ram?: string };
   /** The seed's instance id and hostname; default a fresh id and the hostname option, else the name. */
   seedIdentity?: { instanceId: string; hostname: string };
   /** The progress phase shown while QEMU starts. */
@@ -47,7 +51,7 @@ export async function startMachine(plan: MachinePlan, options: StartOptions = {}
   try {
     const { disk, seed, backing } = await makeDisk(plan, name, dir, options);
     await copyUefiVars(plan, dir);
-    const spec: MachineSpec = { ...machineSpec(plan, name, dir, disk, backing, seed, await withFreePorts(plan.opts.network)), ...(options.incoming ? { incomingState: options.incoming.state } : {}) };
+    const spec: MachineSpec = { ...machineSpec(plan, name, dir, disk, backing, seed, await withFreePorts(plan.opts.network)), ...memorySpec(options) };
     // registration with the reaper started with track(): it must be done before QEMU exists
     await tracked.registered;
     if (options.phase) plan.progress.phase(options.phase);
@@ -69,6 +73,12 @@ export async function startMachine(plan: MachinePlan, options: StartOptions = {}
   } finally {
     stopLines();
   }
+}
+
+/** Where the RAM and the incoming state come from: a restore maps the template's RAM private, a template writes its own. */
+function memorySpec(options: StartOptions): Pick<MachineSpec, 'memoryFile' | 'incomingState'> {
+  if (options.incoming) return { incomingState: options.incoming.state, memoryFile: { path: options.incoming.ram, shared: false } };
+  return options.keep?.ram ? { memoryFile: { path: options.keep.ram, shared: true } } : {};
 }
 
 /** The machine's own disk (an overlay on the saved disk or the base) and its seed. */

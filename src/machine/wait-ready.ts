@@ -3,6 +3,7 @@ import createDebug from 'debug';
 import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
 import { type KvmtestError, kvmtestError } from '../errors.js';
 import { connectWithRetry, QmpClient } from '../qemu/qmp.js';
+import { loadIncoming } from './incoming.js';
 import type { Machine } from './machine.js';
 
 const debug = createDebug('kvmtest:machine');
@@ -60,7 +61,7 @@ export async function waitReady(machine: Machine, options: ReadyOptions): Promis
     const link = (async () => {
       qmp = await QmpClient.connect(spec.qmpSocket, { signal: controller.signal });
       machine.attachQmp(qmp);
-      if (spec.incomingState) await waitRunning(qmp, controller.signal);
+      if (spec.incomingState) await loadIncoming(qmp, spec, controller.signal);
       socket = await connectWithRetry(spec.agentSocket, controller.signal, 20);
       const agent = new AgentClient(socket, LINK_LOSS_GRACE_MS);
       const hello = await agent.handshake({ signal: controller.signal, repeatMs: spec.incomingState ? 1000 : HELLO_REPEAT_MS });
@@ -78,31 +79,5 @@ export async function waitReady(machine: Machine, options: ReadyOptions): Promis
     throw error;
   } finally {
     for (const cleanup of cleanups) cleanup();
-  }
-}
-
-interface MigrateStatus {
-  status?: string;
-  'error-desc'?: string;
-}
-
-/** Waits until an incoming migration has loaded and the VM runs. */
-export async function waitRunning(qmp: QmpClient, signal?: AbortSignal): Promise<void> {
-  let last = '';
-  for (;;) {
-    signal?.throwIfAborted();
-    const status = await qmp.execute<{ status: string }>('query-status');
-    if (status.status !== last) debug('VM status %s', (last = status.status));
-    if (status.status === 'running') return;
-    if (status.status === 'postmigrate' || status.status === 'internal-error' || status.status === 'guest-panicked') {
-      throw kvmtestError('SNAPSHOT_FAILED', `the restored VM is ${status.status}`);
-    }
-    if (status.status === 'paused' || status.status === 'prelaunch') {
-      const migrate = await qmp.execute<MigrateStatus>('query-migrate');
-      if (migrate.status === 'failed') throw kvmtestError('SNAPSHOT_FAILED', `restoring the VM state failed: ${migrate['error-desc'] ?? 'failed'}`);
-      // the template was stopped before its save, so the loaded VM stays paused until told to go
-      if (migrate.status === 'completed') await qmp.execute('cont');
-    }
-    await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -39,12 +39,25 @@ export interface MachineSpec {
   sandbox?: boolean;
   /** Appended verbatim, for what kvmtest does not model. */
   extraArgs?: string[];
-  /** Restore from this saved state file instead of booting: the launcher opens it and passes it as INCOMING_STATE_FD. */
+  /**
+   * The guest's RAM in this file instead of anonymous memory: `shared` for a snapshot template (its
+   * writes land in the file, so a save need not carry the RAM), private copy-on-write for a clone
+   * (reads come from the file's page cache, shared by all clones; writes never reach the file).
+   */
+  memoryFile?: { path: string; shared: boolean };
+  /**
+   * Restore from this saved state file instead of booting: the launcher opens it as INCOMING_STATE_FD
+   * and QEMU waits (`-incoming defer`) until QMP sets the capabilities and sends INCOMING_STATE_URI.
+   */
   incomingState?: string;
 }
 
 /** The fd QEMU reads an incoming state from: no shell, no fork (the sandbox denies spawn). */
 export const INCOMING_STATE_FD = 3;
+/** The URI given to QMP migrate-incoming: QEMU 7.2 reads a numeric fd: as an inherited descriptor. */
+export const INCOMING_STATE_URI = `fd:${INCOMING_STATE_FD}`;
+/** The memory backend's id, named by `-machine memory-backend=`. */
+export const RAM_BACKEND_ID = 'ram0';
 
 /** QEMU's option syntax doubles commas inside values. */
 export function escapeOpt(value: string): string {
@@ -60,12 +73,13 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-name',
     `${escapeOpt(spec.name)},process=${escapeOpt(spec.name)}`,
     '-machine',
-    `${machine.machine},graphics=off`,
+    `${machine.machine},graphics=off${spec.memoryFile ? `,memory-backend=${RAM_BACKEND_ID}` : ''}`,
     ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', machine.cpu.kvm] : ['-accel', 'tcg,thread=multi', '-cpu', machine.cpu.tcg]),
     '-smp',
     String(spec.cpus),
     '-m',
     `${spec.memoryMiB}M`,
+    ...(spec.memoryFile ? ['-object', memoryBackend(spec.memoryFile, spec.memoryMiB)] : []),
     '-nodefaults',
     '-no-user-config',
     '-display',
@@ -117,8 +131,14 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${escapeOpt(boot.code)}`, '-drive', `if=pflash,format=raw,unit=1,file=${escapeOpt(boot.vars)}`);
   }
   if (spec.extraArgs) args.push(...spec.extraArgs);
-  if (spec.incomingState) args.push('-incoming', `fd:${INCOMING_STATE_FD}`);
+  // defer: the capabilities (x-ignore-shared) must be set before the stream loads, which only QMP can do
+  if (spec.incomingState) args.push('-incoming', 'defer');
   return args;
+}
+
+/** RAM in a file: share=on writes through to it (a template), share=off maps it private (a clone). Never readonly=on or memfd (QEMU 7.2). */
+function memoryBackend(file: NonNullable<MachineSpec['memoryFile']>, memoryMiB: number): string {
+  return `memory-backend-file,id=${RAM_BACKEND_ID},size=${memoryMiB}M,mem-path=${escapeOpt(file.path)},share=${file.shared ? 'on' : 'off'}`;
 }
 
 /** The backing chain as nested read-only nodes, the last with `backing: null`: QEMU opens exactly these files. Pure. */

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { kvmtestError } from '../errors.js';
-import type { QmpClient } from '../qemu/qmp.js';
+import type { QmpClient, QmpEvent } from '../qemu/qmp.js';
 
 interface MigrateInfo {
   status?: string;
@@ -14,31 +14,42 @@ interface MigrateInfo {
 }
 
 /**
- * Saves the stopped VM's whole state (RAM and devices) into a file (0600) and waits for it to complete.
- * QEMU streams it to a unix socket the host listens on in `dir` (private, 0700) and the host writes
- * the file: no `exec:` (QEMU 7.2 has no file: URI, and its sandbox denies spawning a shell).
+ * Saves the stopped VM's state into a file (0600) and waits for it to complete: devices only when
+ * the capabilities include x-ignore-shared and the RAM is a shared file (the template's), else RAM
+ * too. QEMU streams it to a unix socket the host listens on in `dir` (private, 0700) and the host
+ * writes the file: no `exec:` (QEMU 7.2 has no file: URI, and its sandbox denies spawning a shell).
+ * The end is QEMU's MIGRATION event (the `events` capability), not a poll.
  */
-export async function saveState(qmp: QmpClient, file: string, dir: string, signal?: AbortSignal): Promise<MigrateInfo> {
+export async function saveState(qmp: QmpClient, file: string, dir: string, capabilities: { capability: string; state: boolean }[], signal?: AbortSignal): Promise<MigrateInfo> {
   const socketPath = join(dir, 'migrate.sock');
   const receiver = receiveOnce(socketPath, file);
   receiver.written.catch(() => {});
+  let onEvent: ((event: QmpEvent) => void) | undefined;
+  let onAbort: (() => void) | undefined;
+  const ended = new Promise<string>((resolve, reject) => {
+    onEvent = (event) => {
+      const status = event.event === 'MIGRATION' ? String(event.data?.status) : '';
+      if (status === 'completed' || status === 'failed' || status === 'cancelled') resolve(status);
+    };
+    qmp.on('event', onEvent);
+    onAbort = () => reject(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  ended.catch(() => {});
   try {
     await receiver.listening;
+    signal?.throwIfAborted();
     await qmp.execute('stop');
+    await qmp.execute('migrate-set-capabilities', { capabilities });
     await qmp.execute('migrate', { uri: `unix:${socketPath}` });
-    for (;;) {
-      signal?.throwIfAborted();
-      const info = await qmp.execute<MigrateInfo>('query-migrate');
-      if (info.status === 'completed') {
-        await receiver.written;
-        return info;
-      }
-      if (info.status === 'failed' || info.status === 'cancelled') {
-        throw kvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${info['error-desc'] ?? info.status}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const status = await ended;
+    const info = await qmp.execute<MigrateInfo>('query-migrate');
+    if (status !== 'completed') throw kvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${info['error-desc'] ?? status}`);
+    await receiver.written;
+    return info;
   } finally {
+    if (onEvent) qmp.off('event', onEvent);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
     receiver.server.close();
     await rm(socketPath, { force: true });
   }

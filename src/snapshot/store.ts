@@ -12,12 +12,14 @@ const debug = createDebug('kvmtest:snapshot');
 /** Snapshots not restored for this long are pruned. */
 export const SNAPSHOT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 
-/** A warm snapshot in the cache: the VM state, the disk it is consistent with, and its seed. */
+/** A warm snapshot in the cache: the template's RAM, its device state, the disk it is consistent with, and its seed. */
 export interface Snapshot {
   key: string;
   dir: string;
-  /** Migration stream of RAM and devices. */
+  /** Migration stream of the devices (x-ignore-shared: the RAM is in `ram`). */
   state: string;
+  /** The template's RAM (its memory-backend-file); clones map it private, so it is never written after the save. */
+  ram: string;
   /** The template's overlay at the moment of the save; clones put their own overlay on it. */
   disk: string;
   seed: string;
@@ -29,6 +31,8 @@ export interface SnapshotMeta {
   createdAt: string;
   baseImage: string;
   stateBytes: number;
+  /** The RAM file's size: the guest's memory size (QEMU sizes the file). */
+  ramBytes: number;
   saveMs: number;
 }
 
@@ -38,24 +42,31 @@ export function snapshotsRoot(): string {
 
 export function snapshotPaths(key: string): Omit<Snapshot, 'meta'> {
   const dir = join(snapshotsRoot(), key);
-  return { key, dir, state: join(dir, 'state.bin'), disk: join(dir, 'disk.qcow2'), seed: join(dir, 'seed.iso') };
+  return { key, dir, state: join(dir, 'state.bin'), ram: join(dir, 'ram.bin'), disk: join(dir, 'disk.qcow2'), seed: join(dir, 'seed.iso') };
 }
 
-/** The snapshot for a key, when complete (meta.json is written last), else undefined. */
-export async function readSnapshot(key: string): Promise<Snapshot | undefined> {
+/**
+ * The snapshot for a key, when complete (meta.json is written last; the state and RAM files have
+ * the sizes it records, and the RAM file the guest's memory size when `ramBytes` is given), else undefined.
+ */
+export async function readSnapshot(key: string, ramBytes?: number): Promise<Snapshot | undefined> {
   await cachePath('snapshots');
   const paths = snapshotPaths(key);
   // a snapshot is booted from: a symlink planted at it or any of its files is refused, never followed
   if (!(await cacheDirExists(paths.dir))) return undefined;
-  for (const file of [join(paths.dir, 'meta.json'), paths.state, paths.disk, paths.seed]) if (!(await cacheFileExists(file))) return undefined;
+  for (const file of [join(paths.dir, 'meta.json'), paths.state, paths.ram, paths.disk, paths.seed]) if (!(await cacheFileExists(file))) return undefined;
   try {
     const meta = JSON.parse(await readFile(join(paths.dir, 'meta.json'), 'utf8')) as SnapshotMeta;
     const state = await stat(paths.state);
     if (state.size !== meta.stateBytes) return undefined;
+    // a short RAM file would be extended by the next QEMU that opens it, i.e. written: never boot it
+    const ram = await stat(paths.ram);
+    if (ram.size !== meta.ramBytes || (ramBytes !== undefined && ram.size !== ramBytes)) return undefined;
     // made private if an older kvmtest left it readable (the RAM may hold secrets of the template's boot)
     for (const [path, mode] of [
       [paths.dir, 0o700],
       [paths.state, 0o600],
+      [paths.ram, 0o600],
       [paths.disk, 0o600],
       [paths.seed, 0o600],
       [join(paths.dir, 'meta.json'), 0o600],
@@ -70,16 +81,20 @@ export async function readSnapshot(key: string): Promise<Snapshot | undefined> {
 
 export async function writeMeta(snapshot: Omit<Snapshot, 'meta'>, meta: SnapshotMeta): Promise<Snapshot> {
   // the guest's RAM and disk: readable by this user only
-  for (const file of [snapshot.state, snapshot.disk, snapshot.seed]) await chmod(file, 0o600);
+  for (const file of [snapshot.state, snapshot.ram, snapshot.disk, snapshot.seed]) await chmod(file, 0o600);
   await writeNoFollow(join(snapshot.dir, 'meta.json'), JSON.stringify(meta, null, 2), CREATE_NEW);
   return { ...snapshot, meta };
 }
 
-/** A new, empty snapshot directory (0700) with the state file made in it (0600) before QEMU writes the RAM there. */
+/**
+ * A new, empty snapshot directory (0700) with the state and RAM files made in it (0600, new: never a
+ * planted link) before QEMU writes the devices and the guest's memory there.
+ */
 export async function makeSnapshotDir(snapshot: Omit<Snapshot, 'meta'>): Promise<void> {
   await cachePath('snapshots');
   await mkdir(snapshot.dir, { mode: 0o700 });
   await writeNoFollow(snapshot.state, '', CREATE_NEW);
+  await writeNoFollow(snapshot.ram, '', CREATE_NEW);
 }
 
 /** Marks a snapshot as used now, so pruning keeps it. */

@@ -5,6 +5,7 @@ import { GuestProcess } from '../agent/exec.js';
 import { KvmtestError, kvmtestError } from '../errors.js';
 import { qemuVersion } from '../host/tools.js';
 import { baseChain } from '../image/disk.js';
+import { migrationCapabilities } from '../machine/incoming.js';
 import { type MachinePlan, machineSpec } from '../machine/plan.js';
 import { startMachine } from '../machine/start.js';
 import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
@@ -31,22 +32,35 @@ const SEAL_TEMPLATE = [
 
 /** The snapshot key for a machine plan: base content, QEMU, machine, agent, cloud-config. */
 export async function keyFor(prep: MachinePlan): Promise<string> {
-  // the chain's files are keyed by content (baseDigest), not by where they are; the sandbox shapes no guest state
+  // the chain's files are keyed by content (baseDigest), not by where they are
   const chain = baseChain(prep.base).map((link, i) => ({ path: `/BASE${i}`, format: link.format }));
-  const placeholders = { ...machineSpec(prep, 'NAME', '/DIR', '/DIR/disk.qcow2', chain, '/DIR/seed.iso', normalisedNetwork(prep)), sandbox: false };
   const kernelFiles = prep.bootMethod.kind === 'kernel' ? [prep.bootMethod.kernel, prep.bootMethod.initrd].filter((f): f is string => Boolean(f)) : [];
   return snapshotKey({
     baseDigest: [await fileDigest(prep.base.path), ...(prep.base.backingFile ? [await fileDigest(prep.base.backingFile)] : [])].join('+'),
     qemuVersion: await qemuVersion(prep.tools.qemu),
-    machineArgs: buildQemuArgs(placeholders),
+    machineArgs: templateArgs(prep, chain),
     agentDigest: createHash('sha256').update(prep.agentSource).digest('hex'),
     cloudConfig: prep.opts.cloudConfig,
     kernelDigests: await Promise.all(kernelFiles.map(fileDigest)),
   });
 }
 
+/**
+ * The template's argv with its private paths and host ports as placeholders: what the key hashes.
+ * The RAM in a shared file is part of it, so whole-RAM snapshots of older kvmtests are never found. Pure.
+ */
+export function templateArgs(prep: Pick<MachinePlan, 'bootMethod' | 'choice' | 'opts' | 'sandbox'>, chain: MachineSpec['backing']): string[] {
+  // the sandbox shapes no guest state
+  const placeholders: MachineSpec = {
+    ...machineSpec(prep, 'NAME', '/DIR', '/DIR/disk.qcow2', chain, '/DIR/seed.iso', normalisedNetwork(prep)),
+    sandbox: false,
+    memoryFile: { path: '/DIR/ram.bin', shared: true },
+  };
+  return buildQemuArgs(placeholders);
+}
+
 /** Host ports do not shape a snapshot (they are not guest state): keyed as 0. */
-function normalisedNetwork(prep: MachinePlan): MachineSpec['network'] {
+function normalisedNetwork(prep: Pick<MachinePlan, 'opts'>): MachineSpec['network'] {
   const network = prep.opts.network;
   return network === false ? false : { forwards: network.forwards.map((f) => ({ guest: f.guest, host: 0 })), ...(network.outbound === false ? { outbound: false } : {}) };
 }
@@ -57,10 +71,11 @@ function normalisedNetwork(prep: MachinePlan): MachineSpec['network'] {
  */
 export async function ensureSnapshot(prep: MachinePlan): Promise<Snapshot> {
   const key = await keyFor(prep);
-  const ready = await readSnapshot(key);
+  const ramBytes = prep.opts.memoryMiB * 2 ** 20;
+  const ready = await readSnapshot(key, ramBytes);
   if (ready) return ready;
   return withSnapshotLock(key, async () => {
-    const existing = await readSnapshot(key);
+    const existing = await readSnapshot(key, ramBytes);
     if (existing) return existing;
     await removeSnapshot(key); // a half-made one from a builder that died
     try {
@@ -80,8 +95,8 @@ async function makeSnapshot(plan: MachinePlan, key: string): Promise<Snapshot> {
   const name = `kvmtest-template-${key.slice(0, 8)}`;
   const started = performance.now();
   plan.progress.phase('making a warm snapshot (once per image and settings)');
-  // the template's disk and seed are the snapshot's: they outlive its private dir
-  const machine = await startMachine(plan, { name, keep: { disk: paths.disk, seed: paths.seed }, seedIdentity: { instanceId: name, hostname: name } });
+  // the template's disk, seed and RAM file are the snapshot's: they outlive its private dir
+  const machine = await startMachine(plan, { name, keep: { disk: paths.disk, seed: paths.seed, ram: paths.ram }, seedIdentity: { instanceId: name, hostname: name } });
   try {
     const { agent } = machine;
     // let the guest settle: clones should not inherit a half-run cloud-init eating their CPU
@@ -96,15 +111,16 @@ async function makeSnapshot(plan: MachinePlan, key: string): Promise<Snapshot> {
     plan.progress.phase('snapshot: saving the VM state');
     const saveStarted = performance.now();
     await machine
-      .exclusive(() => saveState(machine.qmp, paths.state, machine.dir, plan.opts.signal))
+      .exclusive(() => saveState(machine.qmp, paths.state, machine.dir, migrationCapabilities(machine.spec), plan.opts.signal))
       .catch((error) => {
         throw error instanceof KvmtestError ? error : kvmtestError('SNAPSHOT_FAILED', `saving the VM state failed: ${(error as Error).message}`, { cause: error });
       });
     const saveMs = performance.now() - saveStarted;
     await machine.stop();
     const stateBytes = (await stat(paths.state)).size;
-    debug('snapshot %s: %d bytes, saved in %d ms, made in %d ms', key, stateBytes, saveMs, performance.now() - started);
-    return await writeMeta(paths, { key, createdAt: new Date().toISOString(), baseImage: plan.base.path, stateBytes, saveMs });
+    const ramBytes = (await stat(paths.ram)).size;
+    debug('snapshot %s: state %d bytes, RAM file %d bytes, saved in %d ms, made in %d ms', key, stateBytes, ramBytes, saveMs, performance.now() - started);
+    return await writeMeta(paths, { key, createdAt: new Date().toISOString(), baseImage: plan.base.path, stateBytes, ramBytes, saveMs });
   } finally {
     // once only: after the stop above this just waits for it
     await machine.stop('kill');

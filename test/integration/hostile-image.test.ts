@@ -62,9 +62,9 @@ describe('a base opened with no chain but the one kvmtest names', () => {
     expect(others[0]!.access).toBe(0);
   });
 
-  it('the snapshot it was restored from is private: directory 0700; RAM state, disk, seed and meta 0600', () => {
+  it('the snapshot it was restored from is private: directory 0700; device state, RAM file, disk, seed and meta 0600', () => {
     const paths = snapshotPaths(vm.info.snapshot!);
     expect(statSync(paths.dir).mode & 0o777).toBe(0o700);
-    for (const file of [paths.state, paths.disk, paths.seed, join(paths.dir, 'meta.json')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
+    for (const file of [paths.state, paths.ram, paths.disk, paths.seed, join(paths.dir, 'meta.json')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * QEMU itself contained: it runs under its seccomp sandbox (no spawning, no privilege changes), and
- * the restore that started it needed no shell. An isolated network (`network: { forwards, outbound: false }`): the host still reaches the guest
+ * the restore that started it needed no shell (its device state comes in on an inherited fd, its RAM is the template's file mapped private). An isolated network (`network: { forwards, outbound: false }`): the host still reaches the guest
  * through its forwards, but the guest can open no connection out, not even to the host's own
  * services behind slirp's gateway (10.0.2.2 is the host's 127.0.0.1 on a plain NAT).
  */
@@ -37,14 +37,17 @@ const connect = (...targets: [string, number][]) => [
 ];
 
 describe('QEMU sandbox', () => {
-  it('QEMU runs under a seccomp filter, with -sandbox spawn=deny, restored from an fd (no exec: migration)', () => {
+  it('QEMU runs under a seccomp filter, with -sandbox spawn=deny, restored from an fd loaded over QMP (-incoming defer, no exec: migration)', () => {
     const status = readFileSync(`/proc/${vm.pid}/status`, 'utf8');
     expect(/^Seccomp:\s+(\d)/m.exec(status)?.[1]).toBe('2');
     const argv = readFileSync(`/proc/${vm.pid}/cmdline`, 'utf8').split('\0');
     expect(argv[argv.indexOf('-sandbox') + 1]).toBe('on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');
     expect(vm.info.snapshot).toBeDefined();
-    expect(argv[argv.indexOf('-incoming') + 1]).toBe('fd:3');
+    // the state comes in on fd 3 through QMP migrate-incoming (fd:3): the capabilities must be set first
+    expect(argv[argv.indexOf('-incoming') + 1]).toBe('defer');
     expect(argv.join(' ')).not.toContain('exec:');
+    // the template's RAM file, mapped private (copy-on-write)
+    expect(argv[argv.indexOf('-object') + 1]).toMatch(/^memory-backend-file,id=ram0,size=\d+M,mem-path=\S+\/snapshots\/[0-9a-f]+\/ram\.bin,share=off$/);
   });
 });
 

@@ -3,7 +3,7 @@
  * copies of each other, and a corrupt snapshot is never used.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { boot, type Guest } from '../../src/index.js';
 import { snapshotPaths } from '../../src/snapshot/store.js';
@@ -55,6 +55,37 @@ describe('warm snapshots', () => {
     expect(createHash('sha256').update(r.stdoutBytes).digest('hex')).toBe(createHash('sha256').update(Buffer.alloc(1048576, 'x')).digest('hex'));
     await vm.reconnect();
     expect((await vm.exec(['true'])).exitCode).toBe(0);
+  });
+
+  it("the template's RAM file is never written: every clone maps it private, and its digest is unchanged after clones ran and wrote to their memory", async () => {
+    const key = guests[1]!.info.snapshot!;
+    const { ram } = snapshotPaths(key);
+    const mappings = (vm: Guest) =>
+      readFileSync(`/proc/${vm.pid}/maps`, 'utf8')
+        .split('\n')
+        .filter((line) => line.endsWith(` ${ram}`))
+        .map((line) => line.split(/\s+/)[1]);
+    const before = await sha256File(ram);
+    const clones: Guest[] = [];
+    for (let i = 0; i < 3; i++) {
+      const vm = await boot(settings);
+      guests.push(vm);
+      clones.push(vm);
+      expect(vm.info.snapshot).toBe(key);
+      // copy-on-write: mapped read-write but private (p), never shared (s)
+      expect(mappings(vm).length).toBeGreaterThan(0);
+      for (const perms of mappings(vm)) expect(perms).toMatch(/^rw-p$/);
+    }
+    // dirty the guests' memory: a tmpfs file, the page cache, the kernel's own structures
+    for (const vm of [...guests.slice(0, 2), ...clones]) {
+      const r = await vm.exec(['sh', '-c', 'dd if=/dev/urandom of=/dev/shm/fill bs=1M count=64 2>/dev/null && ls -R /usr >/dev/null && sync && echo 3 > /proc/sys/vm/drop_caches']);
+      expect(r.exitCode).toBe(0);
+    }
+    const randoms = await Promise.all(clones.map(async (vm) => (await identity(vm)).random));
+    expect(new Set(randoms).size).toBe(clones.length);
+    for (const vm of clones) await vm.dispose();
+    guests.splice(guests.length - clones.length, clones.length);
+    expect(await sha256File(ram)).toBe(before);
   });
 
   it('a corrupt snapshot is deleted and never used: the guest boots cold, the next restore uses a new one', async () => {

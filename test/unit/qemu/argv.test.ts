@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildQemuArgs, INCOMING_STATE_FD, type MachineSpec } from '../../../src/qemu/argv.js';
+import { buildQemuArgs, INCOMING_STATE_FD, INCOMING_STATE_URI, type MachineSpec } from '../../../src/qemu/argv.js';
 
 const spec = (over: Partial<MachineSpec> = {}): MachineSpec => ({
   name: 'kvmtest-1',
@@ -120,7 +120,7 @@ describe('QEMU argv', () => {
 });
 
 describe('restore argv', () => {
-  it('loads the saved state from an inherited fd: no shell, no exec: (the sandbox denies spawn)', () => {
+  it('waits for the saved state (-incoming defer): QMP loads it from an inherited fd, no shell, no exec: (the sandbox denies spawn)', () => {
     const args = buildQemuArgs({
       name: 'n',
       accel: 'tcg',
@@ -135,8 +135,38 @@ describe('restore argv', () => {
       network: false,
       incomingState: "/cache/it's/state.bin",
     });
-    expect(args.slice(-2)).toEqual(['-incoming', `fd:${INCOMING_STATE_FD}`]);
+    expect(args.slice(-2)).toEqual(['-incoming', 'defer']);
+    expect(INCOMING_STATE_URI).toBe(`fd:${INCOMING_STATE_FD}`);
     expect(args.join(' ')).not.toContain('exec:');
     expect(args).toContain('vmgenid,guid=auto');
+  });
+});
+
+describe('templated RAM', () => {
+  it("a template keeps its RAM in a shared file (share=on), named as the machine's memory backend, of the -m size", () => {
+    const args = buildQemuArgs(spec({ memoryMiB: 2048, memoryFile: { path: '/cache/snap,1/ram.bin', shared: true } }));
+    expect(valuesAfter(args, '-object')).toEqual(['memory-backend-file,id=ram0,size=2048M,mem-path=/cache/snap,,1/ram.bin,share=on']);
+    expect(valuesAfter(args, '-machine')).toEqual(['q35,graphics=off,memory-backend=ram0']);
+    expect(valuesAfter(args, '-m')).toEqual(['2048M']);
+    expect(args).not.toContain('-incoming');
+  });
+
+  it('a clone maps the same file private (share=off, copy-on-write) and waits for its device state; never readonly=on or memfd', () => {
+    const args = buildQemuArgs(spec({ memoryFile: { path: '/cache/snap/ram.bin', shared: false }, incomingState: '/cache/snap/state.bin' }));
+    expect(valuesAfter(args, '-object')).toEqual(['memory-backend-file,id=ram0,size=1024M,mem-path=/cache/snap/ram.bin,share=off']);
+    expect(valuesAfter(args, '-machine')).toEqual(['q35,graphics=off,memory-backend=ram0']);
+    expect(valuesAfter(args, '-incoming')).toEqual(['defer']);
+    expect(args.join(' ')).not.toContain('memory-backend-memfd');
+  });
+
+  it('a cold boot has anonymous RAM: no memory backend object', () => {
+    const args = buildQemuArgs(spec());
+    expect(args).not.toContain('-object');
+    expect(valuesAfter(args, '-machine')).toEqual(['q35,graphics=off']);
+  });
+
+  it('aarch64: the backend joins the virt machine options', () => {
+    const args = buildQemuArgs(spec({ arch: 'aarch64', memoryFile: { path: '/r', shared: true } }));
+    expect(valuesAfter(args, '-machine')).toEqual(['virt,gic-version=max,graphics=off,memory-backend=ram0']);
   });
 });

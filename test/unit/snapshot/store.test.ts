@@ -29,30 +29,61 @@ afterAll(() => {
 const refused = (promise: Promise<unknown>) => expect(promise).rejects.toMatchObject({ code: 'CACHE_UNSAFE' });
 
 describe('snapshots', () => {
-  it("their directory is 0700, the state (the guest's RAM), disk and seed 0600; a link at any of them is refused", async () => {
+  it("their directory is 0700, the state, the RAM file (the guest's memory), disk and seed 0600; a link at any of them is refused", async () => {
     const paths = snapshotPaths('k1');
     await makeSnapshotDir(paths);
-    writeFileSync(paths.state, 'RAM', { flag: 'a' });
+    writeFileSync(paths.state, 'DEV', { flag: 'a' });
+    writeFileSync(paths.ram, 'RAM!', { flag: 'a' });
     for (const file of [paths.disk, paths.seed]) writeFileSync(file, 'x', { mode: 0o644 });
-    await writeMeta(paths, { key: 'k1', createdAt: new Date().toISOString(), baseImage: '/b', stateBytes: 3, saveMs: 1 });
+    await writeMeta(paths, { key: 'k1', createdAt: new Date().toISOString(), baseImage: '/b', stateBytes: 3, ramBytes: 4, saveMs: 1 });
     expect(statSync(paths.dir).mode & 0o777).toBe(0o700);
-    for (const file of [paths.state, paths.disk, paths.seed, join(paths.dir, 'meta.json')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
+    for (const file of [paths.state, paths.ram, paths.disk, paths.seed, join(paths.dir, 'meta.json')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
     await expect(readSnapshot('k1')).resolves.toMatchObject({ key: 'k1' });
 
     rmSync(paths.state);
     symlinkSync(victim, paths.state);
     await refused(readSnapshot('k1'));
+    rmSync(paths.state);
+    writeFileSync(paths.state, 'DEV');
+    rmSync(paths.ram);
+    symlinkSync(victim, paths.ram);
+    await refused(readSnapshot('k1'));
+    expect(readFileSync(victim, 'utf8')).toBe('host file\n');
+  });
+
+  it("is incomplete (not used) when its RAM file is missing, or not the size meta.json records, or not the guest's memory size", async () => {
+    const paths = snapshotPaths('k4');
+    await makeSnapshotDir(paths);
+    writeFileSync(paths.state, 'DEV');
+    writeFileSync(paths.ram, Buffer.alloc(4096));
+    for (const file of [paths.disk, paths.seed]) writeFileSync(file, 'x');
+    await writeMeta(paths, { key: 'k4', createdAt: new Date().toISOString(), baseImage: '/b', stateBytes: 3, ramBytes: 4096, saveMs: 1 });
+    await expect(readSnapshot('k4', 4096)).resolves.toMatchObject({ key: 'k4', ram: paths.ram });
+    await expect(readSnapshot('k4', 8192)).resolves.toBeUndefined();
+    writeFileSync(paths.ram, Buffer.alloc(100));
+    await expect(readSnapshot('k4')).resolves.toBeUndefined();
+    rmSync(paths.ram);
+    await expect(readSnapshot('k4')).resolves.toBeUndefined();
+  });
+
+  it('a whole-RAM snapshot of an older kvmtest (no RAM file, no ramBytes) is not used', async () => {
+    const paths = snapshotPaths('k5');
+    await cachePath('snapshots');
+    mkdirSync(paths.dir, { mode: 0o700 });
+    for (const file of [paths.state, paths.disk, paths.seed]) writeFileSync(file, 'RAM');
+    writeFileSync(join(paths.dir, 'meta.json'), JSON.stringify({ key: 'k5', stateBytes: 3 }));
+    await expect(readSnapshot('k5')).resolves.toBeUndefined();
   });
 
   it('one an older kvmtest left readable (0755, 0644) is made private when next used', async () => {
     const paths = snapshotPaths('k3');
     await cachePath('snapshots');
     mkdirSync(paths.dir, { mode: 0o755 });
-    for (const file of [paths.state, paths.disk, paths.seed]) writeFileSync(file, 'RAM', { mode: 0o644 });
-    writeFileSync(join(paths.dir, 'meta.json'), JSON.stringify({ key: 'k3', stateBytes: 3 }), { mode: 0o644 });
+    for (const file of [paths.state, paths.ram, paths.disk, paths.seed]) writeFileSync(file, 'RAM', { mode: 0o644 });
+    writeFileSync(join(paths.dir, 'meta.json'), JSON.stringify({ key: 'k3', stateBytes: 3, ramBytes: 3 }), { mode: 0o644 });
     await expect(readSnapshot('k3')).resolves.toMatchObject({ key: 'k3' });
     expect(statSync(paths.dir).mode & 0o777).toBe(0o700);
-    for (const file of [paths.state, paths.disk, paths.seed, join(paths.dir, 'meta.json')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
+    for (const file of [paths.state, paths.ram, paths.disk, paths.seed, join(paths.dir, 'meta.json')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
   });
 
   it('the state file is made new: a link planted in its place fails the snapshot instead of receiving the RAM', async () => {
@@ -60,6 +91,15 @@ describe('snapshots', () => {
     await cachePath('snapshots');
     mkdirSync(paths.dir, { mode: 0o700 });
     symlinkSync(victim, paths.state);
+    await expect(makeSnapshotDir(paths)).rejects.toThrow();
+    expect(readFileSync(victim, 'utf8')).toBe('host file\n');
+  });
+
+  it('the RAM file is made new by the host: a link planted in its place fails the snapshot instead of QEMU mapping the target shared', async () => {
+    const paths = snapshotPaths('k6');
+    await cachePath('snapshots');
+    mkdirSync(paths.dir, { mode: 0o700 });
+    symlinkSync(victim, paths.ram);
     await expect(makeSnapshotDir(paths)).rejects.toThrow();
     expect(readFileSync(victim, 'utf8')).toBe('host file\n');
   });
