@@ -22,7 +22,8 @@ def gone(pid, timeout=10):
             with open("/proc/%d/stat" % pid) as f:
                 if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
                     return True
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
+            # reaped between open() and read(): /proc answers ESRCH on the read
             return True
         time.sleep(0.05)
     return False
