@@ -37,7 +37,7 @@ function fakeQemu(body: string): { plan: Pick<MachinePlan, 'tools'>; dir: string
   return { plan: { tools: { qemu: script } } as unknown as Pick<MachinePlan, 'tools'>, dir, tracked };
 }
 
-function launch(body: string): { machine: Machine; dir: string; tracked: ReturnType<typeof fakeQemu>['tracked'] } {
+function launch(body: string, incoming = false): { machine: Machine; dir: string; tracked: ReturnType<typeof fakeQemu>['tracked'] } {
   const { plan, dir, tracked } = fakeQemu(body);
   const planned = {
     bootMethod: { kind: 'firmware', firmware: 'bios' },
@@ -46,6 +46,10 @@ function launch(body: string): { machine: Machine; dir: string; tracked: ReturnT
     sandbox: false,
   } as unknown as MachinePlan;
   const spec = machineSpec(planned, 'kvmtest-unit', dir, join(dir, 'disk.qcow2'), [], join(dir, 'seed.iso'), false);
+  if (incoming) {
+    writeFileSync(join(dir, 'state.bin'), '');
+    Object.assign(spec, { incomingState: join(dir, 'state.bin') });
+  }
   return { machine: Machine.launch(plan, { spec, dir, tracked }), dir, tracked };
 }
 
@@ -106,6 +110,16 @@ describe('Machine', () => {
     // a deliberate stop closes nothing twice and reports nothing more
     expect(machine.error).toBe(error);
     expect(machine.state).toBe('stopped');
+  });
+
+  it('a login prompt with no cloud-init line is NO_CLOUD_INIT on a cold boot, but not on a restore (getty may redraw it there)', async () => {
+    const prompt = 'echo; echo "Debian GNU/Linux 13 kvmtest-template ttyS0"; echo; printf "kvmtest-template login: "; sleep 1; exit 3';
+    const cold = launch(prompt).machine;
+    await expect(cold.fatal).rejects.toMatchObject({ code: 'NO_CLOUD_INIT' });
+    await cold.stop('kill');
+    const restored = launch(prompt, true).machine;
+    await expect(restored.fatal).rejects.toMatchObject({ code: 'QEMU_EXITED', message: expect.stringContaining('during restore') });
+    await restored.stop();
   });
 
   it('a kernel panic on the console is KERNEL_PANIC', async () => {
