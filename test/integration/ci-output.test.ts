@@ -42,7 +42,7 @@ describe('kvmtest run under GitHub Actions', () => {
       reject: false,
       env: { CI: 'true', GITHUB_ACTIONS: 'true' },
     });
-    expect(result.exitCode).toBe(0);
+    expect(result.exitCode, result.stderr).toBe(0);
     // the guest's bytes are all there, unchanged, between our lines
     expect(result.stdout).toContain('::error::pwned\n  ::set-env name=X::y\n::stop-commands::guess\n::guess::\n::add-mask::secret\nno newline');
     expect(result.stderr).toContain('::warning::from stderr\n##[group]hidden\n');

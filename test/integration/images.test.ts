@@ -73,7 +73,7 @@ describe('kvmtest image', () => {
 
   it('pull shows progress, verifies against the checksum file, and caches by content', async () => {
     const result = await execa('node', [cli, 'image', 'pull', 'mirror-debian-12'], { env, reject: false });
-    expect(result.exitCode).toBe(0);
+    expect(result.exitCode, result.stderr).toBe(0);
     pulled = result.stdout.trim();
     expect(pulled).toBe(join(work, 'cache', 'blobs', 'sha256', digest));
     expect(result.stderr).toMatch(/image mirror-debian-12 pulling \d+s: [█░]+ \d+ MiB of \d+ MiB \(\d+%\)/);
@@ -92,7 +92,7 @@ describe('kvmtest image', () => {
 
   it('run boots the pulled image by name, and the cached image is unchanged', async () => {
     const result = await execa('node', [cli, 'run', '--image', 'mirror-debian-12', '--', 'cat', '/etc/os-release'], { env, reject: false });
-    expect(result.exitCode).toBe(0);
+    expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/VERSION_CODENAME=bookworm/);
     expect(imageRequests).toBe(1);
     expect(await sha256File(pulled)).toBe(digest);
@@ -110,7 +110,7 @@ describe('kvmtest image', () => {
 
   it('an image built offline boots by name: kvmtest run --image debian-13', async () => {
     const result = await execa('node', [cli, 'run', '--image', 'debian-13', '--snapshot', '--', 'cat', '/etc/os-release'], { env: { CI: 'true' }, reject: false });
-    expect(result.exitCode).toBe(0);
+    expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/VERSION_CODENAME=trixie/);
   });
 });
