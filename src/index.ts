@@ -23,6 +23,7 @@ export {
   ResultError,
 } from './errors.js';
 export { boot } from './guest/boot.js';
+export type { Checkpoint, CheckpointBootOptions, CheckpointInfo } from './guest/checkpoint.js';
 export { Guest, type GuestExecOptions, type GuestInfo } from './guest/guest.js';
 export type { BootOptions } from './guest/options.js';
 export type { GuestState } from './guest/state.js';
