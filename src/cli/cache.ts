@@ -10,9 +10,7 @@ import { parseAge } from './image.js';
 /** `kvmtest cache list`: every warm snapshot and setup layer, its size on disk, last use and state. */
 export async function cacheList(now = Date.now()): Promise<string> {
   const entries = await listSnapshots();
-  // a pulled image is a blob named by its digest: show the name it was pulled as
-  const names = new Map((await listCached()).map((image) => [image.path, image.name]));
-  return formatCacheList(entries, { now, imageNames: names, root: snapshotsRoot() });
+  return formatCacheList(entries, { now, imageNames: await pulledNames(entries), root: snapshotsRoot() });
 }
 
 /** `kvmtest cache prune [--older-than 7d] [--all]`. */
@@ -20,8 +18,13 @@ export async function cachePrune(flags: { olderThan?: string; all?: boolean }): 
   if (flags.all && flags.olderThan !== undefined) throw kvmtestError('INVALID_OPTION', 'kvmtest cache prune takes --all or --older-than, not both (--all removes every entry no builder holds)');
   const olderThanMs = flags.olderThan !== undefined ? parseAge(flags.olderThan) : SNAPSHOT_MAX_AGE_MS;
   const removed = await pruneSnapshots({ olderThanMs, all: Boolean(flags.all) });
-  const names = new Map((await listCached()).map((image) => [image.path, image.name]));
-  return formatPruned(removed, { now: Date.now(), imageNames: names });
+  return formatPruned(removed, { now: Date.now(), imageNames: await pulledNames(removed) });
+}
+
+/** A pulled image is a blob named by its digest: the names they were pulled as (none looked up, and no cache made, for nothing). */
+async function pulledNames(items: readonly unknown[]): Promise<Map<string, string>> {
+  if (items.length === 0) return new Map();
+  return new Map((await listCached()).map((image) => [image.path, image.name]));
 }
 
 export interface FormatContext {

@@ -128,6 +128,12 @@ describe('kvmtest cache list / prune on a cache', () => {
     expect(await cacheList()).toMatch(/^no snapshots in /);
   });
 
+  it('on a machine without a cache, says so and makes none', async () => {
+    expect(await cacheList()).toBe(`no snapshots in ${join(cache, 'snapshots')}`);
+    expect(await cachePrune({})).toBe('nothing to prune');
+    expect(existsSync(cache)).toBe(false);
+  });
+
   it('--all with --older-than, or an age that is not one, is INVALID_OPTION; nothing is removed', async () => {
     fakeEntry('k', { oldFormat: true });
     await expect(cachePrune({ all: true, olderThan: '7d' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
