@@ -25,7 +25,7 @@ export {
 export { boot } from './guest/boot.js';
 export type { Checkpoint, CheckpointBootOptions, CheckpointInfo } from './guest/checkpoint.js';
 export { Guest, type GuestExecOptions, type GuestInfo } from './guest/guest.js';
-export type { BootOptions } from './guest/options.js';
+export type { BootOptions, SetupOptions } from './guest/options.js';
 export type { GuestState } from './guest/state.js';
 export { defineConfig, type MatrixConfig } from './matrix/config.js';
 export { runMatrix } from './matrix/run.js';

@@ -9,6 +9,8 @@ import { track } from '../machine/registry.js';
 import { type Incoming, startMachine } from '../machine/start.js';
 import { type Captured, captureMachine } from '../snapshot/capture.js';
 import { sendIdentity } from '../snapshot/identity.js';
+import { ensureSetupLayer, runSetupStep } from '../snapshot/layer.js';
+import type { SetupStep } from '../snapshot/layer-key.js';
 import { removeSnapshot, type Snapshot, touchSnapshot } from '../snapshot/store.js';
 import { ensureSnapshot } from '../snapshot/template.js';
 import { silentProgress } from '../util/progress.js';
@@ -39,6 +41,8 @@ export async function boot(options: BootOptions): Promise<Guest> {
       if (!(error instanceof KvmtestError) || error.code !== 'SNAPSHOT_FAILED') throw error;
       warnOnce(`kvmtest: cannot make a snapshot (${error.message}); booting cold`);
     }
+    // a failing setup is the user's to fix (SETUP_FAILED), never a reason to boot without it
+    if (snapshot && prep.opts.setup) return fromLayer(prep, started, snapshot, prep.opts.setup);
     if (snapshot) {
       try {
         return (await start(prep, started, { incoming: { disk: snapshot.disk, seed: snapshot.seed, state: snapshot.state, ram: snapshot.ram }, snapshot })).guest;
@@ -50,7 +54,29 @@ export async function boot(options: BootOptions): Promise<Guest> {
       }
     }
   }
-  return (await start(prep, started, undefined)).guest;
+  const { guest, machine } = await start(prep, started, undefined);
+  if (prep.opts.setup) {
+    // no snapshot to put a layer on: the setup runs in this guest, uncached
+    await runSetupStep(machine.agent, prep.opts.setup, prep.progress).catch(async (error: unknown) => {
+      await guest.dispose();
+      throw error;
+    });
+  }
+  return guest;
+}
+
+/** A guest restored from the setup layer on a snapshot (made first if missing); a layer that does not restore is made anew, once. */
+async function fromLayer(prep: Prepared, started: number, snapshot: Snapshot, step: SetupStep): Promise<Guest> {
+  for (let attempt = 1; ; attempt++) {
+    const { snapshot: layer, chain } = await ensureSetupLayer(prep, snapshot, step);
+    try {
+      return (await start(prep, started, { incoming: { disk: layer.disk, chain, seed: layer.seed, state: layer.state, ram: layer.ram }, snapshot: layer })).guest;
+    } catch (error) {
+      if (attempt > 1 || !(error instanceof KvmtestError) || !['SNAPSHOT_FAILED', 'QEMU_EXITED', 'BOOT_TIMEOUT'].includes(error.code) || prep.opts.signal?.aborted) throw error;
+      warnOnce(`kvmtest: setup layer ${layer.key} did not restore (${error.message.split('\n')[0]}); deleted, making it anew`);
+      await removeSnapshot(layer.key);
+    }
+  }
 }
 
 /** Where a guest starts from: a warm snapshot (keyed, touched when used) or a checkpoint. */

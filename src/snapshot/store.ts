@@ -32,7 +32,7 @@ export interface SnapshotMeta {
   ramBytes: number;
   saveMs: number;
   /** Set for a cached setup layer (a checkpoint after a user's setup) on top of the snapshot `parent`. */
-  layer?: { parent: string; label: string; setupMs: number };
+  layer?: { parent: string; label: string; setupMs: number; parentCreatedAt?: string };
 }
 
 export function snapshotsRoot(): string {
