@@ -9,6 +9,7 @@ import { type BackingLink, baseChain } from '../image/disk.js';
 import type { MachinePlan } from '../machine/plan.js';
 import { startMachine } from '../machine/start.js';
 import type { Progress } from '../util/progress.js';
+import { TailBuffer } from '../util/tail.js';
 import { captureMachine } from './capture.js';
 import { sendIdentity } from './identity.js';
 import { type SetupStep, setupLabel, setupLayerKey, treeDigest } from './layer-key.js';
@@ -17,6 +18,8 @@ import { readSnapshot, removeSnapshot, type Snapshot, snapshotPaths, touchSnapsh
 const debug = createDebug('kvmtest:layer');
 /** Lines of the setup's output a failure shows. */
 const FAILURE_TAIL_LINES = 40;
+/** …and at most this many characters of it: the guest may print one endless line. */
+const FAILURE_TAIL_CHARS = 8000;
 
 /** A cached setup layer, and the disk chain beneath its disk layer (its parent snapshot's disk, then the base's). */
 export interface Layer {
@@ -103,17 +106,18 @@ export async function runSetupStep(agent: AgentClient, step: SetupStep, progress
   }
   progress.phase(`setup: running ${label}`);
   const target = Array.isArray(step.run) ? { argv: step.run } : { shell: step.run };
-  const child = new GuestProcess(agent, target, { env: step.env, ...(step.cwd ? { cwd: step.cwd } : {}), timeoutMs: step.timeoutMs }, { live: true });
-  const lines = child.lines();
+  // the output is the guest's: shown line by line, its tail kept bounded, nothing else buffered
+  const child = new GuestProcess(agent, target, { env: step.env, ...(step.cwd ? { cwd: step.cwd } : {}), timeoutMs: step.timeoutMs, buffer: false }, { live: true });
+  const tail = new TailBuffer(FAILURE_TAIL_LINES, FAILURE_TAIL_CHARS);
   const shown = (async () => {
-    for await (const line of lines) progress.update(line.slice(0, 200));
+    for await (const line of child.lines()) {
+      tail.push(line);
+      progress.update(line.slice(0, 200));
+    }
   })();
   const result = await child.then(undefined, (error: unknown) => {
     throw error instanceof KvmtestError ? kvmtestError('SETUP_FAILED', `setup "${label}" did not finish: ${error.message}`, { cause: error }) : error;
   });
   await shown.catch(() => {});
-  if (result.exitCode !== 0) {
-    const tail = `${result.stdout}${result.stderr}`.trimEnd().split('\n').slice(-FAILURE_TAIL_LINES).join('\n');
-    throw kvmtestError('SETUP_FAILED', `setup "${label}" exited with ${result.exitCode ?? result.signal}. Its last output:\n${tail}`);
-  }
+  if (result.exitCode !== 0) throw kvmtestError('SETUP_FAILED', `setup "${label}" exited with ${result.exitCode ?? result.signal}. Its last output:\n${tail.toString()}`);
 }
