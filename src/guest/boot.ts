@@ -16,7 +16,7 @@ import { ensureSnapshot } from '../snapshot/template.js';
 import { silentProgress } from '../util/progress.js';
 import { Checkpoint, type CheckpointBootOptions } from './checkpoint.js';
 import { Guest } from './guest.js';
-import type { BootOptions } from './options.js';
+import { type BootOptions, checkHostname } from './options.js';
 import { type Prepared, prepare } from './prepare.js';
 
 const debug = createDebug('kvmtest:boot');
@@ -148,6 +148,7 @@ async function checkpoint(prep: Prepared, machine: Machine, name: string, signal
 
 /** One clone of a capture: the captured guest's plan, its own hostname, no progress lines (it takes a second). */
 async function cloneOf(prep: Prepared, captured: Captured, options: CheckpointBootOptions, release: () => Promise<void>): Promise<Guest> {
+  if (options.hostname !== undefined) checkHostname(options.hostname);
   const { hostname: _, signal: __, ...opts } = prep.opts;
   const plan: Prepared = {
     ...prep,

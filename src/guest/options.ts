@@ -100,9 +100,7 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
   if ((options.initrd || options.append) && !options.kernel && options.boot !== 'kernel')
     throw kvmtestError('INVALID_OPTION', 'the "initrd" and "append" options need "kernel" (or boot: "kernel" with a named image)');
   const bootMode = options.kernel || options.boot === 'kernel' ? 'kernel' : 'firmware';
-  if (options.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(options.hostname)) {
-    throw kvmtestError('INVALID_OPTION', `Expected the "hostname" option to be a valid host name (letters, digits, hyphens), got ${describe(options.hostname)}`);
-  }
+  if (options.hostname !== undefined) checkHostname(options.hostname);
   let network: ResolvedBootOptions['network'] = false;
   if (options.network === true) network = { forwards: [] };
   else if (typeof options.network === 'object' && options.network !== null) {
@@ -148,6 +146,13 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
     snapshot: options.snapshot ?? Boolean(setup),
     ...(setup ? { setup } : {}),
   };
+}
+
+/** A host name the guest can take: letters, digits, hyphens (RFC 1123 label); else INVALID_OPTION. */
+export function checkHostname(hostname: unknown): void {
+  if (typeof hostname !== 'string' || !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(hostname)) {
+    throw kvmtestError('INVALID_OPTION', `Expected the "hostname" option to be a valid host name (letters, digits, hyphens), got ${describe(hostname)}`);
+  }
 }
 
 /** Checks a setup step; relative push sources resolve against `base` (default the working directory). */

@@ -38,6 +38,8 @@ export interface Captured {
 
 /** Bytes per second: no throttle that matters on one host. */
 const UNTHROTTLED = 64 * 2 ** 30;
+/** The longest final pause QEMU may plan for (ms): large, so a guest that keeps writing still converges. */
+const SWITCHOVER_MS = 2000;
 const WITHOUT_IGNORE_SHARED = [
   { capability: 'events', state: true },
   { capability: 'x-ignore-shared', state: false },
@@ -93,30 +95,41 @@ export async function captureMachine(plan: MachinePlan, source: Machine, dir: st
 }
 
 /**
- * On the source, holding its operation lock: pause, put the new overlay above the frozen top, stream
- * RAM and devices to the receiver, run again (even when the stream failed). Returns the pause in ms.
+ * On the source, holding its operation lock: a live migration to the receiver (the guest runs while
+ * its RAM is copied) that QEMU pauses before the switchover (`pause-before-switchover`: the VM is
+ * stopped, the last dirty pages and the devices not yet sent). In that pause the new overlay goes
+ * above the frozen top, so the disk and the RAM are of the same moment; then the switchover, and the
+ * guest runs again (even when the stream failed). Returns the pause in ms.
  */
 async function pauseAndSend(source: Machine, next: { node: string; path: string; chain: BackingLink[] }, socket: string, signal?: AbortSignal): Promise<number> {
   const qmp = source.qmp;
-  const paused = performance.now();
-  await qmp.execute('stop');
+  const sent = migrationEnd(qmp, signal);
+  const paused = migrationEnd(qmp, signal, 'pre-switchover');
+  sent.catch(() => {});
+  await qmp.execute('migrate-set-capabilities', { capabilities: [...WITHOUT_IGNORE_SHARED, { capability: 'pause-before-switchover', state: true }] });
+  // QEMU throttles a migration to 128 MiB/s by default (made for networks): this one is a local socket;
+  // a switchover is allowed once what is left fits in 2 s, so a busy guest converges after one pass
+  await qmp.execute('migrate-set-parameters', { 'max-bandwidth': UNTHROTTLED, 'downtime-limit': SWITCHOVER_MS });
+  await qmp.execute('migrate', { uri: `unix:${socket}` });
+  let pausedAt: number | undefined;
   try {
+    await race(paused, source, 'sending the checkpoint');
+    pausedAt = performance.now();
     await qmp.execute('blockdev-add', { driver: 'qcow2', 'node-name': next.node, discard: 'unmap', file: { driver: 'file', filename: next.path }, backing: null });
     await qmp.execute('blockdev-snapshot', { node: source.disk.node, overlay: next.node });
     source.disk = next;
-    const sent = migrationEnd(qmp, signal);
-    await qmp.execute('migrate-set-capabilities', { capabilities: WITHOUT_IGNORE_SHARED });
-    // QEMU throttles a migration to 128 MiB/s by default (made for networks): this one is a local socket
-    await qmp.execute('migrate-set-parameters', { 'max-bandwidth': UNTHROTTLED });
-    await qmp.execute('migrate', { uri: `unix:${socket}` });
+    await qmp.execute('migrate-continue', { state: 'pre-switchover' });
     await race(sent, source, 'sending the checkpoint');
-    const info = await qmp.execute<{ ram?: { transferred?: number; duplicate?: number } }>('query-migrate');
-    debug('%s: sent %d bytes of RAM (%d zero pages)', source.name, info.ram?.transferred, info.ram?.duplicate);
+    const info = await qmp.execute<{ ram?: { transferred?: number; duplicate?: number }; downtime?: number }>('query-migrate');
+    debug('%s: sent %d bytes of RAM (%d zero pages), downtime %d ms', source.name, info.ram?.transferred, info.ram?.duplicate, info.downtime);
+  } catch (error) {
+    await qmp.execute('migrate_cancel').catch(() => {});
+    throw error;
   } finally {
     // after a completed migration, cont also takes the disks back from the receiver
-    if (!source.qemu.hasExited) await qmp.execute('cont').catch((error: unknown) => debug('%s: cont after the capture failed: %s', source.name, (error as Error).message));
+    if (!source.qemu.hasExited && pausedAt !== undefined) await qmp.execute('cont').catch((error: unknown) => debug('%s: cont after the capture failed: %s', source.name, (error as Error).message));
   }
-  return performance.now() - paused;
+  return performance.now() - pausedAt;
 }
 
 interface Receiver {
@@ -162,13 +175,13 @@ async function startReceiver(plan: MachinePlan, from: { ram: string; chain: Back
 }
 
 /** The MIGRATION event that ends a stream on this QEMU (either end), listened for before it starts. */
-function migrationEnd(qmp: QmpClient, signal?: AbortSignal): Promise<void> {
+function migrationEnd(qmp: QmpClient, signal?: AbortSignal, until: 'completed' | 'pre-switchover' = 'completed'): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => done(kvmtestError('SNAPSHOT_FAILED', `the checkpoint's migration did not end within ${TRANSFER_TIMEOUT_MS / 1000} s`)), TRANSFER_TIMEOUT_MS);
     const onEvent = (event: QmpEvent) => {
       if (event.event !== 'MIGRATION') return;
       const status = String(event.data?.status);
-      if (status === 'completed') done();
+      if (status === until) done();
       else if (status === 'failed' || status === 'cancelled') done(kvmtestError('SNAPSHOT_FAILED', `the checkpoint's migration ${status}`));
     };
     const onAbort = () => done(kvmtestError('ABORTED', 'the checkpoint was aborted', { cause: signal?.reason }));

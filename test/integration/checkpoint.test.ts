@@ -102,6 +102,7 @@ describe('guest.checkpoint()', () => {
     expect(existsSync(second.info.dir)).toBe(true); // a clone still runs on its RAM and disk layer
     expect((await clone.exec(['cat', '/root/state'])).stdout).toBe('setup-done\n');
     await expect(second.boot()).rejects.toMatchObject({ code: 'GUEST_DISPOSED' });
+    await expect(checkpoint.boot({ hostname: 'bad_name!' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     await clone.dispose();
     expect(existsSync(second.info.dir)).toBe(false);
   });

@@ -9,11 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { boot } from '../../src/index.js';
+import { boot, runMatrix } from '../../src/index.js';
 import { listSnapshots } from '../../src/snapshot/list.js';
 import { guestDirs } from './helpers.js';
 
 const fixture = join(__dirname, 'fixtures/setup-layer.mjs');
+// the fixture's setup command, byte for byte: the same step is the same layer
+const SETUP_RUN = 'date +%s%N > /opt/stamp; cat /opt/app/version > /opt/seen; sync';
 const work = mkdtempSync(join(tmpdir(), 'kvmtest-test-'));
 const app = join(work, 'app');
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -48,6 +50,19 @@ describe('boot({ setup }): cached setup layers', () => {
     const layers = (await listSnapshots()).filter((e) => e.kind === 'setup' && [first.snapshot, changed.snapshot].includes(e.key));
     expect(layers.map((l) => l.status).sort()).toEqual(['ready', 'ready']);
     expect(guestDirs()).toEqual([]);
+
+    // a matrix with the same setup (its push source relative to projectDir) starts its cell from that very layer
+    const out = join(work, 'matrix-out');
+    const report = await runMatrix({
+      images: ['debian-12'],
+      boot: { boot: 'kernel' },
+      projectDir: work,
+      setup: { push: { app: '/opt/app' }, run: SETUP_RUN },
+      run: 'cat /opt/stamp /opt/seen',
+      outDir: out,
+    });
+    expect(report.cells[0]?.status, JSON.stringify(report.cells[0]?.error)).toBe('passed');
+    expect(report.cells[0]?.stdoutTail.trim().split('\n')).toEqual([changed.stamp, `${version}-changed`]);
   });
 
   it('a failing setup is SETUP_FAILED with its output, and is not cached', async () => {
