@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { HostError, InputError } from '../../../src/errors.js';
 import { ARCH_MACHINES, machineFor, qemuArch } from '../../../src/qemu/arch.js';
 import { buildQemuArgs, type MachineSpec } from '../../../src/qemu/argv.js';
+import { valuesAfter } from '../fixtures/argv.js';
 import { machineSpecOf } from '../fixtures/machine-spec.js';
 
 const base: MachineSpec = machineSpecOf();
@@ -14,7 +15,6 @@ const SPECS: MachineSpec[] = [
   { ...base, boot: { kind: 'firmware', firmware: 'uefi', code: '/c', vars: '/v' }, incomingState: '/s', extraArgs: ['-x'] },
   { ...base, boot: { kind: 'kernel', kernel: '/k', initrd: '/i', append: 'a' } },
 ];
-const valuesAfter = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
 describe('the machine type per architecture', () => {
   it("x86_64 → q35, aarch64 → virt with the host GIC; the CPU is the host's under KVM and max under TCG", () => {

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildQemuArgs, INCOMING_STATE_FD, INCOMING_STATE_URI } from '../../../src/qemu/argv.js';
+import { valuesAfter } from '../fixtures/argv.js';
 import { machineSpecOf } from '../fixtures/machine-spec.js';
-
-const valuesAfter = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
 const blockdevs = (args: string[]) => valuesAfter(args, '-blockdev').map((json) => JSON.parse(json) as Record<string, unknown>);
 

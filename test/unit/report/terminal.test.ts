@@ -4,9 +4,7 @@ import { summaryTable } from '../../../src/report/table.js';
 import { createTerminalReporter } from '../../../src/report/terminal.js';
 import { captureStream } from '../fixtures/capture-stream.js';
 import { HOSTILE } from '../fixtures/hostile.js';
-import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
-
-const full = report([debian11, debian12, debian13, fedora41]);
+import { debian11, debian12, debian13, fedora41, full } from '../fixtures/sample-run.js';
 
 describe('createTerminalReporter', () => {
   afterEach(() => {
