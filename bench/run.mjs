@@ -8,9 +8,14 @@
 //      them): cold vs restored guest, and 8 restored guests at once (sum); RSS kept alongside
 //   3. exec round trip of `true`: agent vs ssh (fresh connection; and ControlMaster multiplexing)
 //   4. push of a 256 MiB random file: agent vs scp, sha256 checked in the guest
+//   5. checkpoints: checkpoint() of a running guest (time and pause); a clone of it to first exec;
+//      8 clones at once (PSS sum vs one cold guest); a fresh guest handed out by a GuestPool while the
+//      previous "test" ran vs boot() on demand; fresh clones per minute (clone, true, dispose) with and
+//      without the pool
 //
 // env: BENCH_BOOTS (5), BENCH_CLONES (8), BENCH_EXECS (200), BENCH_SSH (200; 50 when a fresh ssh
-// connection takes more than 300 ms under TCG), BENCH_PUSH_MIB (256).
+// connection takes more than 300 ms under TCG), BENCH_PUSH_MIB (256), BENCH_CHECKPOINTS (3),
+// BENCH_HANDOUTS (10), BENCH_CHURN_S (60).
 import { execFile as execFileCb } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -21,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { boot } from '../dist/index.js';
+import { boot, GuestPool } from '../dist/index.js';
 
 const execFile = promisify(execFileCb);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -30,6 +35,9 @@ const CLONES = Number(process.env.BENCH_CLONES ?? 8);
 const EXECS = Number(process.env.BENCH_EXECS ?? 200);
 const SSH_WANTED = Number(process.env.BENCH_SSH ?? 200);
 const PUSH_MIB = Number(process.env.BENCH_PUSH_MIB ?? 256);
+const CHECKPOINTS = Number(process.env.BENCH_CHECKPOINTS ?? 3);
+const HANDOUTS = Number(process.env.BENCH_HANDOUTS ?? 10);
+const CHURN_S = Number(process.env.BENCH_CHURN_S ?? 60);
 const BASE = { image: 'debian-12', boot: 'kernel', cpus: 2, memory: '1G' };
 
 const t0 = performance.now();
@@ -82,6 +90,7 @@ const results = {
   memory: {},
   exec: {},
   push: {},
+  checkpoint: {},
   notes: [],
 };
 
@@ -319,12 +328,115 @@ async function sshSection(tmp) {
   }
 }
 
+/** A guest after some setup, checkpointed; clones of it timed, counted in memory, handed out by a pool, churned. */
+async function checkpointSection() {
+  const c = results.checkpoint;
+  log('checkpoint: a restored guest after a setup step');
+  const source = await startGuest({ ...BASE, snapshot: true });
+  const made = [];
+  try {
+    must(await source.exec(['sh', '-c', 'dd if=/dev/urandom of=/root/data bs=1M count=64 status=none; setsid sleep 100000 </dev/null >/dev/null 2>&1 & sync']), 'setup');
+    for (let i = 0; i < CHECKPOINTS; i++) {
+      const ck = await source.checkpoint();
+      made.push(ck);
+      log(`  checkpoint ${i + 1}/${CHECKPOINTS}: ${ck.info.tookMs.toFixed(0)} ms (guest paused ${ck.info.pauseMs.toFixed(0)} ms)`);
+    }
+    c.checkpointMs = made.map((ck) => round(ck.info.tookMs, 0));
+    c.pauseMs = made.map((ck) => round(ck.info.pauseMs, 0));
+    c.checkpointMedianMs = round(median(c.checkpointMs), 0);
+    c.pauseMedianMs = round(median(c.pauseMs), 0);
+    const ck = made[0];
+
+    const firstExec = [];
+    for (let i = 0; i < BOOTS; i++) {
+      const s = performance.now();
+      const vm = await ck.boot();
+      live.add(vm);
+      must(await vm.exec(['true']), 'true');
+      firstExec.push(performance.now() - s);
+      await stopGuest(vm);
+    }
+    c.cloneToExecMs = firstExec.map((x) => round(x, 0));
+    c.cloneToExecMedianMs = round(median(firstExec), 0);
+    log(`  clone of the checkpoint → first exec: median ${c.cloneToExecMedianMs} ms`);
+
+    log(`  ${CLONES} clones of the checkpoint at once`);
+    const clones = await Promise.all(
+      Array.from({ length: CLONES }, async () => {
+        const vm = await ck.boot();
+        live.add(vm);
+        return vm;
+      }),
+    );
+    try {
+      await Promise.all(clones.map(async (vm) => must(await vm.exec(['true']), 'true')));
+      const each = await Promise.all(clones.map((vm) => memMiB(vm.pid)));
+      c.clonesPssSumMiB = round(
+        each.reduce((a, x) => a + x.pss, 0),
+        1,
+      );
+      c.clonesPssSumOverColdPss = round(c.clonesPssSumMiB / results.memory.coldPssMedianMiB, 2);
+      log(`  PSS sum ${c.clonesPssSumMiB} MiB (${c.clonesPssSumOverColdPss}× one cold guest)`);
+    } finally {
+      await Promise.all(clones.map(stopGuest));
+    }
+
+    // a "test" takes a guest, runs true, works for 1.5 s, disposes it: the pool restores the next one meanwhile
+    log(`  ${HANDOUTS} hand-outs from a pool while the previous test runs`);
+    const pool = new GuestPool(() => ck.boot()).warm();
+    const handout = [];
+    try {
+      for (let i = 0; i < HANDOUTS; i++) {
+        const s = performance.now();
+        const vm = await pool.take();
+        handout.push(performance.now() - s);
+        live.add(vm);
+        must(await vm.exec(['true']), 'true');
+        await new Promise((r) => setTimeout(r, 1500));
+        await stopGuest(vm);
+      }
+    } finally {
+      await pool.dispose();
+    }
+    c.poolHandoutMs = handout.map((x) => round(x, 1));
+    c.poolHandoutMedianMs = round(median(handout.slice(1)), 1); // the first waits for the pool's first restore
+    c.onDemandOverPool = round(median(c.cloneToExecMs) / c.poolHandoutMedianMs, 0);
+    log(`  pool hand-out: median ${c.poolHandoutMedianMs} ms (on demand: ${c.cloneToExecMedianMs} ms)`);
+
+    for (const mode of ['pool', 'onDemand']) {
+      log(`  churn for ${CHURN_S} s (${mode === 'pool' ? 'with a pool of one' : 'boot on demand'}): clone, true, dispose`);
+      const churnPool = mode === 'pool' ? new GuestPool(() => ck.boot()).warm() : undefined;
+      let n = 0;
+      const s = performance.now();
+      try {
+        while (performance.now() - s < CHURN_S * 1000) {
+          const vm = churnPool ? await churnPool.take() : await ck.boot();
+          live.add(vm);
+          must(await vm.exec(['true']), 'true');
+          await stopGuest(vm);
+          n++;
+        }
+      } finally {
+        await churnPool?.dispose();
+      }
+      const perMin = round((n / (performance.now() - s)) * 60_000, 0);
+      c[`${mode}ClonesPerMinute`] = perMin;
+      log(`  ${perMin} fresh clones per minute (${mode})`);
+    }
+    c.clonesPerMinute = Math.max(c.poolClonesPerMinute, c.onDemandClonesPerMinute);
+  } finally {
+    for (const ck of made) await ck.dispose();
+    await stopGuest(source);
+  }
+}
+
 function table() {
   const b = results.boot;
   const m = results.memory;
   const mib = (x) => (x != null ? `${x} MiB` : '-');
   const e = results.exec;
   const p = results.push;
+  const c = results.checkpoint;
   const rows = [
     ['boot() → first exec true, cold (median)', b.coldMedianMs != null ? `${(b.coldMedianMs / 1000).toFixed(1)} s` : '-'],
     ['boot() → first exec true, restored (median)', b.restoredMedianMs != null ? `${b.restoredMedianMs} ms` : '-'],
@@ -343,6 +455,23 @@ function table() {
     [`push ${PUSH_MIB} MiB, agent`, p.agentMiBps != null ? `${p.agentMiBps} MiB/s (${(p.agentMs / 1000).toFixed(1)} s)` : '-'],
     [`push ${PUSH_MIB} MiB, scp`, p.scpMiBps != null ? `${p.scpMiBps} MiB/s (${(p.scpMs / 1000).toFixed(1)} s)` : '-'],
     ['  agent / scp', p.agentOverScp != null ? `${p.agentOverScp}× (target ≥ 1×: ${p.agentOverScp >= 1 ? 'met' : 'NOT met'})` : '-'],
+    [
+      'checkpoint() of a running 1 GiB guest (median)',
+      c.checkpointMedianMs != null ? `${c.checkpointMedianMs} ms, guest paused ${c.pauseMedianMs} ms (target ≤ 1 s: ${c.checkpointMedianMs <= 1000 ? 'met' : 'NOT met'})` : '-',
+    ],
+    ['clone of a checkpoint → first exec true (median)', c.cloneToExecMedianMs != null ? `${c.cloneToExecMedianMs} ms` : '-'],
+    [
+      `QEMU PSS, ${CLONES} clones of a checkpoint (sum)`,
+      c.clonesPssSumMiB != null ? `${c.clonesPssSumMiB} MiB = ${c.clonesPssSumOverColdPss}× one cold guest (target ≤ 1.5×: ${c.clonesPssSumOverColdPss <= 1.5 ? 'met' : 'NOT met'})` : '-',
+    ],
+    [
+      'fresh guest from the pool (median hand-out)',
+      c.poolHandoutMedianMs != null ? `${c.poolHandoutMedianMs} ms vs ${c.cloneToExecMedianMs} ms on demand (target ≤ 50 ms: ${c.poolHandoutMedianMs <= 50 ? 'met' : 'NOT met'})` : '-',
+    ],
+    [
+      'fresh clones per minute (clone, true, dispose)',
+      c.clonesPerMinute != null ? `${c.poolClonesPerMinute} with a pool of one, ${c.onDemandClonesPerMinute} on demand (target ≥ 100: ${c.clonesPerMinute >= 100 ? 'met' : 'NOT met'})` : '-',
+    ],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   const lines = [
@@ -367,6 +496,7 @@ async function main() {
   try {
     await bootSection();
     await manyRestored();
+    await checkpointSection();
     await sshSection(tmp);
   } catch (error) {
     failure = error;

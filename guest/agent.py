@@ -724,12 +724,17 @@ def restart_sshd():
 
 
 def regenerate_host_keys(listing=SSH_HOST_KEYS_LIST, ssh_dir="/etc/ssh", restart=restart_sshd):
-    """Makes the clone its own SSH host keys, of the types the template had; returns their file names."""
+    """Makes the clone its own SSH host keys, of the types the template had and of those present now
+    (a checkpoint captures keys the guest made after its template); returns their file names."""
     try:
         with open(listing) as f:
             names = [n for n in f.read().split() if SSH_HOST_KEY.match(n)]
     except FileNotFoundError:
-        return []  # the template had none (or no sshd): nothing to share, nothing to make
+        names = []  # the template had none (or no sshd)
+    try:
+        names += sorted(n for n in os.listdir(ssh_dir) if SSH_HOST_KEY.match(n) and n not in names)
+    except OSError:
+        pass  # no /etc/ssh: nothing to share, nothing to make
     for name in names:
         path = os.path.join(ssh_dir, name)
         for old in (path, path + ".pub"):

@@ -47,6 +47,7 @@ const CODES = {
   KERNEL_PANIC: 'machine',
   QMP_ERROR: 'machine',
   SNAPSHOT_FAILED: 'machine',
+  SETUP_FAILED: 'command',
   // the agent link failed
   AGENT_DISCONNECTED: 'agent',
   AGENT_PROTOCOL: 'agent',

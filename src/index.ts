@@ -23,12 +23,14 @@ export {
   ResultError,
 } from './errors.js';
 export { boot } from './guest/boot.js';
+export type { Checkpoint, CheckpointBootOptions, CheckpointInfo } from './guest/checkpoint.js';
 export { Guest, type GuestExecOptions, type GuestInfo } from './guest/guest.js';
-export type { BootOptions } from './guest/options.js';
+export type { BootOptions, SetupOptions } from './guest/options.js';
 export type { GuestState } from './guest/state.js';
 export { defineConfig, type MatrixConfig } from './matrix/config.js';
 export { runMatrix } from './matrix/run.js';
 export type { AxisValue, CaseStatus, CellAttempt, CellMatch, CellPhase, CellResult, CellSpec, CellStatus, MatrixEvent, MatrixOptions, MatrixReport, ReportTotals, TestCase } from './matrix/types.js';
+export { GuestPool, type PoolOptions } from './pool/pool.js';
 export { githubAnnotations, githubSummary } from './report/github.js';
 export { toJUnit } from './report/junit.js';
 export { mergeReports } from './report/merge.js';

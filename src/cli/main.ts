@@ -5,6 +5,7 @@ import { ensureImage } from '../image/build.js';
 import { isRecipeName, RECIPES } from '../image/recipes.js';
 import { createProgress } from '../util/progress.js';
 import { sanitize } from '../util/sanitize.js';
+import { cacheList, cachePrune } from './cache.js';
 import { doctor, formatDoctor } from './doctor.js';
 import { imageList, imagePrune, imagePull, imageRemove } from './image.js';
 import { onInterrupt } from './interrupt.js';
@@ -140,6 +141,22 @@ image
       throw error;
     });
     progress.done(`ready: ${built.disk}`);
+  });
+
+const cache = program.command('cache').description('the warm snapshots and setup layers in the cache: list, prune');
+cache
+  .command('list')
+  .description('every snapshot and setup layer: image, size on disk, last use, whether it is ready')
+  .action(async () => {
+    process.stdout.write(`${await cacheList()}\n`);
+  });
+cache
+  .command('prune')
+  .description('remove incomplete snapshots (half-written, older formats) and those unused for a while; never one a builder holds')
+  .option('--older-than <age>', 'unused for longer than this, such as 7d (default 7d)')
+  .option('--all', 'remove every snapshot and layer no builder holds')
+  .action(async (opts) => {
+    process.stdout.write(`${await cachePrune(opts)}\n`);
   });
 
 // messages and console tails carry guest text (console lines, QEMU's stderr, the agent's words)

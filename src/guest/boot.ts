@@ -1,12 +1,20 @@
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import createDebug from 'debug';
+import { dir as tmpDir } from 'tmp-promise';
 import { KvmtestError } from '../errors.js';
 import { warnOnce } from '../host/warn.js';
 import type { Machine } from '../machine/machine.js';
-import { startMachine } from '../machine/start.js';
+import { track } from '../machine/registry.js';
+import { type Incoming, startMachine } from '../machine/start.js';
+import { type Captured, captureMachine } from '../snapshot/capture.js';
 import { sendIdentity } from '../snapshot/identity.js';
+import { ensureSetupLayer, runSetupStep } from '../snapshot/layer.js';
+import type { SetupStep } from '../snapshot/layer-key.js';
 import { removeSnapshot, type Snapshot, touchSnapshot } from '../snapshot/store.js';
 import { ensureSnapshot } from '../snapshot/template.js';
+import { silentProgress } from '../util/progress.js';
+import { Checkpoint, type CheckpointBootOptions } from './checkpoint.js';
 import { Guest } from './guest.js';
 import type { BootOptions } from './options.js';
 import { type Prepared, prepare } from './prepare.js';
@@ -33,9 +41,11 @@ export async function boot(options: BootOptions): Promise<Guest> {
       if (!(error instanceof KvmtestError) || error.code !== 'SNAPSHOT_FAILED') throw error;
       warnOnce(`kvmtest: cannot make a snapshot (${error.message}); booting cold`);
     }
+    // a failing setup is the user's to fix (SETUP_FAILED), never a reason to boot without it
+    if (snapshot && prep.opts.setup) return fromLayer(prep, started, snapshot, prep.opts.setup);
     if (snapshot) {
       try {
-        return await start(prep, started, snapshot);
+        return (await start(prep, started, { incoming: { disk: snapshot.disk, seed: snapshot.seed, state: snapshot.state, ram: snapshot.ram }, snapshot })).guest;
       } catch (error) {
         if (!(error instanceof KvmtestError) || !['SNAPSHOT_FAILED', 'QEMU_EXITED', 'BOOT_TIMEOUT'].includes(error.code) || prep.opts.signal?.aborted) throw error;
         // a snapshot that does not restore is never used again
@@ -44,11 +54,39 @@ export async function boot(options: BootOptions): Promise<Guest> {
       }
     }
   }
-  return start(prep, started, undefined);
+  const { guest, machine } = await start(prep, started, undefined);
+  if (prep.opts.setup) {
+    // no snapshot to put a layer on: the setup runs in this guest, uncached
+    await runSetupStep(machine.agent, prep.opts.setup, prep.progress).catch(async (error: unknown) => {
+      await guest.dispose();
+      throw error;
+    });
+  }
+  return guest;
 }
 
-/** Starts one guest's machine: cold from the base image, or restored from a snapshot, then gives it its own identity. */
-async function start(prep: Prepared, started: number, snapshot: Snapshot | undefined): Promise<Guest> {
+/** A guest restored from the setup layer on a snapshot (made first if missing); a layer that does not restore is made anew, once. */
+async function fromLayer(prep: Prepared, started: number, snapshot: Snapshot, step: SetupStep): Promise<Guest> {
+  for (let attempt = 1; ; attempt++) {
+    const { snapshot: layer, chain } = await ensureSetupLayer(prep, snapshot, step);
+    try {
+      return (await start(prep, started, { incoming: { disk: layer.disk, chain, seed: layer.seed, state: layer.state, ram: layer.ram }, snapshot: layer })).guest;
+    } catch (error) {
+      if (attempt > 1 || !(error instanceof KvmtestError) || !['SNAPSHOT_FAILED', 'QEMU_EXITED', 'BOOT_TIMEOUT'].includes(error.code) || prep.opts.signal?.aborted) throw error;
+      warnOnce(`kvmtest: setup layer ${layer.key} did not restore (${error.message.split('\n')[0]}); deleted, making it anew`);
+      await removeSnapshot(layer.key);
+    }
+  }
+}
+
+/** Where a guest starts from: a warm snapshot (keyed, touched when used) or a checkpoint. */
+interface From {
+  incoming: Incoming;
+  snapshot?: Snapshot;
+}
+
+/** Starts one guest's machine: cold from the base image, or restored from a saved machine, then gives it its own identity. */
+async function start(prep: Prepared, started: number, from: From | undefined): Promise<{ guest: Guest; machine: Machine }> {
   const { opts, progress } = prep;
   const name = `kvmtest-${randomBytes(4).toString('hex')}`;
   let machine: Machine | undefined;
@@ -56,33 +94,69 @@ async function start(prep: Prepared, started: number, snapshot: Snapshot | undef
     progress.phase('preparing');
     machine = await startMachine(prep, {
       name,
-      ...(snapshot ? { incoming: { disk: snapshot.disk, seed: snapshot.seed, state: snapshot.state, ram: snapshot.ram } } : {}),
-      phase: `${snapshot ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`,
+      ...(from ? { incoming: from.incoming } : {}),
+      phase: `${from ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`,
     });
-    if (snapshot) {
+    if (from) {
       await sendIdentity(machine.agent, opts.hostname ?? name);
-      await touchSnapshot(snapshot);
+      if (from.snapshot) await touchSnapshot(from.snapshot);
     }
     const bootMs = performance.now() - started;
     const { hello, spec } = machine;
-    progress.done(`${hello.os.prettyName ?? hello.os.id} ${snapshot ? 'restored' : 'up'}, kernel ${hello.kernel}`);
-    debug('%s %s in %d ms', name, snapshot ? 'restored' : 'booted', bootMs);
-    return new Guest(machine, {
-      name,
-      accel: prep.choice.accel,
-      cpus: opts.cpus,
-      memoryMiB: opts.memoryMiB,
-      dir: machine.dir,
-      consolePath: machine.qemu.console.path,
-      agentSocket: spec.agentSocket,
-      agent: { ...hello, hostname: opts.hostname ?? (snapshot ? name : hello.hostname) },
-      bootMs,
-      ...(snapshot ? { snapshot: snapshot.key } : {}),
-      ...(spec.network ? { forwards: spec.network.forwards } : {}),
-    });
+    progress.done(`${hello.os.prettyName ?? hello.os.id} ${from ? 'restored' : 'up'}, kernel ${hello.kernel}`);
+    debug('%s %s in %d ms', name, from ? 'restored' : 'booted', bootMs);
+    const ready = machine;
+    const guest = new Guest(
+      machine,
+      {
+        name,
+        accel: prep.choice.accel,
+        cpus: opts.cpus,
+        memoryMiB: opts.memoryMiB,
+        dir: machine.dir,
+        consolePath: machine.qemu.console.path,
+        agentSocket: spec.agentSocket,
+        agent: { ...hello, hostname: opts.hostname ?? (from ? name : hello.hostname) },
+        bootMs,
+        ...(from?.snapshot ? { snapshot: from.snapshot.key } : {}),
+        ...(spec.network ? { forwards: spec.network.forwards } : {}),
+      },
+      (signal) => checkpoint(prep, ready, name, signal),
+    );
+    return { guest, machine };
   } catch (error) {
     progress.fail(error instanceof Error ? error.message.split('\n')[0]! : String(error));
     await machine?.stop('kill');
     throw error;
   }
+}
+
+/** Captures a running guest's machine into a private directory (tracked by the reaper) and wraps it as a Checkpoint. */
+async function checkpoint(prep: Prepared, machine: Machine, name: string, signal?: AbortSignal): Promise<Checkpoint> {
+  const tmp = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
+  const tracked = track(`kvmtest-checkpoint-${randomBytes(4).toString('hex')}`, tmp.path);
+  try {
+    await tracked.registered;
+    const captured = await captureMachine(prep, machine, tmp.path, signal);
+    return new Checkpoint(captured, name, (c, options, release) => cloneOf(prep, c, options, release), tracked);
+  } catch (error) {
+    await rm(tmp.path, { recursive: true, force: true });
+    tracked.untrack();
+    throw error;
+  }
+}
+
+/** One clone of a capture: the captured guest's plan, its own hostname, no progress lines (it takes a second). */
+async function cloneOf(prep: Prepared, captured: Captured, options: CheckpointBootOptions, release: () => Promise<void>): Promise<Guest> {
+  const { hostname: _, signal: __, ...opts } = prep.opts;
+  const plan: Prepared = {
+    ...prep,
+    opts: { ...opts, ...(options.hostname ? { hostname: options.hostname } : {}), ...(options.signal ? { signal: options.signal } : {}) },
+    progress: silentProgress,
+  };
+  const { guest, machine } = await start(plan, performance.now(), {
+    incoming: { disk: captured.disk, chain: captured.chain, seed: captured.seed, state: captured.state, ram: captured.ram },
+  });
+  machine.afterStop(release);
+  return guest;
 }

@@ -9,6 +9,7 @@ import type { Machine } from '../machine/machine.js';
 import { AGENT_PORT_ID } from '../qemu/argv.js';
 import { connectWithRetry } from '../qemu/qmp.js';
 import { parseDuration } from '../util/units.js';
+import type { Checkpoint } from './checkpoint.js';
 import type { GuestState } from './state.js';
 
 const debug = createDebug('kvmtest:guest');
@@ -49,9 +50,12 @@ export class Guest implements AsyncDisposable {
   private relinking: Promise<void> | undefined;
   private readonly machine: Machine;
 
-  constructor(machine: Machine, info: GuestInfo) {
+  private readonly capture: (signal?: AbortSignal) => Promise<Checkpoint>;
+
+  constructor(machine: Machine, info: GuestInfo, capture: (signal?: AbortSignal) => Promise<Checkpoint>) {
     this.machine = machine;
     this.info = info;
+    this.capture = capture;
     // QEMU exits, guest shutdowns and panics are the machine's to report (it closes the link with the cause); an agent restart is ours
     machine.qmp.on('event', (event) => {
       if (event.event === 'VSERPORT_CHANGE' && event.data?.id === AGENT_PORT_ID && event.data.open === false) this.agentLost();
@@ -122,6 +126,16 @@ export class Guest implements AsyncDisposable {
     const hello = await this.agent.handshake({ signal, repeatMs: 2000 }).catch((error) => this.rethrow(error));
     Object.assign(this.info, { agent: hello });
     return hello;
+  }
+
+  /**
+   * Captures this guest as it is now (RAM, devices, disk) and returns a Checkpoint whose boot() gives
+   * new, independent guests at exactly this moment. This guest pauses for one local migration and runs on.
+   */
+  async checkpoint(options: { signal?: AbortSignal } = {}): Promise<Checkpoint> {
+    await this.relinking;
+    this.assertRunning();
+    return this.capture(options.signal);
   }
 
   /** A QMP command to QEMU, for what kvmtest does not wrap. */

@@ -1,7 +1,9 @@
+import { resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
 import type { AccelRequest } from '../host/accel.js';
 import type { MachineOptions } from '../machine/plan.js';
 import { type CloudConfig, normaliseCloudConfig } from '../seed/cloud-config.js';
+import type { SetupStep } from '../snapshot/layer-key.js';
 import { describe, parseCpus, parseDuration, parseMemoryMiB } from '../util/units.js';
 
 export interface BootOptions {
@@ -44,6 +46,24 @@ export interface BootOptions {
    * use makes it with one cold boot). Falls back to a cold boot, saying why once, where it cannot.
    */
   snapshot?: boolean;
+  /**
+   * Files to push and a command to run once, captured as a cached layer on the warm snapshot (implies
+   * `snapshot`): later boots, in any process, restore straight into the state after it. Keyed by the
+   * snapshot, the command, its env and cwd, and the content of what it pushes.
+   */
+  setup?: SetupOptions;
+}
+
+/** A setup step: like a matrix cell's push and run. */
+export interface SetupOptions {
+  /** Host path → guest path, copied in before the command. Relative host paths resolve against process.cwd(). */
+  push?: Record<string, string>;
+  /** The command: an argv array, or a string run by /bin/sh -c. */
+  run: string[] | string;
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Default 30m. */
+  timeout?: string | number;
 }
 
 /** Boot options checked and defaulted: everything after resolveBootOptions() reads only this. */
@@ -56,7 +76,10 @@ export interface ResolvedBootOptions extends MachineOptions {
   uefi?: { code: string; vars: string };
   progress: boolean;
   snapshot: boolean;
+  setup?: SetupStep;
 }
+
+const SETUP_TIMEOUT = '30m';
 
 /** Checks, normalises and defaults boot options; every mistake is an InputError naming the option. Pure. */
 export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
@@ -105,6 +128,7 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
     throw kvmtestError('INVALID_OPTION', `Expected the "qemuArgs" option to be an array of strings, got ${describe(options.qemuArgs)}`);
   }
   if (options.signal !== undefined && !isAbortSignal(options.signal)) throw kvmtestError('INVALID_OPTION', `Expected the "signal" option to be an AbortSignal, got ${describe(options.signal)}`);
+  const setup = options.setup === undefined ? undefined : resolveSetup(options.setup);
   return {
     image: options.image,
     memoryMiB: parseMemoryMiB(options.memory ?? '1G'),
@@ -121,7 +145,35 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
     ...(options.qemuArgs ? { qemuArgs: [...options.qemuArgs] } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     progress: options.progress ?? false,
-    snapshot: options.snapshot ?? false,
+    snapshot: options.snapshot ?? Boolean(setup),
+    ...(setup ? { setup } : {}),
+  };
+}
+
+/** Checks a setup step; relative push sources resolve against `base` (default the working directory). */
+export function resolveSetup(setup: SetupOptions, base = process.cwd()): SetupStep {
+  if (typeof setup !== 'object' || setup === null) throw kvmtestError('INVALID_OPTION', `Expected the "setup" option to be { push?, run, env?, cwd?, timeout? }, got ${describe(setup)}`);
+  const unknown = Object.keys(setup).filter((k) => !['push', 'run', 'env', 'cwd', 'timeout'].includes(k));
+  if (unknown.length > 0) throw kvmtestError('INVALID_OPTION', `Expected the "setup" option to have only push, run, env, cwd and timeout, got ${describe(unknown.join(', '))}`);
+  const { run } = setup;
+  const argv = Array.isArray(run) && run.length > 0 && run.every((a) => typeof a === 'string');
+  if (!argv && (typeof run !== 'string' || run.trim() === ''))
+    throw kvmtestError('INVALID_OPTION', `Expected the "setup.run" option to be a command (an argv array or a shell string), got ${describe(run)}`);
+  for (const [name, value] of [
+    ['push', setup.push],
+    ['env', setup.env],
+  ] as const) {
+    if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')))
+      throw kvmtestError('INVALID_OPTION', `Expected the "setup.${name}" option to map strings to strings, got ${describe(value)}`);
+  }
+  if (setup.cwd !== undefined && (typeof setup.cwd !== 'string' || !setup.cwd.startsWith('/')))
+    throw kvmtestError('INVALID_OPTION', `Expected the "setup.cwd" option to be an absolute guest path, got ${describe(setup.cwd)}`);
+  return {
+    push: Object.entries(setup.push ?? {}).map(([source, dest]) => ({ source: resolve(base, source), dest })),
+    run: Array.isArray(run) ? [...run] : run,
+    env: { ...(setup.env ?? {}) },
+    ...(setup.cwd ? { cwd: setup.cwd } : {}),
+    timeoutMs: parseDuration(setup.timeout ?? SETUP_TIMEOUT, 'setup.timeout'),
   };
 }
 

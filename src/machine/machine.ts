@@ -5,7 +5,8 @@ import createDebug from 'debug';
 import type { AgentClient } from '../agent/client.js';
 import type { HelloAnswer } from '../agent/protocol.js';
 import { type KvmtestError, kvmtestError } from '../errors.js';
-import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
+import type { BackingLink } from '../image/disk.js';
+import { buildQemuArgs, DISK_NODE, type MachineSpec } from '../qemu/argv.js';
 import type { ConsoleVerdict } from '../qemu/console.js';
 import { type QemuExit, QemuProcess } from '../qemu/process.js';
 import type { QmpClient, QmpEvent } from '../qemu/qmp.js';
@@ -49,6 +50,12 @@ export class Machine {
   private failure: KvmtestError | undefined;
   private watching = true;
   private rejectFatal!: (error: KvmtestError) => void;
+  private readonly stopHooks: (() => Promise<void>)[] = [];
+  /**
+   * The disk as QEMU has it now: the top node (written by the guest) and its file, and what lies below,
+   * nearest first. A checkpoint freezes the top into the chain and puts a new overlay above it.
+   */
+  disk: { node: string; path: string; chain: BackingLink[] };
 
   private constructor(parts: MachineParts, qemu: QemuProcess) {
     this.name = parts.spec.name;
@@ -60,6 +67,7 @@ export class Machine {
     this.lock = new OpLock(`the guest ${this.name}`);
     this.fatal = new Promise<never>((_, reject) => (this.rejectFatal = reject));
     this.fatal.catch(() => {});
+    this.disk = { node: DISK_NODE, path: parts.spec.disk, chain: parts.spec.backing };
     void qemu.exited.then((exit) => this.fail(exitError(exit, this.stage(), this.what)));
     this.unwatch.push(qemu.console.onFatal((verdict) => this.onVerdict(verdict)));
   }
@@ -148,6 +156,11 @@ export class Machine {
     this.agentLink = agent;
   }
 
+  /** Runs after the machine stopped and its files went, before stop() resolves. */
+  afterStop(hook: () => Promise<void>): void {
+    this.stopHooks.push(hook);
+  }
+
   /** stop() was called: the machine is stopping or stopped, or will as soon as the operation in flight ends. */
   get stopRequested(): boolean {
     return this.lock.closed;
@@ -189,6 +202,8 @@ export class Machine {
     await rm(this.dir, { recursive: true, force: true });
     this.tracked.untrack();
     this.life.move('stopped');
+    // what depended on this machine's files (a checkpoint's last clone) goes before stop() resolves
+    for (const hook of this.stopHooks.splice(0)) await hook().catch((error: unknown) => debug('%s: after-stop hook failed: %s', this.name, (error as Error).message));
     debug('%s stopped', this.name);
   }
 

@@ -15,6 +15,8 @@ import { waitReady } from './wait-ready.js';
 /** A saved machine to restore: its disk (the new overlay's backing), its seed, its device state and its RAM file (mapped private). */
 export interface Incoming {
   disk: string;
+  /** What lies beneath `disk`, nearest first; default the base's chain (a warm snapshot's disk is an overlay on the base). */
+  chain?: BackingLink[];
   seed: string;
   state: string;
   ram: string;
@@ -88,7 +90,7 @@ async function makeDisk(plan: MachinePlan, name: string, dir: string, options: S
   if (incoming) {
     await createOverlay(plan.tools.qemuImg, { path: incoming.disk, format: 'qcow2', virtualSize: plan.base.virtualSize }, disk);
     // QEMU opens exactly this chain: the saved disk (ours), then the base, whatever headers say
-    return { disk, seed: incoming.seed, backing: [{ path: incoming.disk, format: 'qcow2' }, ...baseChain(plan.base)] };
+    return { disk, seed: incoming.seed, backing: [{ path: incoming.disk, format: 'qcow2' }, ...(incoming.chain ?? baseChain(plan.base))] };
   }
   await createOverlay(plan.tools.qemuImg, plan.base, disk);
   const identity = options.seedIdentity ?? { instanceId: `${name}-${Date.now()}`, hostname: plan.opts.hostname ?? name };

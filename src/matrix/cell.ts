@@ -34,10 +34,10 @@ export interface CellContext {
 export type AttemptOutcome = CellAttempt & Omit<CellResult, keyof CellSpec | 'status' | 'attempts'>;
 
 /** The boot options of a cell: the matrix's shared ones with the cell's boot axes on top. Pure. */
-export function cellBootOptions(cell: CellSpec, options: Pick<MatrixOptions, 'boot' | 'snapshot'>): BootOptions {
+export function cellBootOptions(cell: CellSpec, options: Pick<MatrixOptions, 'boot' | 'snapshot' | 'setup'>): BootOptions {
   const fromAxes: Record<string, AxisValue> = {};
   for (const name of BOOT_AXES) if (cell.axes[name] !== undefined) fromAxes[name] = cell.axes[name];
-  return { ...options.boot, ...(fromAxes as Partial<BootOptions>), image: cell.image, snapshot: options.snapshot ?? true };
+  return { ...options.boot, ...(fromAxes as Partial<BootOptions>), image: cell.image, snapshot: options.snapshot ?? true, ...(options.setup ? { setup: options.setup } : {}) };
 }
 
 /** The run's environment: the user's, the cell's identity and attempt, each axis as KVMTEST_<AXIS>. Pure. */

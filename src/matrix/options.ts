@@ -1,4 +1,5 @@
 import { kvmtestError } from '../errors.js';
+import { resolveSetup, type SetupOptions } from '../guest/options.js';
 import { describe, parseDuration } from '../util/units.js';
 import { expandGrid, type MatrixGrid } from './grid.js';
 import { parseShard, type Shard } from './shard.js';
@@ -26,6 +27,8 @@ export interface ResolvedMatrixOptions extends ResolvedMatrixGrid {
   shard: Shard;
   boot: NonNullable<MatrixOptions['boot']>;
   snapshot: boolean;
+  /** The setup step as boot() takes it, its push sources made absolute against projectDir. */
+  setup: SetupOptions | undefined;
   outDir: string | undefined;
   /** Relative push sources resolve against it: the raw projectDir, else the working directory at resolve time. */
   projectDir: string;
@@ -70,6 +73,13 @@ export function resolveMatrixOptions(options: MatrixOptions): ResolvedMatrixOpti
   if (typeof boot !== 'object' || boot === null || Array.isArray(boot)) invalid('boot', 'an object of boot options such as { memory: "1G" }', boot);
   const snapshot = options.snapshot ?? true;
   if (typeof snapshot !== 'boolean') invalid('snapshot', 'a boolean', snapshot);
+  const projectDir = options.projectDir ?? process.cwd();
+  let setup: SetupOptions | undefined;
+  if (options.setup !== undefined) {
+    // checked now, once, so a bad setup fails the run instead of every cell
+    const step = resolveSetup(options.setup, typeof projectDir === 'string' ? projectDir : process.cwd());
+    setup = { ...options.setup, push: Object.fromEntries(step.push.map((p) => [p.source, p.dest])) };
+  }
   for (const field of ['cwd', 'outDir', 'projectDir'] as const) {
     const value = options[field];
     if (value !== undefined && (typeof value !== 'string' || value === '')) invalid(field, 'a non-empty path', value);
@@ -89,8 +99,9 @@ export function resolveMatrixOptions(options: MatrixOptions): ResolvedMatrixOpti
     shard: parseShard(options.shard ?? '1/1'),
     boot,
     snapshot,
+    setup,
     outDir: options.outDir,
-    projectDir: options.projectDir ?? process.cwd(),
+    projectDir,
     onEvent: options.onEvent,
     signal: options.signal,
   };

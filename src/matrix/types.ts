@@ -1,4 +1,4 @@
-import type { BootOptions } from '../guest/options.js';
+import type { BootOptions, SetupOptions } from '../guest/options.js';
 import type { CaseStatus, TestCase } from '../results/types.js';
 
 export type { CaseStatus, TestCase };
@@ -45,6 +45,11 @@ export interface MatrixOptions {
   boot?: Omit<BootOptions, 'image' | 'signal' | 'progress'>;
   /** Start cells from a warm snapshot of their image and settings (made once, then reused). Default true. */
   snapshot?: boolean;
+  /**
+   * Run once per image and settings before the cells, cached as a layer on the warm snapshot: each
+   * cell starts from the state after it. Relative push sources resolve against `projectDir`.
+   */
+  setup?: SetupOptions;
   /** Where collected files and console logs go; default a temporary directory kept after the run. */
   outDir?: string;
   /** Host directory relative push paths resolve against; default process.cwd() (the config file's directory for the CLI). */

@@ -50,12 +50,19 @@ export interface MachineSpec {
    * and QEMU waits (`-incoming defer`) until QMP sets the capabilities and sends INCOMING_STATE_URI.
    */
   incomingState?: string;
+  /**
+   * Wait (`-incoming defer`) for a state that QMP's migrate-incoming names by URI: a checkpoint's
+   * converter receives a running guest's stream over a unix socket.
+   */
+  incomingDeferred?: boolean;
 }
 
 /** The fd QEMU reads an incoming state from: no shell, no fork (the sandbox denies spawn). */
 export const INCOMING_STATE_FD = 3;
 /** The URI given to QMP migrate-incoming: QEMU 7.2 reads a numeric fd: as an inherited descriptor. */
 export const INCOMING_STATE_URI = `fd:${INCOMING_STATE_FD}`;
+/** The guest disk's top block node as the machine starts (a checkpoint adds nodes above it). */
+export const DISK_NODE = 'disk0';
 /** The memory backend's id, named by `-machine memory-backend=`. */
 export const RAM_BACKEND_ID = 'ram0';
 
@@ -101,7 +108,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-device',
     'vmgenid,guid=auto',
     '-blockdev',
-    JSON.stringify({ driver: 'qcow2', 'node-name': 'disk0', discard: 'unmap', file: { driver: 'file', filename: spec.disk }, backing: backingNode(spec.backing) }),
+    JSON.stringify({ driver: 'qcow2', 'node-name': DISK_NODE, discard: 'unmap', file: { driver: 'file', filename: spec.disk }, backing: backingNode(spec.backing) }),
     '-device',
     'virtio-blk-pci,drive=disk0,bootindex=1',
     '-blockdev',
@@ -132,7 +139,7 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
   }
   if (spec.extraArgs) args.push(...spec.extraArgs);
   // defer: the capabilities (x-ignore-shared) must be set before the stream loads, which only QMP can do
-  if (spec.incomingState) args.push('-incoming', 'defer');
+  if (spec.incomingState || spec.incomingDeferred) args.push('-incoming', 'defer');
   return args;
 }
 

@@ -12,7 +12,8 @@ import { buildQemuArgs, type MachineSpec } from '../qemu/argv.js';
 import { fileDigest } from './digest.js';
 import { snapshotKey } from './key.js';
 import { saveState } from './migrate.js';
-import { makeSnapshotDir, pruneSnapshots, readSnapshot, removeSnapshot, type Snapshot, snapshotPaths, withSnapshotLock, writeMeta } from './store.js';
+import { pruneSnapshots } from './prune.js';
+import { makeSnapshotDir, readSnapshot, removeSnapshot, type Snapshot, snapshotPaths, withSnapshotLock, writeMeta } from './store.js';
 
 const debug = createDebug('kvmtest:snapshot');
 /** How long the template may take to finish cloud-init before its state is saved. */
@@ -80,7 +81,7 @@ export async function ensureSnapshot(prep: MachinePlan): Promise<Snapshot> {
     await removeSnapshot(key); // a half-made one from a builder that died
     try {
       const made = await makeSnapshot(prep, key);
-      await pruneSnapshots(key);
+      await pruneSnapshots({ keep: key });
       return made;
     } catch (error) {
       await removeSnapshot(key);

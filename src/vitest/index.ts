@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, test } from 'vitest';
 import { kvmtestError } from '../errors.js';
 import { boot } from '../guest/boot.js';
+import type { Checkpoint } from '../guest/checkpoint.js';
 import type { Guest } from '../guest/guest.js';
 import type { BootOptions } from '../guest/options.js';
 import { cellBootOptions } from '../matrix/cell.js';
 import { expandMatrix } from '../matrix/expand.js';
 import type { CellSpec, MatrixOptions } from '../matrix/types.js';
+import { GuestPool } from '../pool/pool.js';
 
 /** The image a test file gets when it does not say: $KVMTEST_IMAGE, else debian-12. */
 const DEFAULT_TEST_IMAGE = process.env.KVMTEST_IMAGE ?? 'debian-12';
@@ -19,6 +21,46 @@ export const guestTest = test
   .extend('guestOptions', { scope: 'file' }, { image: DEFAULT_TEST_IMAGE, snapshot: true } as BootOptions)
   .extend('guest', { scope: 'file' }, async ({ guestOptions }, { onCleanup }): Promise<Guest> => {
     const vm = await boot({ snapshot: true, ...guestOptions });
+    onCleanup(() => vm.dispose());
+    return vm;
+  });
+
+/** A step run once per file in the file's guest before it is checkpointed: each test gets a clone of the result. */
+export interface GuestPrepare {
+  run?: (guest: Guest) => Promise<void>;
+}
+
+/**
+ * `test` with a `guest` fixture that is **fresh for every test**: a clone of the file's starting
+ * point, disposed after the test even when it throws. The starting point is the image's warm
+ * snapshot, or its cached setup layer with `guestOptions.setup` (shared by every process and watch
+ * re-run), or, with `guestPrepare.run`, a checkpoint taken once per file after that function ran.
+ * The next clone is restored while the current test runs (a pool of one), so a test waits for none.
+ */
+export const freshGuestTest = test
+  .extend('guestOptions', { scope: 'file' }, { image: DEFAULT_TEST_IMAGE, snapshot: true } as BootOptions)
+  .extend('guestPrepare', { scope: 'file' }, {} as GuestPrepare)
+  .extend('guestPool', { scope: 'file' }, async ({ guestOptions, guestPrepare }, { onCleanup }): Promise<GuestPool> => {
+    let checkpoint: Checkpoint | undefined;
+    if (guestPrepare.run) {
+      const vm = await boot({ snapshot: true, ...guestOptions });
+      try {
+        await guestPrepare.run(vm);
+        checkpoint = await vm.checkpoint();
+      } finally {
+        await vm.dispose();
+      }
+    }
+    const from = checkpoint;
+    const pool = new GuestPool(from ? () => from.boot() : () => boot({ snapshot: true, ...guestOptions })).warm();
+    onCleanup(async () => {
+      await pool.dispose();
+      await from?.dispose();
+    });
+    return pool;
+  })
+  .extend('guest', async ({ guestPool }, { onCleanup }): Promise<Guest> => {
+    const vm = await guestPool.take();
     onCleanup(() => vm.dispose());
     return vm;
   });

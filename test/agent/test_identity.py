@@ -43,6 +43,18 @@ class HostKeysTest(unittest.TestCase):
         with open(os.path.join(self.ssh, "ssh_host_ed25519_key.pub")) as f:
             self.assertNotEqual(f.read(), first)
 
+    @unittest.skipUnless(shutil.which("ssh-keygen"), "ssh-keygen is not installed on this host")
+    def test_keys_present_but_unlisted_are_made_anew_too(self):
+        # a checkpoint of a guest that made its own key after the template: its clones must not share it
+        with open(os.path.join(self.ssh, "ssh_host_ed25519_key"), "w") as f:
+            f.write("the checkpointed guest's key\n")
+        with open(os.path.join(self.ssh, "ssh_host_ed25519_key.pub"), "w") as f:
+            f.write("the checkpointed guest's key\n")
+        self.assertEqual(self.regenerate(), ["ssh_host_ed25519_key"])
+        with open(os.path.join(self.ssh, "ssh_host_ed25519_key.pub")) as f:
+            self.assertTrue(f.read().startswith("ssh-ed25519 "))
+        self.assertEqual(self.restarts, [1])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -4,14 +4,14 @@
  * and the shared out-of-process reaper clean up). Each time QEMU stops and its files go.
  */
 
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { cacheDir } from '../../src/host/paths.js';
-import { goneWithin, isAlive } from './helpers.js';
+import { goneWithin, guestDirs, isAlive } from './helpers.js';
 
 async function holdThenSignal(signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL') {
   const child = execa('node', [join(__dirname, 'fixtures/hold-guest.mjs')], { reject: false, stderr: 'inherit' });
@@ -48,6 +48,59 @@ describe('a test that throws', () => {
     rmSync(held);
     expect(await goneWithin(pid, 5000)).toBe(true);
     expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe('a fresh guest per test (freshGuestTest and its pool)', () => {
+  const vitest = join(__dirname, '../../node_modules/.bin/vitest');
+  const fixture = join(__dirname, 'fixtures/vitest-fresh');
+  const heldLines = (held: string) =>
+    readFileSync(held, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { test: number; pid: number; dir: string });
+
+  it("three tests get three guests, and nothing is left after the run: not the last test's, not the pool's spare", async () => {
+    const held = join(tmpdir(), `kvmtest-fresh-${process.pid}.jsonl`);
+    const result = await execa(vitest, ['run', '--root', fixture, '--config', join(fixture, 'vitest.config.mjs')], { reject: false, env: { KVMTEST_HELD: held, CI: 'true' }, all: true });
+    expect(result.exitCode, result.all).toBe(0);
+    const guests = heldLines(held);
+    rmSync(held);
+    expect(new Set(guests.map((g) => g.pid)).size).toBe(3);
+    for (const { pid, dir } of guests) {
+      expect(await goneWithin(pid, 5000)).toBe(true);
+      expect(existsSync(dir)).toBe(false);
+    }
+    expect(guestDirs()).toEqual([]);
+  });
+
+  it("SIGKILL of the vitest process inside a test: its guest and the pool's spare go within 10 s (the reaper)", async () => {
+    const held = join(tmpdir(), `kvmtest-fresh-kill-${process.pid}.jsonl`);
+    const tmpBefore = new Set(readdirSync(tmpdir()));
+    const child = execa(vitest, ['run', '--root', fixture, '--config', join(fixture, 'vitest.config.mjs')], { reject: false, env: { KVMTEST_HELD: held, KVMTEST_HANG: '1', CI: 'true' } });
+    const deadline = Date.now() + 240_000;
+    while (!(existsSync(held) && heldLines(held).some((g) => g.test === 2)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    // the pool has restored the spare for test 3 by now, or is restoring it
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = guestDirs();
+    expect(before.length).toBeGreaterThanOrEqual(1);
+    // every process of the run: vitest and its worker
+    const pids = (await execa('pgrep', ['-f', '-P', String(child.pid), '.'], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
+    for (const pid of [...pids, child.pid!]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await child;
+    const guests = heldLines(held);
+    rmSync(held);
+    for (const { pid } of guests) expect(await goneWithin(pid, 10_000)).toBe(true);
+    for (const dir of before) expect(await goneDirWithin(join(tmpdir(), dir), 10_000)).toBe(true);
+    // what the killed vitest itself left in the run's temp dir is vitest's, not kvmtest's: tidied here
+    for (const name of readdirSync(tmpdir())) if (!tmpBefore.has(name) && !name.startsWith('kvmtest')) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    expect(guestDirs()).toEqual([]);
   });
 });
 

@@ -9,6 +9,7 @@ const MAIN = [
   'ExecResult',
   'Guest',
   'GuestCommandError',
+  'GuestPool',
   'HostError',
   'ImageError',
   'InputError',
@@ -26,7 +27,7 @@ const MAIN = [
   'summaryTable',
   'toJUnit',
 ];
-const VITEST = ['guestTest', 'matrixCells', 'useGuest'];
+const VITEST = ['freshGuestTest', 'guestTest', 'matrixCells', 'useGuest'];
 
 const names = (module: object): string[] => Object.keys(module).sort();
 const dist = new URL('../../../dist/', import.meta.url);

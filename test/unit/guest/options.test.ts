@@ -20,6 +20,14 @@ describe('options', () => {
     [{ network: { outbound: 'no' } }, /"network.outbound" option/],
     [{ network: { forwards: [], restrict: true } }, /only "forwards" and "outbound"/],
     [{ image: '' }, /"image" option/],
+    [{ setup: 'make' }, /"setup" option/],
+    [{ setup: { run: '' } }, /"setup.run" option/],
+    [{ setup: { run: [] } }, /"setup.run" option/],
+    [{ setup: { run: 'x', push: ['a'] } }, /"setup.push" option/],
+    [{ setup: { run: 'x', env: { A: 1 } } }, /"setup.env" option/],
+    [{ setup: { run: 'x', cwd: 'rel' } }, /"setup.cwd" option/],
+    [{ setup: { run: 'x', timeout: '-1s' } }, /"setup.timeout" option/],
+    [{ setup: { run: 'x', command: 'y' } }, /only push, run, env, cwd and timeout/],
   ])('rejects %o with INVALID_OPTION', (over, message) => {
     expect(() => resolveBootOptions({ image: 'x.qcow2', ...over } as never)).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }));
   });
@@ -27,6 +35,13 @@ describe('options', () => {
   it('network: outbound false isolates the guest; true or absent is plain NAT', () => {
     expect(resolveBootOptions({ image: 'x', network: { forwards: [{ guest: 22 }], outbound: false } }).network).toEqual({ forwards: [{ guest: 22 }], outbound: false });
     expect(resolveBootOptions({ image: 'x', network: { outbound: true } }).network).toEqual({ forwards: [] });
+  });
+
+  it('setup implies a snapshot (unless turned off), resolves push sources, defaults the timeout to 30 minutes', () => {
+    const opts = resolveBootOptions({ image: 'x', setup: { push: { app: '/opt/app' }, run: ['make'] } });
+    expect(opts.snapshot).toBe(true);
+    expect(opts.setup).toEqual({ push: [{ source: `${process.cwd()}/app`, dest: '/opt/app' }], run: ['make'], env: {}, timeoutMs: 30 * 60_000 });
+    expect(resolveBootOptions({ image: 'x', snapshot: false, setup: { run: 'make' } }).snapshot).toBe(false);
   });
 
   it('kernel implies direct kernel boot', () => {

@@ -8,6 +8,7 @@ describe('cells', () => {
   it('takes boot options from the axes over the shared ones, snapshots by default', () => {
     expect(cellBootOptions(cell, { boot: { cpus: 4, memory: '2G' } })).toEqual({ cpus: 1, memory: '2G', image: 'debian-12', snapshot: true });
     expect(cellBootOptions(cell, { snapshot: false }).snapshot).toBe(false);
+    expect(cellBootOptions(cell, { setup: { run: 'make' } }).setup).toEqual({ run: 'make' });
   });
 
   it('gives the run its cell and axes as KVMTEST_ variables', () => {

@@ -108,11 +108,20 @@ describe('resolveMatrixOptions: defaults filled, valid input kept', () => {
       shard: { index: 1, count: 1 },
       boot: {},
       snapshot: true,
+      setup: undefined,
       outDir: undefined,
       projectDir: process.cwd(),
       onEvent: undefined,
       signal: undefined,
     });
+  });
+
+  it('setup: checked once, its push sources made absolute against projectDir', () => {
+    const resolved = resolveMatrixOptions({ images: ['debian-12'], run: 'true', projectDir: '/src/app', setup: { push: { 'vendor/': '/opt/vendor' }, run: 'make deps' } });
+    expect(resolved.setup).toEqual({ push: { '/src/app/vendor': '/opt/vendor' }, run: 'make deps' });
+    expect(() => resolveMatrixOptions({ images: ['debian-12'], run: 'true', setup: { run: '' } })).toThrowError(
+      expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(/"setup.run"/) }),
+    );
   });
 
   it('keeps every valid value as given (durations and shards in their resolved form)', () => {

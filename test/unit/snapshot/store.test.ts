@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync }
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cachePath } from '../../../src/image/cache.js';
-import { makeSnapshotDir, readSnapshot, snapshotPaths, writeMeta } from '../../../src/snapshot/store.js';
+import { inspectSnapshot, makeSnapshotDir, readSnapshot, snapshotPaths, writeMeta } from '../../../src/snapshot/store.js';
 import { refused, useCacheHome } from '../fixtures/cache-home.js';
 
 const home = useCacheHome();
@@ -81,5 +81,22 @@ describe('snapshots', () => {
     symlinkSync(home.victim, paths.ram);
     await expect(makeSnapshotDir(paths)).rejects.toThrow();
     expect(readFileSync(home.victim, 'utf8')).toBe('host file\n');
+  });
+
+  it('inspecting (what kvmtest cache list does) changes nothing and says why one is not complete; reading makes it private', async () => {
+    const paths = snapshotPaths('k7');
+    await cachePath('snapshots');
+    mkdirSync(paths.dir, { mode: 0o755 });
+    for (const file of [paths.state, paths.ram, paths.disk, paths.seed]) writeFileSync(file, 'RAM', { mode: 0o644 });
+    writeFileSync(join(paths.dir, 'meta.json'), JSON.stringify({ key: 'k7', stateBytes: 3, ramBytes: 3 }), { mode: 0o644 });
+    await expect(inspectSnapshot('k7')).resolves.toMatchObject({ snapshot: { key: 'k7' } });
+    expect(statSync(paths.dir).mode & 0o777).toBe(0o755);
+    expect(statSync(paths.ram).mode & 0o777).toBe(0o644);
+    await expect(inspectSnapshot('k7', 4096)).resolves.toEqual({ reason: 'ram.bin is 3 bytes, the guest has 4096' });
+    writeFileSync(join(paths.dir, 'meta.json'), '{');
+    await expect(inspectSnapshot('k7')).resolves.toEqual({ reason: 'unreadable meta.json' });
+    rmSync(paths.seed);
+    await expect(inspectSnapshot('k7')).resolves.toEqual({ reason: 'no seed.iso' });
+    await expect(inspectSnapshot('nothing')).resolves.toEqual({ reason: 'missing' });
   });
 });
