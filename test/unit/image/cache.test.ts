@@ -18,7 +18,7 @@ const digest = { algorithm: 'sha256' as const, hex: sha256(body) };
 let server: Server;
 let url: string;
 const isRoot = process.getuid?.() === 0;
-const home = useCacheHome();
+const home = useCacheHome({ victim: true });
 
 beforeAll(async () => {
   server = createServer((_req, res) => void res.writeHead(200, { 'content-length': body.length }).end(body));

@@ -5,7 +5,7 @@ import { cachePath } from '../../../src/image/cache.js';
 import { inspectSnapshot, makeSnapshotDir, readSnapshot, snapshotPaths, writeMeta } from '../../../src/snapshot/store.js';
 import { refused, useCacheHome } from '../fixtures/cache-home.js';
 
-const home = useCacheHome();
+const home = useCacheHome({ victim: true });
 
 describe('snapshots', () => {
   it("their directory is 0700, the state, the RAM file (the guest's memory), disk and seed 0600; a link at any of them is refused", async () => {
