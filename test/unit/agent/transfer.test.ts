@@ -5,58 +5,17 @@
  * links are judged physically, modes are clamped, and bytes, entries and time are capped.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { Header, Pax } from 'tar';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../src/agent/client.js';
 import { encodeFrame, FrameDecoder } from '../../../src/agent/codec.js';
 import { type HostMessage, PROTOCOL_VERSION } from '../../../src/agent/protocol.js';
 import { type PullOptions, pull } from '../../../src/agent/transfer.js';
-
-// ---------------------------------------------------------------- crafted archives
-
-interface Member {
-  path: string;
-  type?: 'File' | 'Directory' | 'SymbolicLink' | 'Link' | 'FIFO' | 'CharacterDevice' | 'BlockDevice';
-  mode?: number;
-  body?: Buffer | string;
-  /** Declared size, when it differs from the body (a header promising more than follows). */
-  size?: number;
-  linkpath?: string;
-}
-
-const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
-
-/** One member as tar blocks: a pax header first when a name does not fit ustar. */
-function memberBlocks(m: Member): Buffer[] {
-  const body = Buffer.from(m.body ?? '');
-  const fields = {
-    path: m.path,
-    mode: m.mode ?? (m.type === 'Directory' ? 0o755 : 0o644),
-    size: m.size ?? body.length,
-    type: m.type ?? 'File',
-    linkpath: m.linkpath,
-    mtime: new Date(1_700_000_000_000),
-    uid: 0,
-    gid: 0,
-  };
-  const blocks: Buffer[] = [];
-  if (Buffer.byteLength(m.path) > 99 || Buffer.byteLength(m.linkpath ?? '') > 99) blocks.push(new Pax(fields).encode());
-  const header = Buffer.alloc(512);
-  new Header({ ...fields, path: m.path.slice(0, 99), linkpath: m.linkpath?.slice(0, 99) }).encode(header, 0);
-  blocks.push(header);
-  if (m.size === undefined || m.size === body.length) blocks.push(body, pad(body.length));
-  else blocks.push(body);
-  return blocks;
-}
-
-function tarOf(members: Member[], { end = true } = {}): Buffer {
-  return Buffer.concat([...members.flatMap(memberBlocks), ...(end ? [Buffer.alloc(1024)] : [])]);
-}
+import { type Member, memberBlocks, tarOf } from '../fixtures/crafted-tar.js';
+import { usePullPlaces } from '../fixtures/pull-places.js';
 
 // ---------------------------------------------------------------- a fake agent on the other end of the link
 
@@ -120,19 +79,8 @@ async function fakeAgent(answer: FakePull): Promise<{ client: AgentClient; stall
   return { client, stalls: () => stalls };
 }
 
-let work: string;
-beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), 'kvmtest-unit-pull-'));
-});
-afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-let n = 0;
-/** A fresh parent directory per test; `dest` inside it does not exist yet. */
-function place(): { parent: string; dest: string } {
-  const parent = join(work, `t${++n}`);
-  mkdirSync(parent);
-  return { parent, dest: join(parent, 'dest') };
-}
+const places = usePullPlaces();
+const { place } = places;
 
 async function pullDir(members: Member[] | Buffer, dest: string, options: PullOptions = {}) {
   const { client } = await fakeAgent({ kind: 'dir', data: Buffer.isBuffer(members) ? members : tarOf(members) });
@@ -150,7 +98,7 @@ const mode = (path: string) => lstatSync(path).mode & 0o7777;
 describe('pull: hostile trees land inside the destination or not at all', () => {
   let victim: string;
   beforeAll(() => {
-    victim = join(work, 'victim');
+    victim = join(places.work, 'victim');
     mkdirSync(victim);
   });
   afterEach(() => expect(readdirSync(victim)).toEqual([]));
@@ -363,7 +311,7 @@ describe('pull: a refused pull leaves nothing', () => {
 
   it('a destination that is, or lies under, a symbolic link is refused before the guest is asked', async () => {
     const { parent } = place();
-    const elsewhere = join(work, 'elsewhere');
+    const elsewhere = join(places.work, 'elsewhere');
     mkdirSync(elsewhere);
     symlinkSync(elsewhere, join(parent, 'link'));
     for (const dest of [join(parent, 'link'), join(parent, 'link/sub/dest')]) {

@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { cacheList, cachePrune, formatAgo, formatCacheList, formatPruned, imageLabel } from '../../../src/cli/cache.js';
 import type { SnapshotEntry } from '../../../src/snapshot/list.js';
+import { useCacheHome } from '../fixtures/cache-home.js';
 import { fakeEntry } from '../fixtures/snapshots.js';
 
 const MiB = 2 ** 20;
@@ -96,19 +96,7 @@ describe('imageLabel and formatAgo', () => {
 });
 
 describe('kvmtest cache list / prune on a cache', () => {
-  let work: string;
-  let cache: string;
-  beforeAll(() => {
-    work = mkdtempSync(join(tmpdir(), 'kvmtest-cli-cache-'));
-  });
-  beforeEach(() => {
-    cache = join(mkdtempSync(join(work, 'home-')), 'kvmtest');
-    vi.stubEnv('KVMTEST_CACHE', cache);
-  });
-  afterAll(() => {
-    vi.unstubAllEnvs();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const home = useCacheHome({ prefix: 'kvmtest-cli-cache-' });
 
   it('lists, then prunes the old-format and the unused (--older-than 2d), then everything (--all)', async () => {
     fakeEntry('aaaa1111bbbb2222', { ramData: MiB });
@@ -129,15 +117,15 @@ describe('kvmtest cache list / prune on a cache', () => {
   });
 
   it('on a machine without a cache, says so and makes none', async () => {
-    expect(await cacheList()).toBe(`no snapshots in ${join(cache, 'snapshots')}`);
+    expect(await cacheList()).toBe(`no snapshots in ${join(home.cache, 'snapshots')}`);
     expect(await cachePrune({})).toBe('nothing to prune');
-    expect(existsSync(cache)).toBe(false);
+    expect(existsSync(home.cache)).toBe(false);
   });
 
   it('--all with --older-than, or an age that is not one, is INVALID_OPTION; nothing is removed', async () => {
     fakeEntry('k', { oldFormat: true });
     await expect(cachePrune({ all: true, olderThan: '7d' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     await expect(cachePrune({ olderThan: 'soon' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
-    expect(existsSync(join(cache, 'snapshots', 'k'))).toBe(true);
+    expect(existsSync(join(home.cache, 'snapshots', 'k'))).toBe(true);
   });
 });

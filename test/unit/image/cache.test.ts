@@ -3,72 +3,57 @@
  * user can write to, or a symlink planted in it, is refused with CACHE_UNSAFE; what kvmtest makes
  * there is private (directories 0700, snapshot files 0600).
  */
-import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cachePath, unsafeDirReason } from '../../../src/image/cache.js';
 import { blobPath, findCached, listCached, pullBlob } from '../../../src/image/store.js';
 import { readSnapshot, snapshotPaths } from '../../../src/snapshot/store.js';
+import { refused, useCacheHome } from '../fixtures/cache-home.js';
+import { sha256 } from '../fixtures/digest.js';
 
 const body = Buffer.from('a disk image\n'.repeat(1000));
-const digest = { algorithm: 'sha256' as const, hex: createHash('sha256').update(body).digest('hex') };
+const digest = { algorithm: 'sha256' as const, hex: sha256(body) };
 let server: Server;
 let url: string;
-let work: string;
-let cache: string;
-/** A host file a planted link points at: it must come out untouched. */
-let victim: string;
 const isRoot = process.getuid?.() === 0;
+const home = useCacheHome({ victim: true });
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'kvmtest-cache-'));
-  victim = join(work, 'victim.txt');
   server = createServer((_req, res) => void res.writeHead(200, { 'content-length': body.length }).end(body));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const address = server.address();
   url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/disk.qcow2`;
 });
 
-beforeEach(() => {
-  cache = join(mkdtempSync(join(work, 'home-')), 'kvmtest');
-  vi.stubEnv('KVMTEST_CACHE', cache);
-  writeFileSync(victim, 'host file\n');
-});
-
 afterAll(() => {
-  vi.unstubAllEnvs();
   server.close();
-  rmSync(work, { recursive: true, force: true });
 });
-
-const refused = (promise: Promise<unknown>) => expect(promise).rejects.toMatchObject({ code: 'CACHE_UNSAFE' });
 
 describe('the cache directory', () => {
   it('is made 0700, and so is every directory kvmtest makes in it', async () => {
     await pullBlob('u', url, digest);
-    for (const dir of ['', 'blobs', 'blobs/sha256', 'downloads', 'refs']) expect(statSync(join(cache, dir)).mode & 0o777, dir).toBe(0o700);
+    for (const dir of ['', 'blobs', 'blobs/sha256', 'downloads', 'refs']) expect(statSync(join(home.cache, dir)).mode & 0o777, dir).toBe(0o700);
   });
 
   it('writable by others (0777) is refused, saying how to fix it; nothing is downloaded into it', async () => {
-    mkdirSync(cache, { mode: 0o777 });
-    chmodSync(cache, 0o777);
+    mkdirSync(home.cache, { mode: 0o777 });
+    chmodSync(home.cache, 0o777);
     await refused(pullBlob('u', url, digest));
     await expect(findCached('u')).rejects.toThrow(/writable by its group and others \(mode 0777\).*chmod go-w/);
-    expect(existsSync(join(cache, 'blobs'))).toBe(false);
+    expect(existsSync(join(home.cache, 'blobs'))).toBe(false);
   });
 
   it('a group-writable directory inside it is refused too', async () => {
     await pullBlob('u', url, digest);
-    chmodSync(join(cache, 'refs'), 0o770);
+    chmodSync(join(home.cache, 'refs'), 0o770);
     await refused(pullBlob('v', url, digest));
   });
 
   it.skipIf(!isRoot)('owned by another user is refused, saying how to fix it', async () => {
-    mkdirSync(cache, { mode: 0o700 });
-    chownSync(cache, 4242, 4242);
+    mkdirSync(home.cache, { mode: 0o700 });
+    chownSync(home.cache, 4242, 4242);
     await expect(listCached()).rejects.toMatchObject({ code: 'CACHE_UNSAFE', message: expect.stringMatching(/owned by uid 4242, not by you \(uid 0\).*chown/) });
   });
 
@@ -87,35 +72,35 @@ describe('the cache directory', () => {
 describe('symlinks planted in the cache are refused, never followed', () => {
   it('at a blob: the image is not booted from the link target', async () => {
     await pullBlob('u', url, digest);
-    const blob = blobPath(digest, cache);
+    const blob = blobPath(digest, home.cache);
     rmSync(blob);
-    symlinkSync(victim, blob);
+    symlinkSync(home.victim, blob);
     await refused(findCached('u'));
     await refused(pullBlob('u', url, digest));
   });
 
   it('at a partial download: the download does not write through it', async () => {
     await cachePath('downloads');
-    symlinkSync(victim, join(cache, 'downloads', `${digest.hex}.partial`));
+    symlinkSync(home.victim, join(home.cache, 'downloads', `${digest.hex}.partial`));
     await refused(pullBlob('u', url, digest));
-    expect(readFileSync(victim, 'utf8')).toBe('host file\n');
+    expect(readFileSync(home.victim, 'utf8')).toBe('host file\n');
   });
 
   it('at a ref: neither read nor replaced', async () => {
     await cachePath('refs');
-    symlinkSync(victim, join(cache, 'refs', 'u.json'));
+    symlinkSync(home.victim, join(home.cache, 'refs', 'u.json'));
     await refused(pullBlob('u', url, digest));
-    expect(readFileSync(victim, 'utf8')).toBe('host file\n');
-    expect(lstatSync(join(cache, 'refs', 'u.json')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(home.victim, 'utf8')).toBe('host file\n');
+    expect(lstatSync(join(home.cache, 'refs', 'u.json')).isSymbolicLink()).toBe(true);
   });
 
   it("at a directory kvmtest uses (snapshots → elsewhere), or at one snapshot's directory", async () => {
-    mkdirSync(cache, { mode: 0o700 });
-    symlinkSync(work, join(cache, 'snapshots'));
+    mkdirSync(home.cache, { mode: 0o700 });
+    symlinkSync(home.work, join(home.cache, 'snapshots'));
     await refused(readSnapshot('k'));
-    rmSync(join(cache, 'snapshots'));
+    rmSync(join(home.cache, 'snapshots'));
     await cachePath('snapshots');
-    symlinkSync(work, snapshotPaths('k').dir);
+    symlinkSync(home.work, snapshotPaths('k').dir);
     await refused(readSnapshot('k'));
   });
 });

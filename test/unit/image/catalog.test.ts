@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,11 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { isKvmtestError } from '../../../src/errors.js';
 import { CATALOG, CATALOG_ARCHES, type CatalogEntry, catalogSource, hostArch } from '../../../src/image/catalog.js';
 import { loadCatalog } from '../../../src/image/catalog-file.js';
-import { type ChecksumAlgorithm, parseChecksumFile } from '../../../src/image/checksums.js';
+import { parseChecksumFile } from '../../../src/image/checksums.js';
 import { PORT_NAME } from '../../../src/protocol/shared.js';
-
-/** A digest that looks like the real thing, different for every file name. */
-const digest = (algorithm: ChecksumAlgorithm, name: string): string => createHash(algorithm).update(name).digest('hex');
+import { nameDigest } from '../fixtures/digest.js';
 
 /** An entry by name, the way resolveImage and `kvmtest image pull` look one up. */
 const byName = async (name: string, env: NodeJS.ProcessEnv = {}): Promise<CatalogEntry | undefined> => (await loadCatalog(env)).find((e) => e.name === name);
@@ -104,8 +101,8 @@ describe('the catalog', () => {
     for (const entry of CATALOG) {
       for (const [arch] of arches(entry)) {
         const source = catalogSource(entry, arch);
-        const hex = digest(source.algorithm, source.fileName);
-        const other = digest(source.algorithm, 'other');
+        const hex = nameDigest(source.algorithm, source.fileName);
+        const other = nameDigest(source.algorithm, 'other');
         const text =
           source.checksumFormat === 'bsd'
             ? `SHA256 (other.qcow2) = ${other}\n${source.algorithm.toUpperCase()} (${source.fileName}) = ${hex}\n`

@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { type ChecksumAlgorithm, parseChecksumFile } from '../../../src/image/checksums.js';
-
-/** A digest that looks like the real thing, different for every file name. */
-const digest = (algorithm: ChecksumAlgorithm, name: string): string => createHash(algorithm).update(name).digest('hex');
+import { parseChecksumFile } from '../../../src/image/checksums.js';
+import { nameDigest } from '../fixtures/digest.js';
 
 describe('parseChecksumFile', () => {
   it('reads a Debian SHA512SUMS (GNU, two spaces)', () => {
@@ -15,9 +12,9 @@ describe('parseChecksumFile', () => {
       'debian-12-genericcloud-arm64.qcow2',
       'debian-12-generic-amd64.qcow2',
     ];
-    const text = names.map((n) => `${digest('sha512', n)}  ${n}\n`).join('');
-    expect(parseChecksumFile(text, 'sha512sums', 'sha512', 'debian-12-genericcloud-amd64.qcow2')).toBe(digest('sha512', 'debian-12-genericcloud-amd64.qcow2'));
-    expect(parseChecksumFile(text, 'sha512sums', 'sha512', 'debian-12-genericcloud-arm64.qcow2')).toBe(digest('sha512', 'debian-12-genericcloud-arm64.qcow2'));
+    const text = names.map((n) => `${nameDigest('sha512', n)}  ${n}\n`).join('');
+    expect(parseChecksumFile(text, 'sha512sums', 'sha512', 'debian-12-genericcloud-amd64.qcow2')).toBe(nameDigest('sha512', 'debian-12-genericcloud-amd64.qcow2'));
+    expect(parseChecksumFile(text, 'sha512sums', 'sha512', 'debian-12-genericcloud-arm64.qcow2')).toBe(nameDigest('sha512', 'debian-12-genericcloud-arm64.qcow2'));
   });
 
   it('reads an Ubuntu SHA256SUMS (GNU binary mode, `*NAME`) and does not confuse names sharing a prefix', () => {
@@ -28,8 +25,8 @@ describe('parseChecksumFile', () => {
       'ubuntu-24.04-server-cloudimg-amd64.ova',
       'ubuntu-24.04-server-cloudimg-arm64.img',
     ];
-    const text = names.map((n) => `${digest('sha256', n)} *${n}\n`).join('');
-    expect(parseChecksumFile(text, 'sha256sums', 'sha256', 'ubuntu-24.04-server-cloudimg-amd64.img')).toBe(digest('sha256', 'ubuntu-24.04-server-cloudimg-amd64.img'));
+    const text = names.map((n) => `${nameDigest('sha256', n)} *${n}\n`).join('');
+    expect(parseChecksumFile(text, 'sha256sums', 'sha256', 'ubuntu-24.04-server-cloudimg-amd64.img')).toBe(nameDigest('sha256', 'ubuntu-24.04-server-cloudimg-amd64.img'));
   });
 
   const fedora = [
@@ -37,11 +34,11 @@ describe('parseChecksumFile', () => {
     'Hash: SHA256',
     '',
     '# Fedora-Cloud-Base-AmazonEC2-41-1.4.x86_64.raw.xz: 409446056 bytes',
-    `SHA256 (Fedora-Cloud-Base-AmazonEC2-41-1.4.x86_64.raw.xz) = ${digest('sha256', 'ec2')}`,
+    `SHA256 (Fedora-Cloud-Base-AmazonEC2-41-1.4.x86_64.raw.xz) = ${nameDigest('sha256', 'ec2')}`,
     '# Fedora-Cloud-Base-Generic-41-1.4.x86_64.qcow2: 491716608 bytes',
     'SHA256 (Fedora-Cloud-Base-Generic-41-1.4.x86_64.qcow2) = 6205ae0c524b4d1816dbd3573ce29b5c44ed26c9fbc874fbe48c41c89dd0bac2',
     '# Fedora-Cloud-Base-UKI-41-1.4.x86_64.qcow2: 497549312 bytes',
-    `SHA256 (Fedora-Cloud-Base-UKI-41-1.4.x86_64.qcow2) = ${digest('sha256', 'uki')}`,
+    `SHA256 (Fedora-Cloud-Base-UKI-41-1.4.x86_64.qcow2) = ${nameDigest('sha256', 'uki')}`,
     '-----BEGIN PGP SIGNATURE-----',
     '',
     'iQIzBAEBCAAdFiEEeH6ba3Wy5bdaIWAo4xnEQTVjTFsFAmcqDzwACgkQ4xnEQTVj',
@@ -59,12 +56,12 @@ describe('parseChecksumFile', () => {
 
   it('reads CRLF files the same', () => {
     expect(parseChecksumFile(fedora.join('\r\n'), 'bsd', 'sha256', 'Fedora-Cloud-Base-Generic-41-1.4.x86_64.qcow2')).toBe('6205ae0c524b4d1816dbd3573ce29b5c44ed26c9fbc874fbe48c41c89dd0bac2');
-    const gnu = `${digest('sha512', 'a')}  debian-13-genericcloud-amd64.qcow2\r\n`;
-    expect(parseChecksumFile(gnu, 'sha512sums', 'sha512', 'debian-13-genericcloud-amd64.qcow2')).toBe(digest('sha512', 'a'));
+    const gnu = `${nameDigest('sha512', 'a')}  debian-13-genericcloud-amd64.qcow2\r\n`;
+    expect(parseChecksumFile(gnu, 'sha512sums', 'sha512', 'debian-13-genericcloud-amd64.qcow2')).toBe(nameDigest('sha512', 'a'));
   });
 
   it('reads an AlmaLinux CHECKSUM (BSD, the -latest name listed beside the dated one), in any case', () => {
-    const hex = digest('sha256', 'alma');
+    const hex = nameDigest('sha256', 'alma');
     const text = [
       '# AlmaLinux-9-GenericCloud-9.6-20250522.x86_64.qcow2: 506920960 bytes',
       `SHA256 (AlmaLinux-9-GenericCloud-9.6-20250522.x86_64.qcow2) = ${hex}`,
@@ -104,7 +101,7 @@ describe('parseChecksumFile', () => {
   });
 
   it('returns undefined for a name the file does not list', () => {
-    const text = `${digest('sha512', 'x')}  debian-12-genericcloud-amd64.qcow2\n`;
+    const text = `${nameDigest('sha512', 'x')}  debian-12-genericcloud-amd64.qcow2\n`;
     expect(parseChecksumFile(text, 'sha512sums', 'sha512', 'debian-12-genericcloud-arm64.qcow2')).toBeUndefined();
     expect(parseChecksumFile('', 'single', 'sha512', 'x')).toBeUndefined();
     expect(parseChecksumFile('# nothing here\n', 'bsd', 'sha256', 'x')).toBeUndefined();
@@ -112,9 +109,9 @@ describe('parseChecksumFile', () => {
 
   it('returns undefined for a digest of the wrong length for the algorithm', () => {
     const name = 'debian-12-genericcloud-amd64.qcow2';
-    expect(parseChecksumFile(`${digest('sha256', 'x')}  ${name}\n`, 'sha512sums', 'sha512', name)).toBeUndefined();
-    expect(parseChecksumFile(`${digest('sha512', 'x')}  ${name}\n`, 'sha256sums', 'sha256', name)).toBeUndefined();
-    expect(parseChecksumFile(`SHA256 (${name}) = ${digest('sha256', 'x').slice(1)}\n`, 'bsd', 'sha256', name)).toBeUndefined();
+    expect(parseChecksumFile(`${nameDigest('sha256', 'x')}  ${name}\n`, 'sha512sums', 'sha512', name)).toBeUndefined();
+    expect(parseChecksumFile(`${nameDigest('sha512', 'x')}  ${name}\n`, 'sha256sums', 'sha256', name)).toBeUndefined();
+    expect(parseChecksumFile(`SHA256 (${name}) = ${nameDigest('sha256', 'x').slice(1)}\n`, 'bsd', 'sha256', name)).toBeUndefined();
     expect(parseChecksumFile(`${alpineHex.slice(0, 64)}\n`, 'single', 'sha512', name)).toBeUndefined();
   });
 });

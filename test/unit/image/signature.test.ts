@@ -5,7 +5,7 @@
  * a keyring the pull goes on and says it was verified against a same-origin checksum only.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { CATALOG, catalogSource } from '../../../src/image/catalog.js';
 import { resolveImage } from '../../../src/image/resolve.js';
 import { dearmor, signaturePlan } from '../../../src/image/signature.js';
+import { catalogEntry } from '../fixtures/catalog-entry.js';
+import { sha256 } from '../fixtures/digest.js';
 import { startPublisher } from '../fixtures/publisher.js';
 
 const files = new Map<string, Buffer>();
@@ -22,24 +24,11 @@ let server: Server;
 let base: string;
 let work: string;
 let gnupg: string;
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const gpg = (...args: string[]) => execFileSync('gpg', ['--homedir', gnupg, '--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { stdio: 'pipe' });
 
 function entry(name: string, checksum: string, signature: unknown) {
-  return {
-    name,
-    family: 'fedora',
-    title: name,
-    release: '1',
-    format: 'qcow2',
-    firmware: 'either',
-    console: 'ttyS0',
-    init: 'systemd',
-    cloudInit: true,
-    python3: true,
-    agentPort: '/dev/virtio-ports/org.kvmtest.agent.0',
-    arches: { x86_64: { url: `${base}/${name}.qcow2`, checksum: { url: `${base}/${checksum}`, format: checksum.endsWith('CHECKSUM') ? 'bsd' : 'sha256sums', algorithm: 'sha256', signature } } },
-  };
+  const format = checksum.endsWith('CHECKSUM') ? 'bsd' : 'sha256sums';
+  return catalogEntry(base, name, { family: 'fedora', title: name, checksum: { url: `${base}/${checksum}`, format, algorithm: 'sha256', signature } });
 }
 
 beforeAll(async () => {

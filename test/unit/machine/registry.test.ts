@@ -1,28 +1,11 @@
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { runDaemon } from '../../../src/reaper/daemon.js';
+import { temp, useTempRoots } from '../fixtures/temp-roots.js';
+import { waitFor } from '../fixtures/wait-for.js';
 
-const temp = realpathSync(tmpdir());
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  vi.restoreAllMocks();
-});
-
-/** A fresh temp root (0700, ours) holding kvmtest-* dirs, removed after the test. */
-function makeRoot(): string {
-  const root = mkdtempSync(join(temp, 'kvmtest-unit-root-'));
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-  return root;
-}
-
-const waitFor = async (check: () => boolean, ms = 5000) => {
-  const deadline = Date.now() + ms;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  return check();
-};
+const { cleanups, makeRoot } = useTempRoots();
 
 describe('registry', () => {
   it("a guest's directory is registered with the reaper before its QEMU starts; the pid follows", async () => {

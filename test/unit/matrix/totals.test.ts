@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildReport, computeTotals, isOk } from '../../../src/matrix/totals.js';
 import type { CellResult, CellStatus } from '../../../src/matrix/types.js';
 import type { TestCase } from '../../../src/results/types.js';
-import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
+import { debian12, fedora41, full } from '../fixtures/sample-run.js';
 
 const cell = (id: string, status: CellStatus, cases: CellResult['cases'] = []): CellResult => ({
   id,
@@ -33,8 +33,6 @@ describe('buildReport', () => {
     expect(buildReport({ ...facts, cells: [cell('a', 'passed'), cell('b', 'timeout')] }).ok).toBe(false);
   });
 });
-
-const full = report([debian11, debian12, debian13, fedora41]);
 
 describe('computeTotals / isOk', () => {
   it('counts cells and cases by status', () => {

@@ -4,20 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { HostError, InputError } from '../../../src/errors.js';
 import { ARCH_MACHINES, machineFor, qemuArch } from '../../../src/qemu/arch.js';
 import { buildQemuArgs, type MachineSpec } from '../../../src/qemu/argv.js';
+import { valuesAfter } from '../fixtures/argv.js';
+import { machineSpecOf } from '../fixtures/machine-spec.js';
 
-const base: MachineSpec = {
-  name: 'kvmtest-1',
-  accel: 'tcg',
-  cpus: 2,
-  memoryMiB: 1024,
-  disk: '/tmp/g/disk.qcow2',
-  backing: [{ path: '/cache/base.qcow2', format: 'qcow2' }],
-  seed: '/tmp/g/seed.iso',
-  boot: { kind: 'firmware', firmware: 'bios' },
-  qmpSocket: '/tmp/g/qmp.sock',
-  agentSocket: '/tmp/g/agent.sock',
-  network: false,
-};
+const base: MachineSpec = machineSpecOf();
 // the same four specs the golden argv was recorded from, before the machine type came from the arch
 const SPECS: MachineSpec[] = [
   base,
@@ -25,7 +15,6 @@ const SPECS: MachineSpec[] = [
   { ...base, boot: { kind: 'firmware', firmware: 'uefi', code: '/c', vars: '/v' }, incomingState: '/s', extraArgs: ['-x'] },
   { ...base, boot: { kind: 'kernel', kernel: '/k', initrd: '/i', append: 'a' } },
 ];
-const valuesAfter = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
 describe('the machine type per architecture', () => {
   it("x86_64 → q35, aarch64 → virt with the host GIC; the CPU is the host's under KVM and max under TCG", () => {

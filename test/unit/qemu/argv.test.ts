@@ -1,28 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { buildQemuArgs, INCOMING_STATE_FD, INCOMING_STATE_URI, type MachineSpec } from '../../../src/qemu/argv.js';
-
-const spec = (over: Partial<MachineSpec> = {}): MachineSpec => ({
-  name: 'kvmtest-1',
-  accel: 'tcg',
-  cpus: 2,
-  memoryMiB: 1024,
-  disk: '/tmp/g/disk.qcow2',
-  backing: [{ path: '/cache/base.qcow2', format: 'qcow2' }],
-  seed: '/tmp/g/seed.iso',
-  boot: { kind: 'firmware', firmware: 'bios' },
-  qmpSocket: '/tmp/g/qmp.sock',
-  agentSocket: '/tmp/g/agent.sock',
-  network: false,
-  ...over,
-});
-
-const valuesAfter = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
+import { buildQemuArgs, INCOMING_STATE_FD, INCOMING_STATE_URI } from '../../../src/qemu/argv.js';
+import { valuesAfter } from '../fixtures/argv.js';
+import { machineSpecOf } from '../fixtures/machine-spec.js';
 
 const blockdevs = (args: string[]) => valuesAfter(args, '-blockdev').map((json) => JSON.parse(json) as Record<string, unknown>);
 
 describe('QEMU argv', () => {
   it("names the overlay's backing chain explicitly, read-only, ended by backing: null (never what a header says)", () => {
-    const [disk] = blockdevs(buildQemuArgs(spec()));
+    const [disk] = blockdevs(buildQemuArgs(machineSpecOf()));
     expect(disk).toEqual({
       driver: 'qcow2',
       'node-name': 'disk0',
@@ -33,7 +18,7 @@ describe('QEMU argv', () => {
     // a restore: overlay → the snapshot's disk → a raw base (raw has no backing option)
     const [restored] = blockdevs(
       buildQemuArgs(
-        spec({
+        machineSpecOf({
           backing: [
             { path: '/snap/disk.qcow2', format: 'qcow2' },
             { path: '/base.img', format: 'raw' },
@@ -50,20 +35,20 @@ describe('QEMU argv', () => {
   });
 
   it('TCG: multi-threaded TCG and the max CPU model', () => {
-    const args = buildQemuArgs(spec());
+    const args = buildQemuArgs(machineSpecOf());
     expect(valuesAfter(args, '-accel')).toEqual(['tcg,thread=multi']);
     expect(valuesAfter(args, '-cpu')).toEqual(['max']);
     expect(args).not.toContain('-enable-kvm');
   });
 
   it('KVM: the host CPU model', () => {
-    const args = buildQemuArgs(spec({ accel: 'kvm' }));
+    const args = buildQemuArgs(machineSpecOf({ accel: 'kvm' }));
     expect(valuesAfter(args, '-accel')).toEqual(['kvm']);
     expect(valuesAfter(args, '-cpu')).toEqual(['host']);
   });
 
   it('sizes, no defaults, no display, serial console on stdout, QMP socket', () => {
-    const args = buildQemuArgs(spec({ cpus: 4, memoryMiB: 2048 }));
+    const args = buildQemuArgs(machineSpecOf({ cpus: 4, memoryMiB: 2048 }));
     expect(valuesAfter(args, '-smp')).toEqual(['4']);
     expect(valuesAfter(args, '-m')).toEqual(['2048M']);
     expect(args).toEqual(expect.arrayContaining(['-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'chardev:console0']));
@@ -72,49 +57,49 @@ describe('QEMU argv', () => {
   });
 
   it('the overlay is the writable disk; the seed is read-only', () => {
-    const [disk, seed] = valuesAfter(buildQemuArgs(spec()), '-blockdev').map((b) => JSON.parse(b));
+    const [disk, seed] = valuesAfter(buildQemuArgs(machineSpecOf()), '-blockdev').map((b) => JSON.parse(b));
     expect(disk).toMatchObject({ driver: 'qcow2', file: { filename: '/tmp/g/disk.qcow2' } });
     expect(disk['read-only']).toBeUndefined();
     expect(seed).toMatchObject({ driver: 'raw', 'read-only': true, file: { filename: '/tmp/g/seed.iso' } });
   });
 
   it('the agent port is a virtserialport named org.kvmtest.agent.0 on a unix socket', () => {
-    const args = buildQemuArgs(spec());
+    const args = buildQemuArgs(machineSpecOf());
     expect(valuesAfter(args, '-chardev')).toContain('socket,id=agent0,path=/tmp/g/agent.sock,server=on,wait=off');
     expect(valuesAfter(args, '-device')).toContain('virtserialport,bus=vser0.0,chardev=agent0,name=org.kvmtest.agent.0,id=agentport');
   });
 
   it('no network unless asked; forwards bind to 127.0.0.1', () => {
-    expect(valuesAfter(buildQemuArgs(spec()), '-nic')).toEqual(['none']);
-    const nic = valuesAfter(buildQemuArgs(spec({ network: { forwards: [{ host: 40022, guest: 22 }] } })), '-nic');
+    expect(valuesAfter(buildQemuArgs(machineSpecOf()), '-nic')).toEqual(['none']);
+    const nic = valuesAfter(buildQemuArgs(machineSpecOf({ network: { forwards: [{ host: 40022, guest: 22 }] } })), '-nic');
     expect(nic).toEqual(['user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:40022-:22']);
   });
 
   it('an isolated network (outbound: false) is slirp restrict=on: forwards still reach the guest', () => {
-    const nic = valuesAfter(buildQemuArgs(spec({ network: { forwards: [{ host: 40022, guest: 22 }], outbound: false } })), '-nic');
+    const nic = valuesAfter(buildQemuArgs(machineSpecOf({ network: { forwards: [{ host: 40022, guest: 22 }], outbound: false } })), '-nic');
     expect(nic).toEqual(['user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22']);
-    expect(valuesAfter(buildQemuArgs(spec({ network: { forwards: [], outbound: true } })), '-nic')).toEqual(['user,model=virtio-net-pci']);
+    expect(valuesAfter(buildQemuArgs(machineSpecOf({ network: { forwards: [], outbound: true } })), '-nic')).toEqual(['user,model=virtio-net-pci']);
   });
 
   it('the seccomp sandbox denies obsolete calls, privilege changes, spawning and resource control, when on', () => {
-    expect(valuesAfter(buildQemuArgs(spec({ sandbox: true })), '-sandbox')).toEqual(['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
-    expect(buildQemuArgs(spec())).not.toContain('-sandbox');
+    expect(valuesAfter(buildQemuArgs(machineSpecOf({ sandbox: true })), '-sandbox')).toEqual(['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
+    expect(buildQemuArgs(machineSpecOf())).not.toContain('-sandbox');
   });
 
   it('direct kernel boot passes kernel, initrd and append', () => {
-    const args = buildQemuArgs(spec({ boot: { kind: 'kernel', kernel: '/k', initrd: '/i', append: 'root=/dev/vda1 console=ttyS0' } }));
+    const args = buildQemuArgs(machineSpecOf({ boot: { kind: 'kernel', kernel: '/k', initrd: '/i', append: 'root=/dev/vda1 console=ttyS0' } }));
     expect(valuesAfter(args, '-kernel')).toEqual(['/k']);
     expect(valuesAfter(args, '-initrd')).toEqual(['/i']);
     expect(valuesAfter(args, '-append')).toEqual(['root=/dev/vda1 console=ttyS0']);
   });
 
   it('UEFI uses read-only code and writable vars pflash', () => {
-    const args = buildQemuArgs(spec({ boot: { kind: 'firmware', firmware: 'uefi', code: '/ovmf/CODE.fd', vars: '/g/VARS.fd' } }));
+    const args = buildQemuArgs(machineSpecOf({ boot: { kind: 'firmware', firmware: 'uefi', code: '/ovmf/CODE.fd', vars: '/g/VARS.fd' } }));
     expect(valuesAfter(args, '-drive')).toEqual(['if=pflash,format=raw,unit=0,readonly=on,file=/ovmf/CODE.fd', 'if=pflash,format=raw,unit=1,file=/g/VARS.fd']);
   });
 
   it('escapes commas in paths given in option syntax', () => {
-    const args = buildQemuArgs(spec({ qmpSocket: '/tmp/a,b/qmp.sock' }));
+    const args = buildQemuArgs(machineSpecOf({ qmpSocket: '/tmp/a,b/qmp.sock' }));
     expect(valuesAfter(args, '-chardev')).toContain('socket,id=qmp0,path=/tmp/a,,b/qmp.sock,server=on,wait=off');
   });
 });
@@ -144,7 +129,7 @@ describe('restore argv', () => {
 
 describe('templated RAM', () => {
   it("a template keeps its RAM in a shared file (share=on), named as the machine's memory backend, of the -m size", () => {
-    const args = buildQemuArgs(spec({ memoryMiB: 2048, memoryFile: { path: '/cache/snap,1/ram.bin', shared: true } }));
+    const args = buildQemuArgs(machineSpecOf({ memoryMiB: 2048, memoryFile: { path: '/cache/snap,1/ram.bin', shared: true } }));
     expect(valuesAfter(args, '-object')).toEqual(['memory-backend-file,id=ram0,size=2048M,mem-path=/cache/snap,,1/ram.bin,share=on']);
     expect(valuesAfter(args, '-machine')).toEqual(['q35,graphics=off,memory-backend=ram0']);
     expect(valuesAfter(args, '-m')).toEqual(['2048M']);
@@ -152,7 +137,7 @@ describe('templated RAM', () => {
   });
 
   it('a clone maps the same file private (share=off, copy-on-write) and waits for its device state; never readonly=on or memfd', () => {
-    const args = buildQemuArgs(spec({ memoryFile: { path: '/cache/snap/ram.bin', shared: false }, incomingState: '/cache/snap/state.bin' }));
+    const args = buildQemuArgs(machineSpecOf({ memoryFile: { path: '/cache/snap/ram.bin', shared: false }, incomingState: '/cache/snap/state.bin' }));
     expect(valuesAfter(args, '-object')).toEqual(['memory-backend-file,id=ram0,size=1024M,mem-path=/cache/snap/ram.bin,share=off']);
     expect(valuesAfter(args, '-machine')).toEqual(['q35,graphics=off,memory-backend=ram0']);
     expect(valuesAfter(args, '-incoming')).toEqual(['defer']);
@@ -160,13 +145,13 @@ describe('templated RAM', () => {
   });
 
   it('a cold boot has anonymous RAM: no memory backend object', () => {
-    const args = buildQemuArgs(spec());
+    const args = buildQemuArgs(machineSpecOf());
     expect(args).not.toContain('-object');
     expect(valuesAfter(args, '-machine')).toEqual(['q35,graphics=off']);
   });
 
   it('aarch64: the backend joins the virt machine options', () => {
-    const args = buildQemuArgs(spec({ arch: 'aarch64', memoryFile: { path: '/r', shared: true } }));
+    const args = buildQemuArgs(machineSpecOf({ arch: 'aarch64', memoryFile: { path: '/r', shared: true } }));
     expect(valuesAfter(args, '-machine')).toEqual(['virt,gic-version=max,graphics=off,memory-backend=ram0']);
   });
 });

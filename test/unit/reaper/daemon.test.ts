@@ -1,43 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { createConnection, Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type Daemon, runDaemon } from '../../../src/reaper/daemon.js';
 import { type ClientMessage, reaperPaths } from '../../../src/reaper/protocol.js';
+import { useTempRoots } from '../fixtures/temp-roots.js';
+import { waitFor } from '../fixtures/wait-for.js';
 
-const temp = realpathSync(tmpdir());
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  vi.restoreAllMocks();
-});
-
-/** A fresh temp root (0700, ours) holding kvmtest-* dirs, removed after the test. */
-function makeRoot(): string {
-  const root = mkdtempSync(join(temp, 'kvmtest-unit-root-'));
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-  return root;
-}
-
-/** A temp root with a real guest dir and a link to a dir outside it (in another temp dir). */
-function scene() {
-  const root = makeRoot();
-  const outside = makeRoot();
-  const victim = join(outside, 'kvmtest-victim');
-  mkdirSync(victim);
-  const link = join(root, 'kvmtest-link');
-  symlinkSync(victim, link);
-  const good = join(root, 'kvmtest-good');
-  mkdirSync(good);
-  return { root, outside, victim, link, good };
-}
-
-const waitFor = async (check: () => boolean, ms = 5000) => {
-  const deadline = Date.now() + ms;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  return check();
-};
+const { cleanups, makeRoot, rootWithLink } = useTempRoots();
 
 describe('reaper daemon', () => {
   async function startDaemon(): Promise<{ daemon: Daemon; cache: string; socketModes: number[] }> {
@@ -71,7 +41,7 @@ describe('reaper daemon', () => {
 
   it('a dead client: the reaper deletes its registered dir, and nothing it was refused', async () => {
     const { daemon, cache } = await startDaemon();
-    const { root, outside, victim, link, good } = scene();
+    const { root, outside, victim, link, good } = rootWithLink();
     const c = await client(cache);
     // before its root is named, nothing is accepted
     c.send({ t: 'add', id: 1, target: { name: 'kvmtest-1', dir: good } });

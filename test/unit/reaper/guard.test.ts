@@ -1,35 +1,11 @@
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkRoot, checkTarget } from '../../../src/reaper/guard.js';
+import { temp, useTempRoots } from '../fixtures/temp-roots.js';
 
-const temp = realpathSync(tmpdir());
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  vi.restoreAllMocks();
-});
-
-/** A fresh temp root (0700, ours) holding kvmtest-* dirs, removed after the test. */
-function makeRoot(): string {
-  const root = mkdtempSync(join(temp, 'kvmtest-unit-root-'));
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-  return root;
-}
-
-/** A temp root with a real guest dir and a link to a dir outside it (in another temp dir). */
-function scene() {
-  const root = makeRoot();
-  const outside = makeRoot();
-  const victim = join(outside, 'kvmtest-victim');
-  mkdirSync(victim);
-  const link = join(root, 'kvmtest-link');
-  symlinkSync(victim, link);
-  const good = join(root, 'kvmtest-good');
-  mkdirSync(good);
-  return { root, outside, victim, link, good };
-}
+const { makeRoot, rootWithLink } = useTempRoots();
 
 describe('reaper: what it may delete', () => {
   it('a temp root must be a real directory owned by this user (or root), not writable by others unless sticky', () => {
@@ -46,7 +22,7 @@ describe('reaper: what it may delete', () => {
 
   // pure checks only: no test hands a real system path to code that deletes
   it('refuses /etc, a path outside the roots, a symlink to outside; accepts a real child', () => {
-    const { root, victim, link, good } = scene();
+    const { root, victim, link, good } = rootWithLink();
     const t = (dir: string) => ({ name: 'kvmtest-1', dir });
     expect(checkTarget(t('/etc'), [root])).toMatch(/not a kvmtest directory/);
     expect(checkTarget(t(victim), [root])).toMatch(/not directly inside a registered temp root/);

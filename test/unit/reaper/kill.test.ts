@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, realpathSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isGuestProcess, reapTarget } from '../../../src/reaper/kill.js';
+import { temp } from '../fixtures/temp-roots.js';
 
 /** A process whose command line carries the given name, as QEMU's `-name` does. */
 function fakeGuest(name: string) {
@@ -11,13 +11,6 @@ function fakeGuest(name: string) {
   const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_code, signal) => r(signal)));
   return { pid: child.pid!, exited, kill: () => child.kill('SIGKILL') };
 }
-
-const temp = realpathSync(tmpdir());
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  vi.restoreAllMocks();
-});
 
 describe('reaper: processes', () => {
   it('stops a guest whose command line names it, and removes its directory', async () => {

@@ -2,9 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { CellResult } from '../../../src/matrix/types.js';
 import { escapeData, escapeProperty, githubAnnotations, githubSummary } from '../../../src/report/github.js';
 import { hostileCell, minimalCell, minimalReport, runsCommand } from '../fixtures/hostile.js';
-import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
-
-const full = report([debian11, debian12, debian13, fedora41]);
+import { debian11, full, report } from '../fixtures/sample-run.js';
 
 describe('GitHub', () => {
   it('escapes workflow-command data and properties', () => {

@@ -1,9 +1,7 @@
 import { XMLParser } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { toJUnit } from '../../../src/report/junit.js';
-import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
-
-const full = report([debian11, debian12, debian13, fedora41]);
+import { debian11, debian12, full, report } from '../fixtures/sample-run.js';
 
 describe('toJUnit', () => {
   const xml = toJUnit(full);

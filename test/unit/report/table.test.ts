@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatDuration, summaryTable } from '../../../src/report/table.js';
 import { hostileCell, minimalReport, runsCommand } from '../fixtures/hostile.js';
-import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
-
-const full = report([debian11, debian12, debian13, fedora41]);
+import { full } from '../fixtures/sample-run.js';
 
 describe('summaryTable', () => {
   it('aligns a row per cell, then totals and failed cases, without color codes', () => {

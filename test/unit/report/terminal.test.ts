@@ -2,10 +2,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CellResult, CellSpec, MatrixEvent, MatrixReport } from '../../../src/matrix/types.js';
 import { summaryTable } from '../../../src/report/table.js';
 import { createTerminalReporter } from '../../../src/report/terminal.js';
+import { captureStream } from '../fixtures/capture-stream.js';
 import { HOSTILE } from '../fixtures/hostile.js';
-import { debian11, debian12, debian13, fedora41, report } from '../fixtures/sample-run.js';
-
-const full = report([debian11, debian12, debian13, fedora41]);
+import { debian11, debian12, debian13, fedora41, full } from '../fixtures/sample-run.js';
 
 describe('createTerminalReporter', () => {
   afterEach(() => {
@@ -97,20 +96,13 @@ describe('createTerminalReporter', () => {
 
 describe('reports of hostile guest text', () => {
   it('verbose output lines are sanitized, and fenced with stop-commands under GitHub Actions', () => {
-    let out = '';
-    const stream = {
-      write: (t: string) => {
-        out += t;
-        return true;
-      },
-      isTTY: false,
-    } as unknown as NodeJS.WritableStream;
+    const { stream, written } = captureStream();
     const reporter = createTerminalReporter(stream, { live: false, verbose: true, github: true });
     const spec = { id: 'debian-12' } as never;
     reporter.onEvent({ type: 'output', cell: spec, stream: 'stdout', line: `${HOSTILE.setEnv}${HOSTILE.title}` } as never);
     reporter.onEvent({ type: 'output', cell: spec, stream: 'stderr', line: '::error::pwned' } as never);
     reporter.close();
-    const lines = out.trimEnd().split('\n');
+    const lines = written().trimEnd().split('\n');
     const token = /^::stop-commands::(kvmtest-[0-9a-f]{32})$/.exec(lines[0]!)?.[1];
     expect(token).toBeDefined();
     expect(lines.slice(1)).toEqual(['[debian-12] : :set-env name=X::y', '[debian-12 stderr] : :error::pwned', `::${token}::`]);

@@ -1,24 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { computeTotals } from '../../../src/matrix/totals.js';
-import type { CellResult } from '../../../src/matrix/types.js';
 import { parseJUnit } from '../../../src/results/junit.js';
-import type { TestCase } from '../../../src/results/types.js';
-
-// the case counts a report shows (summariseCases was a twin of computeTotals, removed in #11)
-const summariseCases = (cases: TestCase[]) => computeTotals([{ status: 'passed', cases } as CellResult]).cases;
-
-// node-junit.xml, node-tap.tap: `node --test --test-reporter=junit|tap node-sample.mjs` (node v20.20.2).
-// pytest-junit.xml: `python3 -m pytest --junitxml=… -o junit_family=xunit2 pytest_sample.py` (pytest 9.0.3).
-// node-tap-v14.tap is hand-written after node-tap's TAP 14 output (node-tap is not installed here).
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/results/${name}`, import.meta.url), 'utf8');
-
-/** name, suite and status of each case: the shape most assertions care about. */
-const brief = (cases: TestCase[]) => cases.map(({ name, suite, status }) => ({ name, suite, status }));
+import { brief, summariseCases } from '../fixtures/case-views.js';
+import { resultFile } from '../fixtures/result-files.js';
 
 describe('JUnit XML', () => {
   it('node --test: top-level tests under <testsuites>, describe blocks as nested suites', () => {
-    const cases = parseJUnit(fixture('node-junit.xml'), '/work/junit.xml');
+    const cases = parseJUnit(resultFile('node-junit.xml'), '/work/junit.xml');
     expect(brief(cases)).toEqual([
       { name: 'top-level pass', suite: '', status: 'passed' },
       { name: 'adds', suite: 'math', status: 'passed' },
@@ -44,7 +31,7 @@ describe('JUnit XML', () => {
   });
 
   it('pytest: the "pytest" suite gives way to the classname; failure, error and skip messages decode', () => {
-    const cases = parseJUnit(fixture('pytest-junit.xml'), 'report.xml');
+    const cases = parseJUnit(resultFile('pytest-junit.xml'), 'report.xml');
     expect(brief(cases)).toEqual([
       { name: 'test_ok', suite: 'pytest_sample', status: 'passed' },
       { name: 'test_fail', suite: 'pytest_sample', status: 'failed' },
@@ -100,7 +87,7 @@ describe('JUnit XML', () => {
   });
 
   it('rejects malformed XML naming the file and the reason', () => {
-    const call = () => parseJUnit(fixture('malformed.xml'), '/guest/out/junit.xml');
+    const call = () => parseJUnit(resultFile('malformed.xml'), '/guest/out/junit.xml');
     expect(call).toThrow(expect.objectContaining({ code: 'RESULT_PARSE_FAILED' }));
     expect(call).toThrow(/\/guest\/out\/junit\.xml.*Expected closing tag 'testcase'.*line 5/);
     expect(() => parseJUnit('<html><body/></html>', 'x.xml')).toThrow(expect.objectContaining({ code: 'RESULT_PARSE_FAILED' }));

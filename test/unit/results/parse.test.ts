@@ -3,20 +3,16 @@
  * sniffing in linear time, size and case limits. The line splitter, console and frame decoder parts
  * of that work live with their modules (util/lines, qemu/console, agent/codec).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseResultFile } from '../../../src/results/file.js';
 import { MAX_RESULT_FILE_BYTES, parseResults, sniffResults } from '../../../src/results/parse.js';
+import { resultFile } from '../fixtures/result-files.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmtest-unit-flow-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-// node-junit.xml, node-tap.tap: `node --test --test-reporter=junit|tap node-sample.mjs` (node v20.20.2).
-// pytest-junit.xml: `python3 -m pytest --junitxml=… -o junit_family=xunit2 pytest_sample.py` (pytest 9.0.3).
-// node-tap-v14.tap is hand-written after node-tap's TAP 14 output (node-tap is not installed here).
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/results/${name}`, import.meta.url), 'utf8');
 
 describe('result sniffing and caps', () => {
   it('302 bytes of processing instructions: sniffed in linear time, not a result file', () => {
@@ -59,22 +55,22 @@ describe('result sniffing and caps', () => {
 
 describe('parseResults', () => {
   it('tells JUnit XML from TAP by content', () => {
-    expect(parseResults(fixture('node-junit.xml'), 'a')).toHaveLength(7);
-    expect(parseResults(fixture('pytest-junit.xml'), 'a')).toHaveLength(6);
-    expect(parseResults(fixture('node-tap.tap'), 'a')).toHaveLength(8);
-    expect(parseResults(fixture('node-tap-v14.tap'), 'a')).toHaveLength(7);
-    expect(parseResults(fixture('shell.tap'), 'a')).toHaveLength(2);
+    expect(parseResults(resultFile('node-junit.xml'), 'a')).toHaveLength(7);
+    expect(parseResults(resultFile('pytest-junit.xml'), 'a')).toHaveLength(6);
+    expect(parseResults(resultFile('node-tap.tap'), 'a')).toHaveLength(8);
+    expect(parseResults(resultFile('node-tap-v14.tap'), 'a')).toHaveLength(7);
+    expect(parseResults(resultFile('shell.tap'), 'a')).toHaveLength(2);
     expect(parseResults('\n  <testsuite name="s"><testcase name="t"/></testsuite>', 'a')).toHaveLength(1);
   });
 
   it('returns undefined for files that are not results: a log, other XML, source code', () => {
-    expect(parseResults(fixture('plain.log'), 'console.log')).toBeUndefined();
+    expect(parseResults(resultFile('plain.log'), 'console.log')).toBeUndefined();
     expect(parseResults('<?xml version="1.0"?><project><modelVersion>4.0.0</modelVersion></project>', 'pom.xml')).toBeUndefined();
-    expect(parseResults(fixture('pytest_sample.py'), 'test.py')).toBeUndefined();
+    expect(parseResults(resultFile('pytest_sample.py'), 'test.py')).toBeUndefined();
     expect(parseResults('', 'empty')).toBeUndefined();
   });
 
   it('still throws for a result file that does not parse', () => {
-    expect(() => parseResults(fixture('malformed.xml'), 'junit.xml')).toThrow(expect.objectContaining({ code: 'RESULT_PARSE_FAILED' }));
+    expect(() => parseResults(resultFile('malformed.xml'), 'junit.xml')).toThrow(expect.objectContaining({ code: 'RESULT_PARSE_FAILED' }));
   });
 });

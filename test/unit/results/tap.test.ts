@@ -1,23 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { computeTotals } from '../../../src/matrix/totals.js';
-import type { CellResult } from '../../../src/matrix/types.js';
 import { parseTap } from '../../../src/results/tap.js';
-import type { TestCase } from '../../../src/results/types.js';
-
-// node-junit.xml, node-tap.tap: `node --test --test-reporter=junit|tap node-sample.mjs` (node v20.20.2).
-// pytest-junit.xml: `python3 -m pytest --junitxml=… -o junit_family=xunit2 pytest_sample.py` (pytest 9.0.3).
-// node-tap-v14.tap is hand-written after node-tap's TAP 14 output (node-tap is not installed here).
-const fixture = (name: string): string => readFileSync(new URL(`../fixtures/results/${name}`, import.meta.url), 'utf8');
-
-/** name, suite and status of each case: the shape most assertions care about. */
-// the case counts a report shows (summariseCases was a twin of computeTotals, removed in #11)
-const summariseCases = (cases: TestCase[]) => computeTotals([{ status: 'passed', cases } as CellResult]).cases;
-const brief = (cases: TestCase[]) => cases.map(({ name, suite, status }) => ({ name, suite, status }));
+import { brief, summariseCases } from '../fixtures/case-views.js';
+import { resultFile } from '../fixtures/result-files.js';
 
 describe('TAP', () => {
   it('node --test: leaf tests with subtest names as suite, parents not counted twice', () => {
-    const cases = parseTap(fixture('node-tap.tap'), 'tap.out');
+    const cases = parseTap(resultFile('node-tap.tap'), 'tap.out');
     expect(brief(cases)).toEqual([
       { name: 'top-level pass', suite: '', status: 'passed' },
       { name: 'adds', suite: 'math', status: 'passed' },
@@ -30,7 +18,7 @@ describe('TAP', () => {
       { name: 'parent with subtests', suite: '', status: 'failed' },
     ]);
     const [pass, , mismatch, skipped, todo, topFail, , parent] = cases;
-    expect(pass!.durationMs).toBe(Math.round(Number(/duration_ms: ([\d.]+)/.exec(fixture('node-tap.tap'))![1])));
+    expect(pass!.durationMs).toBe(Math.round(Number(/duration_ms: ([\d.]+)/.exec(resultFile('node-tap.tap'))![1])));
     expect(mismatch!.message).toBe("Expected values to be strictly equal:\n+ actual - expected\n\n+ 'actual'\n- 'expected'");
     expect(mismatch!.details).toContain('operator: strictEqual');
     expect(topFail!.message).toBe('Expected values to be strictly equal:\n\n2 !== 3');
@@ -41,7 +29,7 @@ describe('TAP', () => {
   });
 
   it('node-tap (TAP 14): per-file subtest, nested subtests, an empty subtest as a case, SKIP and TODO', () => {
-    const cases = parseTap(fixture('node-tap-v14.tap'), 'tap.out');
+    const cases = parseTap(resultFile('node-tap-v14.tap'), 'tap.out');
     const file = 'test/math.test.js';
     expect(brief(cases)).toEqual([
       { name: 'adds small numbers', suite: `${file} > addition`, status: 'passed' },
@@ -63,14 +51,14 @@ describe('TAP', () => {
   });
 
   it('plain shell TAP', () => {
-    expect(parseTap(fixture('shell.tap'), 's.tap')).toEqual([
+    expect(parseTap(resultFile('shell.tap'), 's.tap')).toEqual([
       { name: 'a', suite: '', status: 'passed', file: 's.tap' },
       { name: 'b', suite: '', status: 'failed', message: 'b', file: 's.tap' },
     ]);
   });
 
   it('Bail out! becomes one error case after the points before it', () => {
-    const cases = parseTap(fixture('bail-out.tap'), 'b.tap');
+    const cases = parseTap(resultFile('bail-out.tap'), 'b.tap');
     expect(brief(cases)).toEqual([
       { name: 'install', suite: '', status: 'passed' },
       { name: 'migrate', suite: '', status: 'failed' },
@@ -98,7 +86,7 @@ describe('TAP', () => {
   });
 
   it('rejects text with no TAP in it', () => {
-    expect(() => parseTap(fixture('plain.log'), '/guest/out.log')).toThrow(expect.objectContaining({ code: 'RESULT_PARSE_FAILED' }));
+    expect(() => parseTap(resultFile('plain.log'), '/guest/out.log')).toThrow(expect.objectContaining({ code: 'RESULT_PARSE_FAILED' }));
     expect(() => parseTap('', 'empty.tap')).toThrow(/empty\.tap/);
   });
 });

@@ -1,28 +1,13 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { listSnapshots, readSnapshotEntry } from '../../../src/snapshot/list.js';
 import { snapshotsRoot } from '../../../src/snapshot/store.js';
+import { useCacheHome } from '../fixtures/cache-home.js';
 import { fakeEntry, GiB } from '../fixtures/snapshots.js';
 
-let work: string;
-let cache: string;
-
-beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), 'kvmtest-list-'));
-});
-
-beforeEach(() => {
-  cache = join(mkdtempSync(join(work, 'home-')), 'kvmtest');
-  vi.stubEnv('KVMTEST_CACHE', cache);
-});
-
-afterAll(() => {
-  vi.unstubAllEnvs();
-  rmSync(work, { recursive: true, force: true });
-});
+const home = useCacheHome({ prefix: 'kvmtest-list-' });
 
 /** What du would count: the allocated blocks of the entry's files. */
 function allocated(dir: string): number {
@@ -32,7 +17,7 @@ function allocated(dir: string): number {
 describe('listSnapshots', () => {
   it('is empty when there is no cache, and makes none', async () => {
     await expect(listSnapshots()).resolves.toEqual([]);
-    expect(existsSync(cache)).toBe(false);
+    expect(existsSync(home.cache)).toBe(false);
   });
 
   it('a complete snapshot is ready; its size is what is allocated (ram.bin is sparse), not its length', async () => {
@@ -97,7 +82,7 @@ describe('listSnapshots', () => {
   });
 
   it('a link planted in snapshots/ or in an entry is reported, never followed (its target is neither read nor counted)', async () => {
-    const target = mkdtempSync(join(work, 'target-'));
+    const target = mkdtempSync(join(home.work, 'target-'));
     writeFileSync(join(target, 'meta.json'), JSON.stringify({ key: 'x', stateBytes: 1, ramBytes: 1, baseImage: '/etc' }));
     writeFileSync(join(target, 'big'), Buffer.alloc(1 << 20, 1));
     mkdirSync(snapshotsRoot(), { recursive: true, mode: 0o700 });

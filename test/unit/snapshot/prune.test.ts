@@ -1,29 +1,14 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SnapshotEntry } from '../../../src/snapshot/list.js';
 import { pruneReason, pruneSnapshots, SNAPSHOT_MAX_AGE_MS } from '../../../src/snapshot/prune.js';
 import { snapshotsRoot } from '../../../src/snapshot/store.js';
+import { useCacheHome } from '../fixtures/cache-home.js';
 import { fakeEntry } from '../fixtures/snapshots.js';
 
-let work: string;
-let cache: string;
-
-beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), 'kvmtest-prune-'));
-});
-
-beforeEach(() => {
-  cache = join(mkdtempSync(join(work, 'home-')), 'kvmtest');
-  vi.stubEnv('KVMTEST_CACHE', cache);
-});
-
-afterAll(() => {
-  vi.unstubAllEnvs();
-  rmSync(work, { recursive: true, force: true });
-});
+const home = useCacheHome({ prefix: 'kvmtest-prune-' });
 
 const left = () => readdirSync(snapshotsRoot()).sort();
 const HOUR = 3_600_000;
@@ -93,11 +78,11 @@ describe('pruneSnapshots', () => {
 
   it('nothing to do without a cache, and none is made', async () => {
     await expect(pruneSnapshots({ all: true })).resolves.toEqual([]);
-    expect(existsSync(cache)).toBe(false);
+    expect(existsSync(home.cache)).toBe(false);
   });
 
   it('a symlink planted in snapshots/ is removed itself: its target directory and file survive', async () => {
-    const target = mkdtempSync(join(work, 'target-'));
+    const target = mkdtempSync(join(home.work, 'target-'));
     writeFileSync(join(target, 'precious.txt'), 'keep me\n');
     fakeEntry('real', { oldFormat: true });
     symlinkSync(target, join(snapshotsRoot(), 'planted'));
@@ -109,7 +94,7 @@ describe('pruneSnapshots', () => {
   });
 
   it('a symlink inside an entry is unlinked with it, never followed', async () => {
-    const target = mkdtempSync(join(work, 'target-'));
+    const target = mkdtempSync(join(home.work, 'target-'));
     writeFileSync(join(target, 'precious.txt'), 'keep me\n');
     const dir = fakeEntry('inner');
     for (const file of ['disk.qcow2', 'seed.iso']) rmSync(join(dir, file));
@@ -123,9 +108,9 @@ describe('pruneSnapshots', () => {
   it("lock directories named '.lock', '..lock' or '...lock' never make it remove snapshots/ or the cache", async () => {
     fakeEntry('fresh');
     for (const name of ['.lock', '..lock', '...lock']) mkdirSync(join(snapshotsRoot(), name));
-    writeFileSync(join(cache, 'other.txt'), 'cache file\n');
+    writeFileSync(join(home.cache, 'other.txt'), 'cache file\n');
     await expect(pruneSnapshots({ all: true })).resolves.toMatchObject([{ key: 'fresh' }]);
-    expect(readFileSync(join(cache, 'other.txt'), 'utf8')).toBe('cache file\n');
+    expect(readFileSync(join(home.cache, 'other.txt'), 'utf8')).toBe('cache file\n');
     expect(left()).toEqual(['...lock', '..lock', '.lock']);
   });
 

@@ -1,32 +1,11 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { cachePath } from '../../../src/image/cache.js';
 import { inspectSnapshot, makeSnapshotDir, readSnapshot, snapshotPaths, writeMeta } from '../../../src/snapshot/store.js';
+import { refused, useCacheHome } from '../fixtures/cache-home.js';
 
-let work: string;
-let cache: string;
-/** A host file a planted link points at: it must come out untouched. */
-let victim: string;
-
-beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), 'kvmtest-cache-'));
-  victim = join(work, 'victim.txt');
-});
-
-beforeEach(() => {
-  cache = join(mkdtempSync(join(work, 'home-')), 'kvmtest');
-  vi.stubEnv('KVMTEST_CACHE', cache);
-  writeFileSync(victim, 'host file\n');
-});
-
-afterAll(() => {
-  vi.unstubAllEnvs();
-  rmSync(work, { recursive: true, force: true });
-});
-
-const refused = (promise: Promise<unknown>) => expect(promise).rejects.toMatchObject({ code: 'CACHE_UNSAFE' });
+const home = useCacheHome({ victim: true });
 
 describe('snapshots', () => {
   it("their directory is 0700, the state, the RAM file (the guest's memory), disk and seed 0600; a link at any of them is refused", async () => {
@@ -41,14 +20,14 @@ describe('snapshots', () => {
     await expect(readSnapshot('k1')).resolves.toMatchObject({ key: 'k1' });
 
     rmSync(paths.state);
-    symlinkSync(victim, paths.state);
+    symlinkSync(home.victim, paths.state);
     await refused(readSnapshot('k1'));
     rmSync(paths.state);
     writeFileSync(paths.state, 'DEV');
     rmSync(paths.ram);
-    symlinkSync(victim, paths.ram);
+    symlinkSync(home.victim, paths.ram);
     await refused(readSnapshot('k1'));
-    expect(readFileSync(victim, 'utf8')).toBe('host file\n');
+    expect(readFileSync(home.victim, 'utf8')).toBe('host file\n');
   });
 
   it("is incomplete (not used) when its RAM file is missing, or not the size meta.json records, or not the guest's memory size", async () => {
@@ -90,18 +69,18 @@ describe('snapshots', () => {
     const paths = snapshotPaths('k2');
     await cachePath('snapshots');
     mkdirSync(paths.dir, { mode: 0o700 });
-    symlinkSync(victim, paths.state);
+    symlinkSync(home.victim, paths.state);
     await expect(makeSnapshotDir(paths)).rejects.toThrow();
-    expect(readFileSync(victim, 'utf8')).toBe('host file\n');
+    expect(readFileSync(home.victim, 'utf8')).toBe('host file\n');
   });
 
   it('the RAM file is made new by the host: a link planted in its place fails the snapshot instead of QEMU mapping the target shared', async () => {
     const paths = snapshotPaths('k6');
     await cachePath('snapshots');
     mkdirSync(paths.dir, { mode: 0o700 });
-    symlinkSync(victim, paths.ram);
+    symlinkSync(home.victim, paths.ram);
     await expect(makeSnapshotDir(paths)).rejects.toThrow();
-    expect(readFileSync(victim, 'utf8')).toBe('host file\n');
+    expect(readFileSync(home.victim, 'utf8')).toBe('host file\n');
   });
 
   it('inspecting (what kvmtest cache list does) changes nothing and says why one is not complete; reading makes it private', async () => {

@@ -1,64 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Header, Pax } from 'tar';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TreeExtractor } from '../../../../src/agent/pull/extract.js';
+import { tarOf } from '../../fixtures/crafted-tar.js';
+import { usePullPlaces } from '../../fixtures/pull-places.js';
 
-// ---------------------------------------------------------------- crafted archives
-
-interface Member {
-  path: string;
-  type?: 'File' | 'Directory' | 'SymbolicLink' | 'Link' | 'FIFO' | 'CharacterDevice' | 'BlockDevice';
-  mode?: number;
-  body?: Buffer | string;
-  /** Declared size, when it differs from the body (a header promising more than follows). */
-  size?: number;
-  linkpath?: string;
-}
-
-const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
-
-/** One member as tar blocks: a pax header first when a name does not fit ustar. */
-function memberBlocks(m: Member): Buffer[] {
-  const body = Buffer.from(m.body ?? '');
-  const fields = {
-    path: m.path,
-    mode: m.mode ?? (m.type === 'Directory' ? 0o755 : 0o644),
-    size: m.size ?? body.length,
-    type: m.type ?? 'File',
-    linkpath: m.linkpath,
-    mtime: new Date(1_700_000_000_000),
-    uid: 0,
-    gid: 0,
-  };
-  const blocks: Buffer[] = [];
-  if (Buffer.byteLength(m.path) > 99 || Buffer.byteLength(m.linkpath ?? '') > 99) blocks.push(new Pax(fields).encode());
-  const header = Buffer.alloc(512);
-  new Header({ ...fields, path: m.path.slice(0, 99), linkpath: m.linkpath?.slice(0, 99) }).encode(header, 0);
-  blocks.push(header);
-  if (m.size === undefined || m.size === body.length) blocks.push(body, pad(body.length));
-  else blocks.push(body);
-  return blocks;
-}
-
-function tarOf(members: Member[], { end = true } = {}): Buffer {
-  return Buffer.concat([...members.flatMap(memberBlocks), ...(end ? [Buffer.alloc(1024)] : [])]);
-}
-
-let work: string;
-beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), 'kvmtest-unit-pull-'));
-});
-afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-let n = 0;
-/** A fresh parent directory per test; `dest` inside it does not exist yet. */
-function place(): { parent: string; dest: string } {
-  const parent = join(work, `t${++n}`);
-  mkdirSync(parent);
-  return { parent, dest: join(parent, 'dest') };
-}
+const { place } = usePullPlaces();
 
 describe('pull: backpressure', () => {
   it('the extractor takes the next chunk only when the last is on its way to disk', async () => {

@@ -1,192 +1,80 @@
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import http from 'node:http';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KvmtestError } from '../../../../src/errors.js';
 import { type DownloadProgress, download, fetchText, hashFile } from '../../../../src/image/download/index.js';
+import { sha256, sha512 } from '../../fixtures/digest.js';
+import { failure, SIZE, sizeOf, useDownloadScene } from '../../fixtures/download-scene.js';
 
-/** How the server answers one request; requests beyond the plan get 'ok'. */
-type Behaviour =
-  | 'ok' // honours Range and If-Range
-  | 'ignore-range' // always the whole file, 200
-  | 'cut' // full Content-Length, half the body, then (once the client has stored that half) the socket is destroyed
-  | 'cut-now' // the same without waiting: the client may lose what it had buffered but not yet written
-  | 'half-then-stall' // half the body, then nothing, connection kept open
-  | 'stall' // headers, then nothing
-  | number; // that status, no file
-
-const SIZE = 3 * 1024 * 1024 + 4321; // odd, so halves are not block-aligned
 const FAST = { backoffMs: 5 };
-
-class FileServer {
-  data: Buffer = Buffer.alloc(0);
-  etag = '';
-  plan: Behaviour[] = [];
-  requests: { url: string; headers: http.IncomingHttpHeaders }[] = [];
-  /** Resolves once the client has stored `bytes` bytes of the file. */
-  stored: (bytes: number) => Promise<void> = async () => {};
-  readonly server = http.createServer((req, res) => this.#handle(req, res));
-
-  setData(data: Buffer): void {
-    this.data = data;
-    this.etag = `"${createHash('sha1').update(data).digest('hex').slice(0, 16)}"`;
-  }
-
-  url(path = '/file.img'): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${path}`;
-  }
-
-  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const path = req.url ?? '/';
-    this.requests.push({ url: path, headers: req.headers });
-    if (path === '/redirect') return void res.writeHead(302, { location: '/file.img' }).end();
-    if (path === '/loop') return void res.writeHead(302, { location: '/loop' }).end();
-    const behaviour = this.plan.shift() ?? 'ok';
-    if (typeof behaviour === 'number') return void res.writeHead(behaviour).end('no');
-    const body = path === '/SHA256SUMS' ? Buffer.from(`${sha256(this.data)}  file.img\n`) : this.data;
-
-    let start = 0;
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    const ifRange = req.headers['if-range'];
-    const ranged = range !== null && behaviour !== 'ignore-range' && (ifRange === undefined || ifRange === this.etag);
-    if (ranged) {
-      start = Number(range[1]);
-      if (start >= body.length) return void res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
-    }
-    const slice = body.subarray(start);
-    res.writeHead(ranged ? 206 : 200, {
-      etag: this.etag,
-      'accept-ranges': 'bytes',
-      'content-length': slice.length,
-      ...(ranged ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
-    });
-    const half = slice.subarray(0, Math.floor(slice.length / 2));
-    if (behaviour === 'cut')
-      res.write(
-        half,
-        () =>
-          void this.stored(start + half.length)
-            .catch(() => {})
-            .finally(() => res.destroy()),
-      );
-    else if (behaviour === 'cut-now') res.write(half, () => res.destroy());
-    else if (behaviour === 'half-then-stall') res.write(half);
-    else if (behaviour === 'stall') res.flushHeaders();
-    else res.end(slice);
-  }
-}
-
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const sha512 = (data: Buffer) => createHash('sha512').update(data).digest('hex');
-const sizeOf = (path: string) =>
-  stat(path).then(
-    (s) => s.size,
-    () => -1,
-  );
 const exists = async (path: string) => (await sizeOf(path)) >= 0;
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => expect.unreachable('should have failed'),
-    (error: unknown) => error as KvmtestError,
-  );
-
-const files = new FileServer();
+const scene = useDownloadScene();
+const { files } = scene;
 const half = Math.floor(SIZE / 2);
-let dir: string;
-let dest: string;
-let partial: string;
-let dispatcher: Agent;
-
-beforeAll(async () => {
-  files.setData(randomBytes(SIZE));
-  files.server.listen(0, '127.0.0.1');
-  await once(files.server, 'listening');
-});
-
-afterAll(async () => {
-  files.server.close();
-  await once(files.server, 'close');
-});
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'kvmtest-download-'));
-  dest = join(dir, 'images', 'disk.img'); // a parent that does not exist yet
-  partial = `${dest}.partial`;
-  dispatcher = new Agent();
-  files.stored = (bytes) => vi.waitFor(async () => expect(await sizeOf(partial)).toBeGreaterThanOrEqual(bytes), { timeout: 5000, interval: 5 });
-  files.plan = [];
-  files.requests = [];
-});
-
-afterEach(async () => {
-  files.server.closeAllConnections(); // stalled responses
-  await dispatcher.destroy();
-  await rm(dir, { recursive: true, force: true });
-});
 
 describe('download', () => {
   it('streams the whole file, verifies sha256 and renames it into place', async () => {
     const progress: DownloadProgress[] = [];
     const result = await download({
       url: files.url(),
-      dest,
-      dispatcher,
+      dest: scene.dest,
+      dispatcher: scene.dispatcher,
       expected: { algorithm: 'sha256', hex: sha256(files.data) },
       onProgress: (p) => progress.push(p),
     });
     expect(result).toEqual({
-      path: dest,
+      path: scene.dest,
       bytes: SIZE,
       resumed: false,
       attempts: 1,
       digest: { algorithm: 'sha256', hex: sha256(files.data) },
     });
-    expect((await readFile(dest)).equals(files.data)).toBe(true);
-    expect(await exists(partial)).toBe(false);
-    expect(await exists(`${partial}.json`)).toBe(false);
+    expect((await readFile(scene.dest)).equals(files.data)).toBe(true);
+    expect(await exists(scene.partial)).toBe(false);
+    expect(await exists(`${scene.partial}.json`)).toBe(false);
     expect(progress.at(-1)).toEqual({ received: SIZE, total: SIZE, resumedFrom: 0, attempt: 1 });
     expect(progress.length).toBeLessThan(10); // throttled: a local 3 MiB download takes well under a second
   });
 
   it('verifies sha512 (upper-case hex accepted) and returns the digest in that algorithm', async () => {
     const hex = sha512(files.data);
-    const result = await download({ url: files.url(), dest, dispatcher, expected: { algorithm: 'sha512', hex: hex.toUpperCase() } });
+    const result = await download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, expected: { algorithm: 'sha512', hex: hex.toUpperCase() } });
     expect(result.digest).toEqual({ algorithm: 'sha512', hex });
-    expect(await hashFile(dest, 'sha512')).toBe(hex);
+    expect(await hashFile(scene.dest, 'sha512')).toBe(hex);
   });
 
   it('resumes with Range and If-Range after the server cuts the connection mid-file', async () => {
     files.plan = ['cut'];
-    const result = await download({ url: files.url(), dest, dispatcher, ...FAST, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
+    const result = await download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, ...FAST, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
     expect(files.requests).toHaveLength(2);
     expect(files.requests[0]?.headers.range).toBeUndefined();
     expect(files.requests[1]?.headers).toMatchObject({ range: `bytes=${half}-`, 'if-range': files.etag });
     expect(result).toMatchObject({ attempts: 2, resumed: true, bytes: SIZE });
-    expect((await readFile(dest)).equals(files.data)).toBe(true);
+    expect((await readFile(scene.dest)).equals(files.data)).toBe(true);
   });
 
   it('resumes from what was stored when the cut loses bytes the client had buffered', async () => {
     files.plan = ['cut-now'];
-    const result = await download({ url: files.url(), dest, dispatcher, ...FAST, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
+    const result = await download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, ...FAST, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
     const from = Number(/^bytes=(\d+)-$/.exec(String(files.requests[1]?.headers.range))?.[1]);
     expect(from).toBeGreaterThan(0);
     expect(from).toBeLessThanOrEqual(half);
     expect(result).toMatchObject({ attempts: 2, resumed: true, bytes: SIZE });
-    expect((await readFile(dest)).equals(files.data)).toBe(true);
+    expect((await readFile(scene.dest)).equals(files.data)).toBe(true);
   });
 
   it('keeps the partial file when aborted and resumes it in a later call', async () => {
     files.plan = ['half-then-stall'];
     const controller = new AbortController();
-    const first = failure(download({ url: files.url(), dest, dispatcher, signal: controller.signal }));
-    await vi.waitFor(async () => expect(await sizeOf(partial)).toBe(half), { timeout: 5000, interval: 10 });
+    const first = failure(download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, signal: controller.signal }));
+    await vi.waitFor(async () => expect(await sizeOf(scene.partial)).toBe(half), { timeout: 5000, interval: 10 });
     const reason = new Error('user cancelled');
     const abortedAt = performance.now();
     controller.abort(reason);
@@ -196,40 +84,40 @@ describe('download', () => {
     expect(error).toMatchObject({ code: 'ABORTED', cause: reason });
 
     // in between: the partial file and its validator stay for the next call
-    expect(await sizeOf(partial)).toBe(half);
-    expect(JSON.parse(await readFile(`${partial}.json`, 'utf8'))).toMatchObject({ etag: files.etag, total: SIZE });
-    expect(await exists(dest)).toBe(false);
+    expect(await sizeOf(scene.partial)).toBe(half);
+    expect(JSON.parse(await readFile(`${scene.partial}.json`, 'utf8'))).toMatchObject({ etag: files.etag, total: SIZE });
+    expect(await exists(scene.dest)).toBe(false);
 
-    const result = await download({ url: files.url(), dest, dispatcher, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
+    const result = await download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
     expect(files.requests[1]?.headers).toMatchObject({ range: `bytes=${half}-`, 'if-range': files.etag });
     expect(result).toMatchObject({ attempts: 1, resumed: true, bytes: SIZE });
-    expect((await readFile(dest)).equals(files.data)).toBe(true);
+    expect((await readFile(scene.dest)).equals(files.data)).toBe(true);
   });
 
   it('starts over when the server ignores Range and sends the whole file', async () => {
     files.plan = ['cut', 'ignore-range'];
-    const result = await download({ url: files.url(), dest, dispatcher, ...FAST, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
+    const result = await download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, ...FAST, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
     expect(files.requests[1]?.headers.range).toBe(`bytes=${half}-`);
     expect(result).toMatchObject({ attempts: 2, resumed: false, bytes: SIZE });
-    expect((await readFile(dest)).equals(files.data)).toBe(true);
+    expect((await readFile(scene.dest)).equals(files.data)).toBe(true);
   });
 
   it('gets the new file when it changed between calls (If-Range with the old ETag → 200)', async () => {
     const before = files.data;
     files.plan = ['cut'];
-    const error = await failure(download({ url: files.url(), dest, dispatcher, retries: 0 }));
+    const error = await failure(download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, retries: 0 }));
     expect(error).toMatchObject({ code: 'DOWNLOAD_FAILED' });
     expect(error.message).toContain(files.url());
     expect(error.message).toContain('1 attempt');
-    expect(await sizeOf(partial)).toBe(half);
+    expect(await sizeOf(scene.partial)).toBe(half);
 
     const oldEtag = files.etag;
     files.setData(randomBytes(SIZE));
     try {
-      const result = await download({ url: files.url(), dest, dispatcher, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
+      const result = await download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
       expect(files.requests[1]?.headers).toMatchObject({ range: `bytes=${half}-`, 'if-range': oldEtag });
       expect(result).toMatchObject({ resumed: false, bytes: SIZE });
-      expect((await readFile(dest)).equals(files.data)).toBe(true);
+      expect((await readFile(scene.dest)).equals(files.data)).toBe(true);
     } finally {
       files.setData(before);
     }
@@ -237,30 +125,30 @@ describe('download', () => {
 
   it('accepts a partial file that is already complete (416 for a range at its end)', async () => {
     files.plan = ['cut'];
-    await failure(download({ url: files.url(), dest, dispatcher, retries: 0 }));
-    await writeFile(partial, files.data); // as if the last bytes had arrived before the process died
+    await failure(download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, retries: 0 }));
+    await writeFile(scene.partial, files.data); // as if the last bytes had arrived before the process died
 
-    const result = await download({ url: files.url(), dest, dispatcher, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
+    const result = await download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, expected: { algorithm: 'sha256', hex: sha256(files.data) } });
     expect(files.requests[1]?.headers.range).toBe(`bytes=${SIZE}-`);
     expect(result).toMatchObject({ resumed: true, bytes: SIZE, attempts: 1 });
-    expect((await readFile(dest)).equals(files.data)).toBe(true);
+    expect((await readFile(scene.dest)).equals(files.data)).toBe(true);
   });
 
   it('deletes the download on a checksum mismatch and names both digests and the URL', async () => {
     const wrong = 'ab'.repeat(32);
-    const error = await failure(download({ url: files.url(), dest, dispatcher, expected: { algorithm: 'sha256', hex: wrong } }));
+    const error = await failure(download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, expected: { algorithm: 'sha256', hex: wrong } }));
     expect(error).toMatchObject({ code: 'CHECKSUM_MISMATCH' });
     expect(error.message).toContain(wrong);
     expect(error.message).toContain(sha256(files.data));
     expect(error.message).toContain(files.url());
-    expect(await exists(dest)).toBe(false);
-    expect(await exists(partial)).toBe(false);
-    expect(await exists(`${partial}.json`)).toBe(false);
+    expect(await exists(scene.dest)).toBe(false);
+    expect(await exists(scene.partial)).toBe(false);
+    expect(await exists(`${scene.partial}.json`)).toBe(false);
   });
 
   it('fails at once with DOWNLOAD_NOT_FOUND on 404', async () => {
     files.plan = [404];
-    const error = await failure(download({ url: files.url(), dest, dispatcher }));
+    const error = await failure(download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher }));
     expect(error).toMatchObject({ code: 'DOWNLOAD_NOT_FOUND' });
     expect(error.message).toContain(files.url());
     expect(error.message).toContain('404');
@@ -269,7 +157,7 @@ describe('download', () => {
 
   it('fails at once with DOWNLOAD_FAILED on other 4xx', async () => {
     files.plan = [403];
-    const error = await failure(download({ url: files.url(), dest, dispatcher }));
+    const error = await failure(download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher }));
     expect(error).toMatchObject({ code: 'DOWNLOAD_FAILED' });
     expect(error.message).toContain('403');
     expect(files.requests).toHaveLength(1);
@@ -277,14 +165,14 @@ describe('download', () => {
 
   it('retries 5xx with backoff', async () => {
     files.plan = [500, 503];
-    const result = await download({ url: files.url(), dest, dispatcher, ...FAST });
+    const result = await download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, ...FAST });
     expect(result).toMatchObject({ attempts: 3, bytes: SIZE });
-    expect((await readFile(dest)).equals(files.data)).toBe(true);
+    expect((await readFile(scene.dest)).equals(files.data)).toBe(true);
   });
 
   it('gives up after the last retry with DOWNLOAD_FAILED naming the URL, attempts and cause', async () => {
     files.plan = [500, 500, 500];
-    const error = await failure(download({ url: files.url(), dest, dispatcher, ...FAST, retries: 2 }));
+    const error = await failure(download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, ...FAST, retries: 2 }));
     expect(error).toMatchObject({ code: 'DOWNLOAD_FAILED' });
     expect(error.message).toContain(files.url());
     expect(error.message).toContain('3 attempt');
@@ -295,19 +183,19 @@ describe('download', () => {
   it('times out a stalled server with DOWNLOAD_TIMEOUT after the last retry', async () => {
     files.plan = ['stall', 'stall'];
     const started = performance.now();
-    const error = await failure(download({ url: files.url(), dest, dispatcher, ...FAST, idleTimeoutMs: 300, retries: 1 }));
+    const error = await failure(download({ url: files.url(), dest: scene.dest, dispatcher: scene.dispatcher, ...FAST, idleTimeoutMs: 300, retries: 1 }));
     expect(error).toMatchObject({ code: 'DOWNLOAD_TIMEOUT' });
     expect(files.requests).toHaveLength(2);
     expect(performance.now() - started).toBeGreaterThanOrEqual(550);
   });
 
   it('follows redirects, up to five', async () => {
-    const result = await download({ url: files.url('/redirect'), dest, dispatcher });
+    const result = await download({ url: files.url('/redirect'), dest: scene.dest, dispatcher: scene.dispatcher });
     expect(files.requests.map((r) => r.url)).toEqual(['/redirect', '/file.img']);
-    expect((await readFile(dest)).equals(files.data)).toBe(true);
+    expect((await readFile(scene.dest)).equals(files.data)).toBe(true);
 
     files.requests = [];
-    const error = await failure(download({ url: files.url('/loop'), dest, dispatcher }));
+    const error = await failure(download({ url: files.url('/loop'), dest: scene.dest, dispatcher: scene.dispatcher }));
     expect(error).toMatchObject({ code: 'DOWNLOAD_FAILED' });
     expect(error.message).toContain('redirect');
     expect(files.requests).toHaveLength(6);
@@ -315,10 +203,10 @@ describe('download', () => {
   });
 
   it('rejects bad options with an INVALID_OPTION error naming the option', async () => {
-    await expect(download({ url: 'ftp://example.org/x', dest })).rejects.toMatchObject({ code: 'INVALID_OPTION', name: 'InputError' });
-    await expect(download({ url: 'ftp://example.org/x', dest })).rejects.toThrow(/"url" option/);
-    await expect(download({ url: files.url(), dest, retries: -1 })).rejects.toThrow(/"retries" option/);
-    await expect(download({ url: files.url(), dest, expected: { algorithm: 'sha256', hex: 'abc' } })).rejects.toThrow(/"expected.hex" option/);
+    await expect(download({ url: 'ftp://example.org/x', dest: scene.dest })).rejects.toMatchObject({ code: 'INVALID_OPTION', name: 'InputError' });
+    await expect(download({ url: 'ftp://example.org/x', dest: scene.dest })).rejects.toThrow(/"url" option/);
+    await expect(download({ url: files.url(), dest: scene.dest, retries: -1 })).rejects.toThrow(/"retries" option/);
+    await expect(download({ url: files.url(), dest: scene.dest, expected: { algorithm: 'sha256', hex: 'abc' } })).rejects.toThrow(/"expected.hex" option/);
   });
 });
 
@@ -373,10 +261,10 @@ describe('redirects from https', () => {
   });
 
   it('a redirect from https to plain http is refused (DOWNLOAD_INSECURE), at once and before the http: server is asked', async () => {
-    const error = await failure(download({ url: tlsUrl('/to-http'), dest, dispatcher: tlsDispatcher, ...FAST }));
+    const error = await failure(download({ url: tlsUrl('/to-http'), dest: scene.dest, dispatcher: tlsDispatcher, ...FAST }));
     expect(error).toMatchObject({ code: 'DOWNLOAD_INSECURE', message: expect.stringContaining(`redirects to ${files.url()}: refused`) });
     expect(files.requests).toEqual([]);
-    expect(await exists(dest)).toBe(false);
+    expect(await exists(scene.dest)).toBe(false);
   });
 
   it('also two hops down, and for a checksum file', async () => {
