@@ -814,6 +814,7 @@ class Agent:
         self.decoder = Decoder()
         self.lock = threading.Lock()
         self.requests = {}  # id -> Exec/Push/Pull of the current session
+        self.identity_applied = None  # the machine-id of the identity the last hello applied
 
     def send(self, gen, rid, t, body=b"", bulk=False, **fields):
         header = {"t": t, "id": rid}
@@ -886,15 +887,34 @@ class Agent:
 
     def on_hello(self, gen, rid, req, body):
         self.new_session("new hello")  # a hello always starts a session, even if no EOF was seen
+        extra = {}
+        identity = req.get("identity")
+        if isinstance(identity, dict):
+            # a restored clone's first hello carries its identity: applied before the answer, once
+            # (the host repeats its hello until answered; the machine-id names the identity)
+            key = identity.get("machineId")
+            try:
+                if key != self.identity_applied:
+                    self.apply_identity(identity, body)
+                    self.identity_applied = key
+                extra["identity"] = "applied"
+            except Exception as e:
+                err = to_agent_error(e, "identity")
+                extra["identityError"] = ("%s: %s" % (err.code, err.message))[:MAX_MESSAGE]
         uname = os.uname()
         self.send(self.outbox.gen, rid, "hello", nonce=req.get("nonce"), protocol=PROTOCOL, version=VERSION,
                   os=os_release(), kernel=platform.release() or uname.release,
-                  arch=platform.machine() or uname.machine, hostname=socket.gethostname(), pid=os.getpid())
+                  arch=platform.machine() or uname.machine, hostname=socket.gethostname(), pid=os.getpid(), **extra)
 
     def on_ping(self, gen, rid, req, body):
         self.send(gen, rid, "pong")
 
     def on_identity(self, gen, rid, req, body):
+        """The identity as a request of its own (older hosts; the host now sends it with its hello)."""
+        self.apply_identity(req, body)
+        self.send(gen, rid, "done")
+
+    def apply_identity(self, req, body):
         """Makes a clone restored from a snapshot its own machine: entropy, clock, hostname, machine-id, SSH host keys."""
         if body:
             reseed(body)
@@ -909,7 +929,6 @@ class Agent:
         if isinstance(machine_id, str) and len(machine_id) == 32:
             write_text("/etc/machine-id", machine_id + "\n")
         regenerate_host_keys()
-        self.send(gen, rid, "done")
 
     # stream frames for a finished or unknown request are dropped: they may cross its answer
     def on_stdin(self, gen, rid, req, body):

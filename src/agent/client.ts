@@ -110,7 +110,7 @@ export class AgentClient {
    * Sends hello and waits for the answer carrying our nonce; everything before it is skipped.
    * With repeatMs the hello is repeated until answered (an agent restarted mid-boot may have eaten it).
    */
-  async handshake(options: { signal?: AbortSignal; repeatMs?: number } = {}): Promise<HelloAnswer> {
+  async handshake(options: { signal?: AbortSignal; repeatMs?: number; identity?: { hostname: string; machineId: string; entropy: Uint8Array } } = {}): Promise<HelloAnswer> {
     const nonce = randomBytes(8).toString('hex');
     let stop = () => {};
     const hello = new Promise<HelloAnswer>((resolve, reject) => {
@@ -123,7 +123,13 @@ export class AgentClient {
         options.signal?.removeEventListener('abort', onAbort);
       };
     });
-    const send = () => this.write(encodeFrame({ t: 'hello', id: 0, nonce } satisfies HostMessage)).catch(() => {});
+    const { identity } = options;
+    // the clock is read at each send: a repeated hello carries the time it is sent at
+    const frame = (): Buffer =>
+      identity
+        ? encodeFrame({ t: 'hello', id: 0, nonce, identity: { hostname: identity.hostname, machineId: identity.machineId, timeMs: Date.now() } } satisfies HostMessage, identity.entropy)
+        : encodeFrame({ t: 'hello', id: 0, nonce } satisfies HostMessage);
+    const send = () => this.write(frame()).catch(() => {});
     void send();
     const timer = options.repeatMs ? setInterval(send, options.repeatMs) : undefined;
     let answer: HelloAnswer;
@@ -135,6 +141,9 @@ export class AgentClient {
     }
     if (answer.protocol !== PROTOCOL_VERSION) {
       throw kvmtestError('AGENT_PROTOCOL', `the guest agent speaks protocol ${answer.protocol}, this kvmtest speaks ${PROTOCOL_VERSION}`);
+    }
+    if (identity && answer.identity !== 'applied') {
+      throw kvmtestError('SNAPSHOT_FAILED', `the restored guest could not take its own identity: ${answer.identityError ?? 'its agent does not know identities in hello'}`);
     }
     return answer;
   }

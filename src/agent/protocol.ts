@@ -25,6 +25,14 @@ export interface HelloRequest {
   t: 'hello';
   id: 0;
   nonce: string;
+  /** A restored clone's own identity (the frame's body is host entropy): applied before the answer, once per machineId. */
+  identity?: IdentityFields;
+}
+/** What makes a clone its own machine: hostname, machine-id (32 hex), the host's clock. */
+export interface IdentityFields {
+  hostname: string;
+  machineId: string;
+  timeMs: number;
 }
 export interface PingRequest {
   t: 'ping';
@@ -103,6 +111,9 @@ export interface HelloAnswer {
   arch: string;
   hostname: string;
   pid: number;
+  /** Present when the hello carried an identity: it was applied, or why not. */
+  identity?: 'applied';
+  identityError?: string;
 }
 export interface Pong {
   t: 'pong';

@@ -29,7 +29,9 @@ const CHECKS: Record<string, Check> = {
     text(f, 'arch', HELLO_LIMITS.arch) ??
     text(f, 'hostname', HELLO_LIMITS.hostname) ??
     integer(f, 'pid', 1, MAX_PID) ??
-    osRelease(f.os),
+    osRelease(f.os) ??
+    (f.identity === undefined || f.identity === 'applied' ? undefined : `"identity" is not "applied": ${show(f.identity)}`) ??
+    (f.identityError === undefined ? undefined : text(f, 'identityError', MAX_MESSAGE_CHARS)),
   started: (f) => integer(f, 'pid', 1, MAX_PID),
   exit: (f) => {
     if (f.code !== null) return integer(f, 'code', 0, 255);

@@ -8,7 +8,6 @@ import type { Machine } from '../machine/machine.js';
 import { track } from '../machine/registry.js';
 import { type Incoming, startMachine } from '../machine/start.js';
 import { type Captured, captureMachine } from '../snapshot/capture.js';
-import { sendIdentity } from '../snapshot/identity.js';
 import { ensureSetupLayer, runSetupStep } from '../snapshot/layer.js';
 import type { SetupStep } from '../snapshot/layer-key.js';
 import { removeSnapshot, type Snapshot, touchSnapshot } from '../snapshot/store.js';
@@ -94,13 +93,10 @@ async function start(prep: Prepared, started: number, from: From | undefined): P
     progress.phase('preparing');
     machine = await startMachine(prep, {
       name,
-      ...(from ? { incoming: from.incoming } : {}),
+      ...(from ? { incoming: from.incoming, hostname: opts.hostname ?? name } : {}),
       phase: `${from ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`,
     });
-    if (from) {
-      await sendIdentity(machine.agent, opts.hostname ?? name);
-      if (from.snapshot) await touchSnapshot(from.snapshot);
-    }
+    if (from?.snapshot) await touchSnapshot(from.snapshot);
     const bootMs = performance.now() - started;
     const { hello, spec } = machine;
     progress.done(`${hello.os.prettyName ?? hello.os.id} ${from ? 'restored' : 'up'}, kernel ${hello.kernel}`);

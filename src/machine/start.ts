@@ -34,6 +34,11 @@ export interface StartOptions {
   keep?: { disk: string; seed: string; ram?: string };
   /** The seed's instance id and hostname; default a fresh id and the hostname option, else the name. */
   seedIdentity?: { instanceId: string; hostname: string };
+  /**
+   * With `incoming`: the clone's hostname, sent with its hello together with a fresh machine-id, host
+   * entropy and the clock (clones of one saved machine must not be copies). Default the name.
+   */
+  hostname?: string;
   /** The progress phase shown while QEMU starts. */
   phase?: string;
   signal?: AbortSignal;
@@ -66,7 +71,10 @@ export async function startMachine(plan: MachinePlan, options: StartOptions = {}
   const stopLines = machine.qemu.console.onLine((line) => line.trim() && plan.progress.update(line));
   try {
     const signal = options.signal ?? plan.opts.signal;
-    await machine.exclusive(() => waitReady(machine, { timeoutMs: startTimeoutMs(plan, Boolean(options.incoming)), accel: plan.choice.accel, ...(signal ? { signal } : {}) }));
+    const identity = options.incoming ? { hostname: options.hostname ?? name, machineId: randomBytes(16).toString('hex'), entropy: randomBytes(64) } : undefined;
+    await machine.exclusive(() =>
+      waitReady(machine, { timeoutMs: startTimeoutMs(plan, Boolean(options.incoming)), accel: plan.choice.accel, ...(signal ? { signal } : {}), ...(identity ? { identity } : {}) }),
+    );
     return machine;
   } catch (error) {
     if (error instanceof KvmtestError && error.consoleTail === undefined) error.consoleTail = machine.consoleTail();

@@ -15,6 +15,8 @@ export interface ReadyOptions {
   /** Named in a timeout's message: 'tcg' says it is software emulation. */
   accel: string;
   signal?: AbortSignal;
+  /** A restored clone's identity, sent with its hello (the answer says it was applied). */
+  identity?: { hostname: string; machineId: string; entropy: Uint8Array };
 }
 
 /**
@@ -64,7 +66,7 @@ export async function waitReady(machine: Machine, options: ReadyOptions): Promis
       if (spec.incomingState) await loadIncoming(qmp, spec, controller.signal);
       socket = await connectWithRetry(spec.agentSocket, controller.signal, 20);
       const agent = new AgentClient(socket, LINK_LOSS_GRACE_MS);
-      const hello = await agent.handshake({ signal: controller.signal, repeatMs: spec.incomingState ? 1000 : HELLO_REPEAT_MS });
+      const hello = await agent.handshake({ signal: controller.signal, repeatMs: spec.incomingState ? 1000 : HELLO_REPEAT_MS, ...(options.identity ? { identity: options.identity } : {}) });
       debug('%s: hello %o', spec.name, hello);
       return { agent, hello };
     })().catch(async (error: unknown) => {

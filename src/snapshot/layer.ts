@@ -11,7 +11,6 @@ import { startMachine } from '../machine/start.js';
 import type { Progress } from '../util/progress.js';
 import { TailBuffer } from '../util/tail.js';
 import { captureMachine } from './capture.js';
-import { sendIdentity } from './identity.js';
 import { type SetupStep, setupLabel, setupLayerKey, treeDigest } from './layer-key.js';
 import { readSnapshot, removeSnapshot, type Snapshot, snapshotPaths, touchSnapshot, withSnapshotLock, writeMeta } from './store.js';
 
@@ -68,7 +67,6 @@ async function makeLayer(plan: MachinePlan, parent: Snapshot, step: SetupStep, k
   plan.progress.phase(`setup: restoring the snapshot for "${label}" (once per setup and content)`);
   const machine = await startMachine(plan, { name, incoming: { disk: parent.disk, chain: baseChain(plan.base), seed: parent.seed, state: parent.state, ram: parent.ram } });
   try {
-    await sendIdentity(machine.agent, name);
     await runSetupStep(machine.agent, step, plan.progress);
     const setupMs = performance.now() - started;
     plan.progress.phase('setup: capturing the layer');

@@ -56,5 +56,48 @@ class HostKeysTest(unittest.TestCase):
         self.assertEqual(self.restarts, [1])
 
 
+class HelloIdentityTest(unittest.TestCase):
+    """A restored clone's identity rides on the hello: applied before the answer, once per identity."""
+
+    def setUp(self):
+        from harness import Harness
+        self.h = Harness()
+        self.applied = []
+        # never the real thing in a test: it would set this host's hostname, machine-id and clock
+        self.h.agent.apply_identity = lambda req, body: self.applied.append((req["machineId"], body))
+
+    def tearDown(self):
+        self.h.close()
+
+    def hello(self, nonce, identity=None, body=b""):
+        self.h.send(dict({"t": "hello", "id": 0, "nonce": nonce}, **({"identity": identity} if identity else {})), body)
+        answer, _ = self.h.expect(lambda h: h["t"] == "hello" and h["nonce"] == nonce)
+        return answer
+
+    def test_applied_before_the_answer_and_once_for_repeated_hellos(self):
+        ident = {"hostname": "clone-1", "machineId": "a" * 32, "timeMs": 1}
+        self.assertEqual(self.hello("one", ident, b"entropy")["identity"], "applied")
+        self.assertEqual(self.applied, [("a" * 32, b"entropy")])
+        self.assertEqual(self.hello("two", ident, b"entropy")["identity"], "applied")
+        self.assertEqual(len(self.applied), 1)  # the host's repeat of the same hello
+        self.assertEqual(self.hello("three", dict(ident, machineId="b" * 32))["identity"], "applied")
+        self.assertEqual(len(self.applied), 2)
+
+    def test_a_plain_hello_says_nothing_of_identity(self):
+        answer = self.hello("plain")
+        self.assertNotIn("identity", answer)
+        self.assertNotIn("identityError", answer)
+        self.assertEqual(self.applied, [])
+
+    def test_a_failure_is_in_the_answer_not_a_lost_hello(self):
+        def fail(req, body):
+            raise agent.AgentError("EIO", "ssh-keygen for ssh_host_ed25519_key failed: " + "x" * 9000)
+        self.h.agent.apply_identity = fail
+        answer = self.hello("bad", {"hostname": "c", "machineId": "c" * 32, "timeMs": 1})
+        self.assertNotIn("identity", answer)
+        self.assertTrue(answer["identityError"].startswith("EIO: ssh-keygen"))
+        self.assertLessEqual(len(answer["identityError"]), agent.MAX_MESSAGE)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -155,3 +155,55 @@ describe('AgentClient.request', () => {
     expect(agent.received.filter((f) => f.id === exchange.id).map((f) => f.t)).toEqual(['exec', 'stdin', 'signal']);
   });
 });
+
+/** Answers hellos with `extra` fields, and keeps what each hello carried. */
+class HelloAgent extends Duplex {
+  private readonly decoder = new FrameDecoder<HostMessage>();
+  readonly hellos: { header: HostMessage; body: Buffer }[] = [];
+
+  constructor(private readonly extra: Record<string, unknown>) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error) => void): void {
+    for (const { header, body } of this.decoder.push(chunk)) {
+      if (header.t !== 'hello') continue;
+      this.hellos.push({ header, body: Buffer.from(body) });
+      const answer = { t: 'hello', id: 0, nonce: header.nonce, protocol: 1, version: 'fake', os: { id: null, versionId: null, prettyName: null }, kernel: 'k', arch: 'x86_64', hostname: 'h', pid: 1, ...this.extra };
+      setImmediate(() => this.push(encodeFrame(answer)));
+    }
+    callback();
+  }
+
+  override _read(): void {}
+}
+
+describe('AgentClient.handshake with an identity (a restored clone)', () => {
+  const identity = { hostname: 'clone-1', machineId: 'a'.repeat(32), entropy: Buffer.alloc(64, 7) };
+
+  it('sends the identity and the clock with the hello, the entropy as its body', async () => {
+    const agent = new HelloAgent({ identity: 'applied' });
+    client = new AgentClient(agent);
+    const before = Date.now();
+    await client.handshake({ identity });
+    const [{ header, body }] = agent.hellos as [{ header: HostMessage & { identity?: { timeMs: number } }; body: Buffer }];
+    expect(header).toMatchObject({ t: 'hello', identity: { hostname: 'clone-1', machineId: 'a'.repeat(32) } });
+    expect(header.identity!.timeMs).toBeGreaterThanOrEqual(before);
+    expect(body).toEqual(identity.entropy);
+  });
+
+  it('an answer that did not apply it is SNAPSHOT_FAILED, with the reason the agent gave', async () => {
+    client = new AgentClient(new HelloAgent({ identityError: 'EIO: ssh-keygen failed' }));
+    await expect(client.handshake({ identity })).rejects.toMatchObject({ code: 'SNAPSHOT_FAILED', message: expect.stringMatching(/ssh-keygen failed/) });
+    client = new AgentClient(new HelloAgent({}));
+    await expect(client.handshake({ identity })).rejects.toMatchObject({ code: 'SNAPSHOT_FAILED' });
+  });
+
+  it('a plain hello carries no identity and needs none in the answer', async () => {
+    const agent = new HelloAgent({});
+    client = new AgentClient(agent);
+    await client.handshake();
+    expect(agent.hellos[0]?.header).not.toHaveProperty('identity');
+    expect(agent.hellos[0]?.body.length).toBe(0);
+  });
+});

@@ -41,6 +41,8 @@ describe('frames from the agent are checked before use', () => {
     ['hello hostname of 1 MB', { ...hello, hostname: 'h'.repeat(1 << 20) }, /"hostname" is 1048576 characters long \(at most 255\)/],
     ['hello without a kernel', { ...hello, kernel: undefined }, /"kernel" is not a string: undefined/],
     ['hello pid', { ...hello, pid: -1 }, /"pid"/],
+    ['hello identity other than applied', { ...hello, identity: 'maybe' }, /"identity" is not "applied"/],
+    ['hello identityError of 1 MB', { ...hello, identityError: 'e'.repeat(1 << 20) }, /"identityError" is 1048576 characters long/],
     ['hello protocol', { ...hello, protocol: '1' }, /"protocol"/],
     ['hello os', { ...hello, os: null }, /"os" is not an object/],
     ['hello os.prettyName', { ...hello, os: { id: 'd', versionId: '1', prettyName: 'p'.repeat(300) } }, /os: "prettyName" is 300 characters/],
