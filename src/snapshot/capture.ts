@@ -9,8 +9,8 @@ import { type BackingLink, createOverlay } from '../image/disk.js';
 import { Machine } from '../machine/machine.js';
 import { copyUefiVars, type MachinePlan, machineSpec, withFreePorts } from '../machine/plan.js';
 import { track } from '../machine/registry.js';
-import type { QmpClient, QmpEvent } from '../qemu/qmp.js';
-import { QmpClient as Qmp } from '../qemu/qmp.js';
+import { DISK_NODE } from '../qemu/argv.js';
+import { QmpClient, type QmpEvent } from '../qemu/qmp.js';
 import { CREATE_NEW, writeNoFollow } from '../util/no-follow.js';
 import { saveState } from './migrate.js';
 
@@ -50,32 +50,43 @@ const DEVICES_ONLY = [
 ];
 
 /**
- * Captures a running machine into `dir` (empty, private) without stopping it for longer than one
- * local migration: paused, its disk's top layer is frozen under a new overlay (the guest writes
- * there from now on), its RAM and devices stream to a receiving QEMU whose RAM is `dir`/ram.bin
- * (a shared file), and it runs again. The receiver then saves its devices only (x-ignore-shared) and
- * quits: the directory holds exactly what a warm snapshot holds, so clones restore the same way.
+ * Captures a running machine into `dir` (empty, private), pausing it only for the switchover: its RAM
+ * and devices stream live to a receiving QEMU whose RAM is `dir`/ram.bin (a shared file); in the
+ * pause its disk's top layer is frozen under a new overlay (the guest writes there from now on). The
+ * receiver then saves its devices only (x-ignore-shared) and quits: the directory holds what a warm
+ * snapshot holds, so clones restore the same way. Holds the machine's operation lock throughout: a
+ * second capture of the same machine starts from the disk layout the first one left.
  */
-export async function captureMachine(plan: MachinePlan, source: Machine, dir: string, signal?: AbortSignal): Promise<Captured> {
+export function captureMachine(plan: MachinePlan, source: Machine, dir: string, signal?: AbortSignal): Promise<Captured> {
+  return source.exclusive(() => capture(plan, source, dir, signal));
+}
+
+async function capture(plan: MachinePlan, source: Machine, dir: string, signal?: AbortSignal): Promise<Captured> {
   const started = performance.now();
   const files = { state: join(dir, 'state.bin'), ram: join(dir, 'ram.bin'), disk: join(dir, 'disk.qcow2'), seed: join(dir, 'seed.iso') };
   await writeNoFollow(files.state, '', CREATE_NEW);
   await writeNoFollow(files.ram, '', CREATE_NEW);
   const frozen = { ...source.disk };
-  const layer = `${source.disk.node.replace(/-\d+$/, '')}-${randomBytes(3).toString('hex')}`;
+  const layer = `${DISK_NODE}-${randomBytes(4).toString('hex')}`;
   const nextTop = join(source.dir, `${layer}.qcow2`);
   const chain: BackingLink[] = [{ path: frozen.path, format: 'qcow2' }, ...frozen.chain];
-  // the next top and the receiver are made before the pause: it lasts one stream, nothing else
-  const [receiver] = await Promise.all([
+  // the next top and the receiver are made before the stream starts: the pause holds the switchover only
+  const [receiving, overlaid] = await Promise.allSettled([
     startReceiver(plan, { ram: files.ram, chain, seed: source.spec.seed }),
     createOverlay(plan.tools.qemuImg, { path: frozen.path, format: 'qcow2', virtualSize: plan.base.virtualSize }, nextTop),
   ]);
+  if (receiving.status === 'rejected' || overlaid.status === 'rejected') {
+    if (receiving.status === 'fulfilled') await receiving.value.machine.stop('kill');
+    await rm(nextTop, { force: true });
+    throw receiving.status === 'rejected' ? receiving.reason : (overlaid as PromiseRejectedResult).reason;
+  }
+  const receiver = receiving.value;
   let pauseMs = 0;
   try {
     const received = migrationEnd(receiver.qmp, signal);
     await receiver.qmp.execute('migrate-set-capabilities', { capabilities: WITHOUT_IGNORE_SHARED });
     await receiver.qmp.execute('migrate-incoming', { uri: `unix:${receiver.socket}` });
-    pauseMs = await source.exclusive(() => pauseAndSend(source, { node: layer, path: nextTop, chain }, receiver.socket, signal));
+    pauseMs = await pauseAndSend(source, { node: layer, path: nextTop, chain }, receiver.socket, signal);
     await race(received, receiver.machine, 'receiving the checkpoint');
     await race(
       saveState(receiver.qmp, files.state, receiver.machine.dir, DEVICES_ONLY, signal).then(() => undefined),
@@ -95,7 +106,7 @@ export async function captureMachine(plan: MachinePlan, source: Machine, dir: st
 }
 
 /**
- * On the source, holding its operation lock: a live migration to the receiver (the guest runs while
+ * On the source: a live migration to the receiver (the guest runs while
  * its RAM is copied) that QEMU pauses before the switchover (`pause-before-switchover`: the VM is
  * stopped, the last dirty pages and the devices not yet sent). In that pause the new overlay goes
  * above the frozen top, so the disk and the RAM are of the same moment; then the switchover, and the
@@ -165,7 +176,7 @@ async function startReceiver(plan: MachinePlan, from: { ram: string; chain: Back
     throw error;
   }
   try {
-    const qmp = await race(Qmp.connect(machine.spec.qmpSocket, { signal: AbortSignal.timeout(TRANSFER_TIMEOUT_MS) }), machine, 'starting the receiver');
+    const qmp = await race(QmpClient.connect(machine.spec.qmpSocket, { signal: AbortSignal.timeout(TRANSFER_TIMEOUT_MS) }), machine, 'starting the receiver');
     machine.attachQmp(qmp);
     return { machine, qmp, socket: join(dir, 'incoming.sock') };
   } catch (error) {

@@ -107,6 +107,16 @@ describe('guest.checkpoint()', () => {
     expect(existsSync(second.info.dir)).toBe(false);
   });
 
+  it('two checkpoints of one guest asked for at once are taken one after the other, and both clone right', async () => {
+    const [one, two] = await Promise.all([source.checkpoint(), source.checkpoint()]);
+    for (const ck of [one, two]) {
+      const vm = await ck.boot();
+      expect((await vm.exec(['sh', '-c', 'cat /root/state /root/later'])).stdout).toBe('setup-done\nonly-source\n');
+      await vm.dispose();
+      await ck.dispose();
+    }
+  });
+
   it('a checkpoint of a clone works too (layers stack), and nothing is left after disposal', async () => {
     const nested = await clones[1]!.checkpoint();
     const grandchild = await nested.boot();
