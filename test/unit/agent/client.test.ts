@@ -169,7 +169,19 @@ class HelloAgent extends Duplex {
     for (const { header, body } of this.decoder.push(chunk)) {
       if (header.t !== 'hello') continue;
       this.hellos.push({ header, body: Buffer.from(body) });
-      const answer = { t: 'hello', id: 0, nonce: header.nonce, protocol: 1, version: 'fake', os: { id: null, versionId: null, prettyName: null }, kernel: 'k', arch: 'x86_64', hostname: 'h', pid: 1, ...this.extra };
+      const answer = {
+        t: 'hello',
+        id: 0,
+        nonce: header.nonce,
+        protocol: 1,
+        version: 'fake',
+        os: { id: null, versionId: null, prettyName: null },
+        kernel: 'k',
+        arch: 'x86_64',
+        hostname: 'h',
+        pid: 1,
+        ...this.extra,
+      };
       setImmediate(() => this.push(encodeFrame(answer)));
     }
     callback();
