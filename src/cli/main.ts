@@ -31,9 +31,13 @@ program
   .option('--timeout <duration>', 'command timeout, e.g. 10m')
   .option('--boot-timeout <duration>', 'how long to wait for the guest agent')
   .option('--snapshot', 'restore from a warm snapshot of the image and settings (made on first use)')
+  .option('--setup <shell>', 'run once and cache as a layer on the warm snapshot (implies --snapshot); later runs restore after it')
+  .option('--setup-push <src:dest>', 'copy a host path in before --setup (repeatable; its content is part of the layer key)', collect, [])
   .argument('<command...>', 'the command and its arguments (after --)')
   .action(async (command: string[], opts) => {
     process.exitCode = await runCommand(command, {
+      ...(opts.setup !== undefined ? { setupRun: opts.setup } : {}),
+      setupPush: opts.setupPush,
       image: opts.image,
       memory: opts.memory,
       cpus: opts.cpus,
@@ -45,7 +49,7 @@ program
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.timeout ? { timeout: opts.timeout } : {}),
       ...(opts.bootTimeout ? { bootTimeout: opts.bootTimeout } : {}),
-      snapshot: Boolean(opts.snapshot),
+      ...(opts.snapshot ? { snapshot: true } : {}),
     });
   });
 

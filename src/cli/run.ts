@@ -3,16 +3,29 @@ import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { kvmtestError } from '../errors.js';
 import { boot } from '../guest/boot.js';
-import type { BootOptions } from '../guest/options.js';
+import type { BootOptions, SetupOptions } from '../guest/options.js';
 import { type CommandFence, commandFence, fenced, underGithubActions } from '../util/stop-commands.js';
 import { onInterrupt } from './interrupt.js';
 
-export interface RunCommandOptions extends BootOptions {
+export interface RunCommandOptions extends Omit<BootOptions, 'setup'> {
   push: string[];
   pull: string[];
   timeout?: string;
   cwd?: string;
   env: string[];
+  /** --setup: a shell command run once and cached as a layer; --setup-push: what it needs pushed first. */
+  setupRun?: string;
+  setupPush: string[];
+}
+
+/** --setup and --setup-push as boot()'s `setup`; --setup-push alone is a mistake. */
+export function setupFromFlags(run: string | undefined, pushes: string[]): SetupOptions | undefined {
+  if (run === undefined) {
+    if (pushes.length > 0) throw kvmtestError('INVALID_OPTION', '--setup-push needs --setup, the command the pushed files are for');
+    return undefined;
+  }
+  const push = Object.fromEntries(pushes.map((p) => parseCopySpec(p, '--setup-push')).map(({ source, dest }) => [source, dest]));
+  return { run, ...(pushes.length > 0 ? { push } : {}) };
 }
 
 /** SRC:DEST, splitting at the last colon so host paths may contain colons. */
@@ -38,8 +51,10 @@ export async function runCommand(command: string[], options: RunCommandOptions):
   const pushes = options.push.map((p) => parseCopySpec(p, '--push'));
   const pulls = options.pull.map((p) => parseCopySpec(p, '--pull'));
   const env = parseEnv(options.env);
+  const { setupRun, setupPush, push: _push, pull: _pull, env: _env, ...bootOptions } = options;
+  const setup = setupFromFlags(setupRun, setupPush);
   using interrupt = onInterrupt();
-  await using vm = await boot({ ...options, progress: true, signal: interrupt.signal });
+  await using vm = await boot({ ...bootOptions, ...(setup ? { setup } : {}), progress: true, signal: interrupt.signal });
   for (const { source, dest } of pushes) await vm.push(source, dest);
   const child = vm.spawn(command, [], { ...(options.timeout ? { timeout: options.timeout } : {}), ...(options.cwd ? { cwd: options.cwd } : {}), env, signal: interrupt.signal, buffer: false });
   // raw output, byte for byte; under GitHub Actions fenced so the guest cannot run workflow commands

@@ -51,6 +51,23 @@ describe('a test that throws', () => {
   });
 });
 
+describe('checkpoints', () => {
+  it("SIGKILL of a process holding a guest, a checkpoint of it and a clone: both QEMUs stop and every directory goes, the checkpoint's too", async () => {
+    const child = execa('node', [join(__dirname, 'fixtures/hold-checkpoint.mjs')], { reject: false, stderr: 'inherit' });
+    const [line] = await createInterface({ input: child.stdout! })
+      [Symbol.asyncIterator]()
+      .next()
+      .then((r) => [r.value as string]);
+    const { pids, dirs } = JSON.parse(line!) as { pids: number[]; dirs: string[] };
+    for (const pid of pids) expect(isAlive(pid)).toBe(true);
+    expect(existsSync(join(dirs[2]!, 'ram.bin'))).toBe(true);
+    child.kill('SIGKILL');
+    expect((await child).signal).toBe('SIGKILL');
+    for (const pid of pids) expect(await goneWithin(pid, 10_000)).toBe(true);
+    for (const dir of dirs) expect(await goneDirWithin(dir, 10_000)).toBe(true);
+  });
+});
+
 describe('a fresh guest per test (freshGuestTest and its pool)', () => {
   const vitest = join(__dirname, '../../node_modules/.bin/vitest');
   const fixture = join(__dirname, 'fixtures/vitest-fresh');

@@ -50,6 +50,24 @@ describe('kvmtest CLI', () => {
     expect(guestDirs()).toEqual([]);
   });
 
+  it('run --setup runs the setup once (progress names it) and the second run restores after it', async () => {
+    mkdirSync(join(work, 'setup-in'));
+    writeFileSync(join(work, 'setup-in/tool.sh'), `echo tool-${Date.now()}\n`);
+    const run = () =>
+      execa('node', [cli, 'run', '--image', 'debian-12', '--boot', 'kernel', '--setup-push', `${join(work, 'setup-in')}:/opt/tools`, '--setup', 'sh /opt/tools/tool.sh > /opt/made; date +%s%N >> /opt/made', '--', 'cat', '/opt/made'], {
+        reject: false,
+        env: { CI: 'true' },
+      });
+    const first = await run();
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/setup: running sh \/opt\/tools\/tool\.sh/);
+    const second = await run();
+    expect(second.exitCode, second.stderr).toBe(0);
+    expect(second.stdout).toBe(first.stdout); // the stamp the setup wrote: it did not run again
+    expect(second.stderr).not.toMatch(/setup: running/);
+    expect(guestDirs()).toEqual([]);
+  });
+
   it('run with a bad image exits non-zero with the error code', async () => {
     const result = await execa('node', [cli, 'run', '--image', join(work, 'nope.qcow2'), '--', 'true'], { reject: false });
     expect(result.exitCode).toBe(2);

@@ -49,6 +49,10 @@ describe('boot({ setup }): cached setup layers', () => {
     expect(changed.snapshot).not.toBe(first.snapshot);
     const layers = (await listSnapshots()).filter((e) => e.kind === 'setup' && [first.snapshot, changed.snapshot].includes(e.key));
     expect(layers.map((l) => l.status).sort()).toEqual(['ready', 'ready']);
+    // kvmtest cache list shows them: kind, status and the setup's command
+    const list = await execa('node', [join(__dirname, '../../dist/cli/main.js'), 'cache', 'list'], { env: { CI: 'true' } });
+    const row = list.stdout.split('\n').find((l) => l.startsWith(first.snapshot.slice(0, 12)));
+    expect(row).toMatch(/ setup .* ready .*date \+%s%N > \/opt\/stamp/);
     expect(guestDirs()).toEqual([]);
 
     // a matrix with the same setup (its push source relative to projectDir) starts its cell from that very layer
