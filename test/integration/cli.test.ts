@@ -54,10 +54,28 @@ describe('kvmtest CLI', () => {
     mkdirSync(join(work, 'setup-in'));
     writeFileSync(join(work, 'setup-in/tool.sh'), `echo tool-${Date.now()}\n`);
     const run = () =>
-      execa('node', [cli, 'run', '--image', 'debian-12', '--boot', 'kernel', '--setup-push', `${join(work, 'setup-in')}:/opt/tools`, '--setup', 'sh /opt/tools/tool.sh > /opt/made; date +%s%N >> /opt/made', '--', 'cat', '/opt/made'], {
-        reject: false,
-        env: { CI: 'true' },
-      });
+      execa(
+        'node',
+        [
+          cli,
+          'run',
+          '--image',
+          'debian-12',
+          '--boot',
+          'kernel',
+          '--setup-push',
+          `${join(work, 'setup-in')}:/opt/tools`,
+          '--setup',
+          'sh /opt/tools/tool.sh > /opt/made; date +%s%N >> /opt/made',
+          '--',
+          'cat',
+          '/opt/made',
+        ],
+        {
+          reject: false,
+          env: { CI: 'true' },
+        },
+      );
     const first = await run();
     expect(first.exitCode, first.stderr).toBe(0);
     expect(first.stderr).toMatch(/setup: running sh \/opt\/tools\/tool\.sh/);
