@@ -6,7 +6,7 @@ import { KvmtestError } from '../errors.js';
 import { warnOnce } from '../host/warn.js';
 import type { Machine } from '../machine/machine.js';
 import { track } from '../machine/registry.js';
-import { type Incoming, startMachine } from '../machine/start.js';
+import { type Incoming, incomingOf, startMachine } from '../machine/start.js';
 import { type Captured, captureMachine } from '../snapshot/capture.js';
 import { ensureSetupLayer, runSetupStep } from '../snapshot/layer.js';
 import type { SetupStep } from '../snapshot/layer-key.js';
@@ -44,9 +44,9 @@ export async function boot(options: BootOptions): Promise<Guest> {
     if (snapshot && prep.opts.setup) return fromLayer(prep, started, snapshot, prep.opts.setup);
     if (snapshot) {
       try {
-        return (await start(prep, started, { incoming: { disk: snapshot.disk, seed: snapshot.seed, state: snapshot.state, ram: snapshot.ram }, snapshot })).guest;
+        return (await start(prep, started, { incoming: incomingOf(snapshot), snapshot })).guest;
       } catch (error) {
-        if (!(error instanceof KvmtestError) || !['SNAPSHOT_FAILED', 'QEMU_EXITED', 'BOOT_TIMEOUT'].includes(error.code) || prep.opts.signal?.aborted) throw error;
+        if (!restoreFailed(error, prep)) throw error;
         // a snapshot that does not restore is never used again
         warnOnce(`kvmtest: snapshot ${snapshot.key} did not restore (${error.message.split('\n')[0]}); deleted, booting cold`);
         await removeSnapshot(snapshot.key);
@@ -69,13 +69,18 @@ async function fromLayer(prep: Prepared, started: number, snapshot: Snapshot, st
   for (let attempt = 1; ; attempt++) {
     const { snapshot: layer, chain } = await ensureSetupLayer(prep, snapshot, step);
     try {
-      return (await start(prep, started, { incoming: { disk: layer.disk, chain, seed: layer.seed, state: layer.state, ram: layer.ram }, snapshot: layer })).guest;
+      return (await start(prep, started, { incoming: incomingOf(layer, chain), snapshot: layer })).guest;
     } catch (error) {
-      if (attempt > 1 || !(error instanceof KvmtestError) || !['SNAPSHOT_FAILED', 'QEMU_EXITED', 'BOOT_TIMEOUT'].includes(error.code) || prep.opts.signal?.aborted) throw error;
+      if (attempt > 1 || !restoreFailed(error, prep)) throw error;
       warnOnce(`kvmtest: setup layer ${layer.key} did not restore (${error.message.split('\n')[0]}); deleted, making it anew`);
       await removeSnapshot(layer.key);
     }
   }
+}
+
+/** A restore that failed in a way a saved machine can cause (not the caller's abort): the saved machine is dropped. */
+function restoreFailed(error: unknown, prep: Prepared): error is KvmtestError {
+  return error instanceof KvmtestError && ['SNAPSHOT_FAILED', 'QEMU_EXITED', 'BOOT_TIMEOUT'].includes(error.code) && !prep.opts.signal?.aborted;
 }
 
 /** Where a guest starts from: a warm snapshot (keyed, touched when used) or a checkpoint. */
@@ -152,7 +157,7 @@ async function cloneOf(prep: Prepared, captured: Captured, options: CheckpointBo
     progress: silentProgress,
   };
   const { guest, machine } = await start(plan, performance.now(), {
-    incoming: { disk: captured.disk, chain: captured.chain, seed: captured.seed, state: captured.state, ram: captured.ram },
+    incoming: incomingOf(captured, captured.chain),
   });
   machine.afterStop(release);
   return guest;

@@ -22,6 +22,11 @@ export interface Incoming {
   ram: string;
 }
 
+/** A saved machine's files (a warm snapshot, a setup layer, a checkpoint) as the incoming state of a restore. */
+export function incomingOf(saved: Pick<Incoming, 'disk' | 'seed' | 'state' | 'ram'>, chain?: BackingLink[]): Incoming {
+  return { disk: saved.disk, seed: saved.seed, state: saved.state, ram: saved.ram, ...(chain ? { chain } : {}) };
+}
+
 export interface StartOptions {
   /** Default kvmtest-<random>. */
   name?: string;

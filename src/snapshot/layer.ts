@@ -7,7 +7,7 @@ import { KvmtestError, kvmtestError } from '../errors.js';
 import { cachePath } from '../image/cache.js';
 import { type BackingLink, baseChain } from '../image/disk.js';
 import type { MachinePlan } from '../machine/plan.js';
-import { startMachine } from '../machine/start.js';
+import { incomingOf, startMachine } from '../machine/start.js';
 import type { Progress } from '../util/progress.js';
 import { TailBuffer } from '../util/tail.js';
 import { captureMachine } from './capture.js';
@@ -65,7 +65,7 @@ async function makeLayer(plan: MachinePlan, parent: Snapshot, step: SetupStep, k
   const label = setupLabel(step);
   const name = `kvmtest-setup-${key.slice(0, 8)}`;
   plan.progress.phase(`setup: restoring the snapshot for "${label}" (once per setup and content)`);
-  const machine = await startMachine(plan, { name, incoming: { disk: parent.disk, chain: baseChain(plan.base), seed: parent.seed, state: parent.state, ram: parent.ram } });
+  const machine = await startMachine(plan, { name, incoming: incomingOf(parent) });
   try {
     await runSetupStep(machine.agent, step, plan.progress);
     const setupMs = performance.now() - started;
