@@ -137,10 +137,33 @@ async function pauseAndSend(source: Machine, next: { node: string; path: string;
     await qmp.execute('migrate_cancel').catch(() => {});
     throw error;
   } finally {
-    // after a completed migration, cont also takes the disks back from the receiver
-    if (!source.qemu.hasExited && pausedAt !== undefined) await qmp.execute('cont').catch((error: unknown) => debug('%s: cont after the capture failed: %s', source.name, (error as Error).message));
+    if (!source.qemu.hasExited && pausedAt !== undefined) await resume(source);
   }
   return performance.now() - pausedAt;
+}
+
+/** How long the source may stay between "migration completed" and its settled run state. */
+const SETTLE_MS = 10_000;
+
+/**
+ * Runs the source again after its migration ended. QEMU sends the `completed` event from the
+ * migration thread *before* it moves the VM to `postmigrate`; a `cont` in that gap is undone by the
+ * move, and the guest stays paused (its next migrate fails with "paused due to previous migration").
+ * So: wait until the VM has left `finish-migrate`, then `cont` (which also takes the disks back from
+ * the receiver) unless a failed migration already resumed it.
+ */
+async function resume(source: Machine): Promise<void> {
+  const deadline = performance.now() + SETTLE_MS;
+  for (;;) {
+    const { status } = await source.qmp.execute<{ status: string }>('query-status').catch(() => ({ status: 'unknown' }));
+    if (status === 'running' || source.qemu.hasExited) return;
+    if (status === 'finish-migrate' && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+      continue;
+    }
+    await source.qmp.execute('cont').catch((error: unknown) => debug('%s: cont after the capture (%s) failed: %s', source.name, status, (error as Error).message));
+    return;
+  }
 }
 
 interface Receiver {

@@ -109,6 +109,8 @@ describe('guest.checkpoint()', () => {
 
   it('two checkpoints of one guest asked for at once are taken one after the other, and both clone right', async () => {
     const [one, two] = await Promise.all([source.checkpoint(), source.checkpoint()]);
+    // and the source runs on after both (a `cont` sent too early used to leave it paused)
+    expect((await source.exec(['cat', '/root/later'])).stdout).toBe('only-source\n');
     for (const ck of [one, two]) {
       const vm = await ck.boot();
       expect((await vm.exec(['sh', '-c', 'cat /root/state /root/later'])).stdout).toBe('setup-done\nonly-source\n');
