@@ -133,7 +133,7 @@ async function start(prep: Prepared, started: number, from: From | undefined): P
 }
 
 /** Captures a running guest's machine into a private directory (tracked by the reaper) and wraps it as a Checkpoint. */
-async function checkpoint(prep: Prepared, machine: Machine, name: string, signal?: AbortSignal): Promise<Checkpoint> {
+export async function checkpoint(prep: Prepared, machine: Machine, name: string, signal?: AbortSignal): Promise<Checkpoint> {
   const tmp = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
   const tracked = track(`kvmtest-checkpoint-${randomBytes(4).toString('hex')}`, tmp.path);
   try {

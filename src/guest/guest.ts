@@ -39,6 +39,18 @@ export interface GuestInfo {
   snapshot?: string;
   /** With `network.forwards`: each guest port and the 127.0.0.1 port that reaches it. */
   forwards?: { guest: number; host: number }[];
+  /** For a guest lent by a shared pool: the pid of the process that restored it and runs its QEMU. */
+  owner?: number;
+}
+
+/** Each guest's machine, for the pool owner that lends it (pool/owner.ts); not part of the public API. */
+const machines = new WeakMap<Guest, Machine>();
+
+/** The machine behind a guest (internal: the pool lends it to another process). */
+export function machineOf(guest: Guest): Machine {
+  const machine = machines.get(guest);
+  if (!machine) throw kvmtestError('INTERNAL', 'not a kvmtest guest');
+  return machine;
 }
 
 /**
@@ -54,6 +66,7 @@ export class Guest implements AsyncDisposable {
 
   constructor(machine: Machine, info: GuestInfo, capture: (signal?: AbortSignal) => Promise<Checkpoint>) {
     this.machine = machine;
+    machines.set(this, machine);
     this.info = info;
     this.capture = capture;
     // QEMU exits, guest shutdowns and panics are the machine's to report (it closes the link with the cause); an agent restart is ours

@@ -8,7 +8,7 @@ import { type KvmtestError, kvmtestError } from '../errors.js';
 import type { BackingLink } from '../image/disk.js';
 import { buildQemuArgs, DISK_NODE, type MachineSpec } from '../qemu/argv.js';
 import type { ConsoleVerdict } from '../qemu/console.js';
-import { type QemuExit, QemuProcess } from '../qemu/process.js';
+import { type QemuExit, type QemuHandle, QemuProcess } from '../qemu/process.js';
 import type { QmpClient, QmpEvent } from '../qemu/qmp.js';
 import { OpLock } from './op-lock.js';
 import type { MachinePlan } from './plan.js';
@@ -36,7 +36,7 @@ export class Machine {
   readonly name: string;
   readonly dir: string;
   readonly spec: MachineSpec;
-  readonly qemu: QemuProcess;
+  readonly qemu: QemuHandle;
   /** The first fatal error; never settles for a machine stopped on purpose. */
   readonly fatal: Promise<never>;
   private qmpClient: QmpClient | undefined;
@@ -51,13 +51,14 @@ export class Machine {
   private watching = true;
   private rejectFatal!: (error: KvmtestError) => void;
   private readonly stopHooks: (() => Promise<void>)[] = [];
+  private offQmp: (() => void) | undefined;
   /**
    * The disk as QEMU has it now: the top node (written by the guest) and its file, and what lies below,
    * nearest first. A checkpoint freezes the top into the chain and puts a new overlay above it.
    */
   disk: { node: string; path: string; chain: BackingLink[] };
 
-  private constructor(parts: MachineParts, qemu: QemuProcess) {
+  private constructor(parts: MachineParts, qemu: QemuHandle) {
     this.name = parts.spec.name;
     this.dir = parts.dir;
     this.spec = parts.spec;
@@ -85,6 +86,27 @@ export class Machine {
     }
     parts.tracked.started(qemu.pid);
     return new Machine(parts, qemu);
+  }
+
+  /**
+   * A machine another process started and lent to this one (pool/): QEMU runs there, this process
+   * connects its own QMP and agent links (waitReady with `attach`) and stops it through the handle.
+   */
+  static adopt(parts: MachineParts, qemu: QemuHandle): Machine {
+    return new Machine(parts, qemu);
+  }
+
+  /**
+   * Lends the running machine to another process: its QMP and agent links are closed here (the
+   * sockets accept the borrower's), while this side keeps watching QEMU's exit and console.
+   */
+  lend(): void {
+    this.offQmp?.();
+    this.offQmp = undefined;
+    this.qmpClient?.close();
+    this.qmpClient = undefined;
+    this.agentLink?.close(kvmtestError('GUEST_DISPOSED', `the guest ${this.name} was lent to another process`));
+    this.agentLink = undefined;
   }
 
   get state(): MachineState {
@@ -141,7 +163,8 @@ export class Machine {
         this.fail(kvmtestError('QEMU_EXITED', `the guest shut down${this.stage() === 'running' ? '' : ` during ${this.what}`} (${String(event.data?.reason ?? 'unknown reason')})`));
     };
     qmp.on('event', onEvent);
-    this.unwatch.push(() => qmp.off('event', onEvent));
+    this.offQmp = () => qmp.off('event', onEvent);
+    this.unwatch.push(() => this.offQmp?.());
   }
 
   /** The agent answered its first hello: the machine runs. */

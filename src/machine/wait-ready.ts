@@ -17,6 +17,10 @@ export interface ReadyOptions {
   signal?: AbortSignal;
   /** A restored clone's identity, sent with its hello (the answer says it was applied). */
   identity?: { hostname: string; machineId: string; entropy: Uint8Array };
+  /** The machine already runs (lent by another process, which restored it): connect and say hello only. */
+  attach?: boolean;
+  /** How often hello is repeated; default 1 s for a restore, 5 s for a boot. */
+  repeatMs?: number;
 }
 
 /**
@@ -63,10 +67,14 @@ export async function waitReady(machine: Machine, options: ReadyOptions): Promis
     const link = (async () => {
       qmp = await QmpClient.connect(spec.qmpSocket, { signal: controller.signal });
       machine.attachQmp(qmp);
-      if (spec.incomingState) await loadIncoming(qmp, spec, controller.signal);
+      if (spec.incomingState && !options.attach) await loadIncoming(qmp, spec, controller.signal);
       socket = await connectWithRetry(spec.agentSocket, controller.signal, 20);
       const agent = new AgentClient(socket, LINK_LOSS_GRACE_MS);
-      const hello = await agent.handshake({ signal: controller.signal, repeatMs: spec.incomingState ? 1000 : HELLO_REPEAT_MS, ...(options.identity ? { identity: options.identity } : {}) });
+      const hello = await agent.handshake({
+        signal: controller.signal,
+        repeatMs: options.repeatMs ?? (spec.incomingState ? 1000 : HELLO_REPEAT_MS),
+        ...(options.identity ? { identity: options.identity } : {}),
+      });
       debug('%s: hello %o', spec.name, hello);
       return { agent, hello };
     })().catch(async (error: unknown) => {

@@ -13,8 +13,23 @@ export interface QemuExit {
   stderr: string;
 }
 
+/** What a machine sees of its serial console. */
+export type ConsoleView = Pick<ConsoleLog, 'path' | 'onFatal' | 'onLine' | 'lastLines' | 'close'>;
+
+/**
+ * What a Machine needs of its QEMU: its pid, its exit, a signal, its console. A QemuProcess (a
+ * child of this process) is one; a QEMU another process runs and lends (pool/remote-qemu.ts) is another.
+ */
+export interface QemuHandle {
+  readonly pid: number | undefined;
+  readonly exited: Promise<QemuExit>;
+  readonly hasExited: QemuExit | undefined;
+  readonly console: ConsoleView;
+  kill(signal?: NodeJS.Signals): void;
+}
+
 /** A running QEMU: its console, its exit, and a hard kill. */
-export class QemuProcess {
+export class QemuProcess implements QemuHandle {
   readonly exited: Promise<QemuExit>;
   // QEMU's last stderr lines, for the exit's message; bounded whatever QEMU prints
   private readonly stderrLines = new LineSplitter();

@@ -81,27 +81,32 @@ async function capture(plan: MachinePlan, source: Machine, dir: string, signal?:
     throw receiving.status === 'rejected' ? receiving.reason : (overlaid as PromiseRejectedResult).reason;
   }
   const receiver = receiving.value;
+  const phases: string[] = [`ready ${(performance.now() - started).toFixed(0)}`];
   let pauseMs = 0;
   try {
     const received = migrationEnd(receiver.qmp, signal);
     await receiver.qmp.execute('migrate-set-capabilities', { capabilities: WITHOUT_IGNORE_SHARED });
     await receiver.qmp.execute('migrate-incoming', { uri: `unix:${receiver.socket}` });
     pauseMs = await pauseAndSend(source, { node: layer, path: nextTop, chain }, receiver.socket, signal);
+    phases.push(`sent ${(performance.now() - started).toFixed(0)}`);
     await race(received, receiver.machine, 'receiving the checkpoint');
+    phases.push(`received ${(performance.now() - started).toFixed(0)}`);
     await race(
       saveState(receiver.qmp, files.state, receiver.machine.dir, DEVICES_ONLY, signal).then(() => undefined),
       receiver.machine,
       'saving the checkpoint',
     );
+    phases.push(`saved ${(performance.now() - started).toFixed(0)}`);
   } finally {
     await receiver.machine.stop('kill');
   }
+  phases.push(`stopped ${(performance.now() - started).toFixed(0)}`);
   // the frozen layer is never written again: the checkpoint shares it (a link), or copies it (another filesystem)
   await linkOrCopy(frozen.path, files.disk);
   await linkOrCopy(source.spec.seed, files.seed);
   const stateBytes = (await stat(files.state)).size;
   const tookMs = performance.now() - started;
-  debug('%s captured into %s: paused %d ms, %d ms in all, state %d bytes', source.name, dir, pauseMs, tookMs, stateBytes);
+  debug('%s captured into %s: paused %d ms, %d ms in all (%s), state %d bytes', source.name, dir, pauseMs, tookMs, phases.join(', '), stateBytes);
   return { dir, ...files, chain: frozen.chain, stateBytes, pauseMs, tookMs };
 }
 
@@ -131,8 +136,19 @@ async function pauseAndSend(source: Machine, next: { node: string; path: string;
     source.disk = next;
     await qmp.execute('migrate-continue', { state: 'pre-switchover' });
     await race(sent, source, 'sending the checkpoint');
-    const info = await qmp.execute<{ ram?: { transferred?: number; duplicate?: number }; downtime?: number }>('query-migrate');
-    debug('%s: sent %d bytes of RAM (%d zero pages), downtime %d ms', source.name, info.ram?.transferred, info.ram?.duplicate, info.downtime);
+    const info = await qmp.execute<{ ram?: { transferred?: number; duplicate?: number; 'dirty-sync-count'?: number }; downtime?: number; 'total-time'?: number; 'setup-time'?: number }>(
+      'query-migrate',
+    );
+    debug(
+      '%s: sent %d bytes of RAM (%d zero pages, %d syncs) in %d ms (setup %d ms), downtime %d ms',
+      source.name,
+      info.ram?.transferred,
+      info.ram?.duplicate,
+      info.ram?.['dirty-sync-count'],
+      info['total-time'],
+      info['setup-time'],
+      info.downtime,
+    );
   } catch (error) {
     await qmp.execute('migrate_cancel').catch(() => {});
     throw error;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, test } from 'vitest';
+import { afterAll, beforeAll, inject, test } from 'vitest';
 import { kvmtestError } from '../errors.js';
 import { boot } from '../guest/boot.js';
 import type { Checkpoint } from '../guest/checkpoint.js';
@@ -8,6 +8,14 @@ import { cellBootOptions } from '../matrix/cell.js';
 import { expandMatrix } from '../matrix/expand.js';
 import type { CellSpec, MatrixOptions } from '../matrix/types.js';
 import { GuestPool } from '../pool/pool.js';
+import { type GuestSource, SharedGuestPool } from '../pool/shared.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The shared guest pool's socket, when the run has one (kvmtest/vitest/pool-owner as globalSetup). */
+    kvmtestPool?: string;
+  }
+}
 
 /** The image a test file gets when it does not say: $KVMTEST_IMAGE, else debian-12. */
 const DEFAULT_TEST_IMAGE = process.env.KVMTEST_IMAGE ?? 'debian-12';
@@ -36,11 +44,21 @@ export interface GuestPrepare {
  * snapshot, or its cached setup layer with `guestOptions.setup` (shared by every process and watch
  * re-run), or, with `guestPrepare.run`, a checkpoint taken once per file after that function ran.
  * The next clone is restored while the current test runs (a pool of one), so a test waits for none.
+ * With `globalSetup: ['kvmtest/vitest/pool-owner']` the run's files share one pool in vitest's main
+ * process (the warm snapshot and setup-layer starting points; a guestPrepare checkpoint stays per file).
  */
 export const freshGuestTest = test
   .extend('guestOptions', { scope: 'file' }, { image: DEFAULT_TEST_IMAGE, snapshot: true } as BootOptions)
   .extend('guestPrepare', { scope: 'file' }, {} as GuestPrepare)
-  .extend('guestPool', { scope: 'file' }, async ({ guestOptions, guestPrepare }, { onCleanup }): Promise<GuestPool> => {
+  .extend('guestPool', { scope: 'file' }, async ({ guestOptions, guestPrepare }, { onCleanup }): Promise<GuestSource> => {
+    // the run's shared pool (globalSetup kvmtest/vitest/pool-owner) serves starting points on disk;
+    // a checkpoint after this file's own JavaScript setup is this process's alone
+    const shared = guestPrepare.run ? undefined : inject('kvmtestPool');
+    if (shared) {
+      const pool = await SharedGuestPool.connect(shared, { snapshot: true, ...guestOptions });
+      onCleanup(() => pool.dispose());
+      return pool;
+    }
     let checkpoint: Checkpoint | undefined;
     if (guestPrepare.run) {
       const vm = await boot({ snapshot: true, ...guestOptions });
