@@ -11,12 +11,12 @@
 //   5. checkpoints: checkpoint() of a running guest (time and pause); a clone of it to first exec;
 //      8 clones at once (PSS sum vs one cold guest); a fresh guest handed out by a GuestPool while the
 //      previous "test" ran vs boot() on demand; fresh clones per minute (clone, true, dispose) with and
-//      without the pool
+//      without the pool; the same hand-out from a pool owned by another process (SharedGuestPool)
 //
 // env: BENCH_BOOTS (5), BENCH_CLONES (8), BENCH_EXECS (200), BENCH_SSH (200; 50 when a fresh ssh
 // connection takes more than 300 ms under TCG), BENCH_PUSH_MIB (256), BENCH_CHECKPOINTS (3),
 // BENCH_HANDOUTS (10), BENCH_CHURN_S (60).
-import { execFile as execFileCb } from 'node:child_process';
+import { execFile as execFileCb, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -26,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { boot, GuestPool } from '../dist/index.js';
+import { boot, GuestPool, SharedGuestPool } from '../dist/index.js';
 
 const execFile = promisify(execFileCb);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -328,6 +328,39 @@ async function sshSection(tmp) {
   }
 }
 
+/** Fresh guests taken from a pool owner in a child process, one "test" after another, as a vitest worker would. */
+async function sharedHandouts() {
+  const script = `const { startPoolOwner } = await import(process.argv[1]);
+const owner = await startPoolOwner();
+console.log(owner.socket);
+process.stdin.on('end', async () => { await owner.close(); process.exit(0); });
+process.stdin.resume();`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, new URL('../dist/index.js', import.meta.url).href], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const socket = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (chunk) => resolve(String(chunk).trim()));
+    child.once('exit', () => reject(new Error('the pool owner exited before it listened')));
+  });
+  const pool = await SharedGuestPool.connect(socket, { ...BASE, snapshot: true });
+  const handout = [];
+  try {
+    for (let i = 0; i < HANDOUTS; i++) {
+      const s = performance.now();
+      const vm = await pool.take();
+      handout.push(performance.now() - s);
+      live.add(vm);
+      must(await vm.exec(['true']), 'true');
+      await new Promise((r) => setTimeout(r, 1500));
+      await stopGuest(vm);
+    }
+  } finally {
+    await pool.dispose();
+    child.stdin.end();
+    await exited;
+  }
+  return handout;
+}
+
 /** A guest after some setup, checkpointed; clones of it timed, counted in memory, handed out by a pool, churned. */
 async function checkpointSection() {
   const c = results.checkpoint;
@@ -403,6 +436,14 @@ async function checkpointSection() {
     c.onDemandOverPool = round(median(c.cloneToExecMs) / c.poolHandoutMedianMs, 0);
     log(`  pool hand-out: median ${c.poolHandoutMedianMs} ms (on demand: ${c.cloneToExecMedianMs} ms)`);
 
+    // the same with the pool in another process (what a vitest run's workers share): the guest is lent,
+    // the taker connects its own QMP and agent links
+    log(`  ${HANDOUTS} hand-outs from a shared pool owned by another process`);
+    const sharedHandout = await sharedHandouts();
+    c.sharedHandoutMs = sharedHandout.map((x) => round(x, 1));
+    c.sharedHandoutMedianMs = round(median(sharedHandout.slice(1)), 1);
+    log(`  shared pool hand-out: median ${c.sharedHandoutMedianMs} ms`);
+
     for (const mode of ['pool', 'onDemand']) {
       log(`  churn for ${CHURN_S} s (${mode === 'pool' ? 'with a pool of one' : 'boot on demand'}): clone, true, dispose`);
       const churnPool = mode === 'pool' ? new GuestPool(() => ck.boot()).warm() : undefined;
@@ -467,6 +508,10 @@ function table() {
     [
       'fresh guest from the pool (median hand-out)',
       c.poolHandoutMedianMs != null ? `${c.poolHandoutMedianMs} ms vs ${c.cloneToExecMedianMs} ms on demand (target ≤ 50 ms: ${c.poolHandoutMedianMs <= 50 ? 'met' : 'NOT met'})` : '-',
+    ],
+    [
+      'fresh guest from a shared pool in another process (median hand-out)',
+      c.sharedHandoutMedianMs != null ? `${c.sharedHandoutMedianMs} ms (target ≤ 50 ms: ${c.sharedHandoutMedianMs <= 50 ? 'met' : 'NOT met'})` : '-',
     ],
     [
       'fresh clones per minute (clone, true, dispose)',

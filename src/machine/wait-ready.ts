@@ -61,13 +61,17 @@ export async function waitReady(machine: Machine, options: ReadyOptions): Promis
     }
   });
   fatal.catch(() => {});
-  let qmp: QmpClient | undefined;
   let socket: Socket | undefined;
   try {
     const link = (async () => {
-      qmp = await QmpClient.connect(spec.qmpSocket, { signal: controller.signal });
-      machine.attachQmp(qmp);
-      if (spec.incomingState && !options.attach) await loadIncoming(qmp, spec, controller.signal);
+      const monitor = QmpClient.connect(spec.qmpSocket, { signal: controller.signal }).then((client) => {
+        machine.attachQmp(client);
+        return client;
+      });
+      // a running machine (attach): QMP and the agent are connected side by side; a restore loads first
+      if (options.attach) monitor.catch(() => {});
+      else if (spec.incomingState) await loadIncoming(await monitor, spec, controller.signal);
+      else await monitor;
       socket = await connectWithRetry(spec.agentSocket, controller.signal, 20);
       const agent = new AgentClient(socket, LINK_LOSS_GRACE_MS);
       const hello = await agent.handshake({
@@ -75,6 +79,7 @@ export async function waitReady(machine: Machine, options: ReadyOptions): Promis
         repeatMs: options.repeatMs ?? (spec.incomingState ? 1000 : HELLO_REPEAT_MS),
         ...(options.identity ? { identity: options.identity } : {}),
       });
+      await monitor;
       debug('%s: hello %o', spec.name, hello);
       return { agent, hello };
     })().catch(async (error: unknown) => {

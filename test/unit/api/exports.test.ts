@@ -16,6 +16,7 @@ const MAIN = [
   'KvmtestError',
   'MachineError',
   'ResultError',
+  'SharedGuestPool',
   'boot',
   'createTerminalReporter',
   'defineConfig',
@@ -24,6 +25,7 @@ const MAIN = [
   'isKvmtestError',
   'mergeReports',
   'runMatrix',
+  'startPoolOwner',
   'summaryTable',
   'toJUnit',
 ];
@@ -45,5 +47,6 @@ describe('public entries', () => {
   it.skipIf(!existsSync(new URL('index.js', dist)))('the built entries export the same', async () => {
     expect(names(await import(new URL('index.js', dist).href))).toEqual(MAIN);
     expect(names(await import(new URL('vitest/index.js', dist).href))).toEqual(VITEST);
+    expect(names(await import(new URL('vitest/pool-owner.js', dist).href))).toEqual(['default']);
   });
 });
