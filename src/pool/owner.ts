@@ -19,11 +19,9 @@ export interface PoolOwnerOptions {
   size?: number;
 }
 
-/** A running pool owner: its socket (for the workers), what it did, and how to stop it. */
+/** A running pool owner: its socket (for the workers), and how to stop it. */
 export interface PoolOwner extends AsyncDisposable {
   readonly socket: string;
-  /** Guests made and guests lent so far (for tests and logs). */
-  stats(): { made: number; lent: number; out: number };
   /** Stops every guest it holds, lent or not, and closes the socket. */
   close(): Promise<void>;
 }
@@ -40,9 +38,18 @@ export async function startPoolOwner(options: PoolOwnerOptions = {}): Promise<Po
   const socketPath = join(tmp.path, 'pool.sock');
   const pools = new Map<string, GuestPool>();
   const connections = new Set<Socket>();
-  const counts = { made: 0, lent: 0, out: 0 };
   const stopping = new Set<Promise<void>>();
   let closing = false;
+
+  /** A spare whose QEMU died while it waited is disposed, and the next one taken (three tries). */
+  const takeRunning = async (pool: GuestPool): Promise<Guest> => {
+    for (let attempt = 1; ; attempt++) {
+      const guest = await pool.take();
+      if (guest.state === 'running' || attempt === 3) return guest;
+      debug('%s died while it waited in the pool (%s)', guest.info.name, guest.state);
+      await guest.dispose();
+    }
+  };
 
   const poolFor = (opts: SharedBootOptions): GuestPool => {
     const key = poolKey(opts);
@@ -51,7 +58,6 @@ export async function startPoolOwner(options: PoolOwnerOptions = {}): Promise<Po
       pool = new GuestPool(
         async () => {
           const guest = await boot({ snapshot: true, ...opts, progress: false });
-          counts.made++;
           // a spare holds no links: the borrower makes its own
           machineOf(guest).lend();
           return guest;
@@ -72,8 +78,6 @@ export async function startPoolOwner(options: PoolOwnerOptions = {}): Promise<Po
     const lend = (guest: Guest): LentMachine => {
       const machine = machineOf(guest);
       lent.set(guest.info.name, machine);
-      counts.lent++;
-      counts.out++;
       const stopPanics = machine.qemu.console.onFatal((verdict) => verdict.kind === 'panic' && send({ t: 'panic', name: guest.info.name, line: verdict.line }));
       void machine.qemu.exited.then(async (exit) => {
         stopPanics();
@@ -86,7 +90,6 @@ export async function startPoolOwner(options: PoolOwnerOptions = {}): Promise<Po
       const machine = lent.get(name);
       if (!machine) return;
       lent.delete(name);
-      counts.out--;
       const stopped = machine.stop('kill');
       stopping.add(stopped);
       await stopped;
@@ -99,8 +102,7 @@ export async function startPoolOwner(options: PoolOwnerOptions = {}): Promise<Po
       if (!message) return debug('ignored a malformed line from a worker');
       if (message.t === 'take') {
         if (closing) return send({ t: 'error', id: message.id, code: 'GUEST_DISPOSED', message: 'the shared guest pool is closing' });
-        poolFor(message.options)
-          .take()
+        takeRunning(poolFor(message.options))
           .then((guest) => {
             // the worker went while its guest was restoring: it is nobody's, stop it
             if (socket.destroyed) return guest.dispose();
@@ -147,7 +149,6 @@ export async function startPoolOwner(options: PoolOwnerOptions = {}): Promise<Po
     })());
   return {
     socket: socketPath,
-    stats: () => ({ ...counts }),
     close,
     [Symbol.asyncDispose]: close,
   };
