@@ -11,6 +11,10 @@ export default defineConfig({
         test: { name: 'contract', include: ['test/contract/**/*.test.ts'], testTimeout: 60_000 },
       },
       {
+        // pages in a real headless Chromium (Debian's package, driven by playwright-core): no QEMU
+        test: { name: 'browser', include: ['test/browser/**/*.test.ts'], testTimeout: 60_000 },
+      },
+      {
         // real guests under QEMU; two cores and TCG: one file (one guest) at a time
         test: {
           name: 'integration',

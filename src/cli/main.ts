@@ -87,6 +87,7 @@ program
   .argument('<reports...>', 'JSON reports written by kvmtest matrix --shard')
   .option('--junit <file>', 'write the merged JUnit XML here')
   .option('--json <file>', 'write the merged JSON report here')
+  .option('--html <file>', 'write the merged report as one self-contained HTML page here')
   .option('--reporter <name>', `${REPORTERS.join(', ')} (repeatable)`, collect, [])
   .action(async (files: string[], opts) => {
     process.exitCode = await mergeCommand(files, opts);

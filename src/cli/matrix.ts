@@ -1,5 +1,5 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
 import { loadConfig, type MatrixConfig } from '../matrix/config.js';
 import { parseAxisValue } from '../matrix/grid.js';
@@ -7,6 +7,7 @@ import { resolveMatrixOptions } from '../matrix/options.js';
 import { runMatrix } from '../matrix/run.js';
 import type { AxisValue, MatrixOptions, MatrixReport } from '../matrix/types.js';
 import { githubAnnotations, githubSummary } from '../report/github.js';
+import { toHtml } from '../report/html.js';
 import { toJUnit } from '../report/junit.js';
 import { mergeReports, readReportFile } from '../report/merge.js';
 import { summaryTable } from '../report/table.js';
@@ -14,7 +15,7 @@ import { createTerminalReporter } from '../report/terminal.js';
 import { onInterrupt } from './interrupt.js';
 import { parseCopySpec, parseEnv } from './run.js';
 
-export const REPORTERS = ['default', 'json', 'junit', 'github'] as const;
+export const REPORTERS = ['default', 'json', 'junit', 'github', 'html'] as const;
 export type ReporterName = (typeof REPORTERS)[number];
 
 export interface MatrixFlags {
@@ -118,20 +119,24 @@ export async function matrixCommand(command: string[], flags: MatrixFlags): Prom
     terminal.close();
   }
   const jsonPath = join(out, shard.count > 1 ? `shard-${shard.index}-of-${shard.count}.json` : 'report.json');
-  await writeReports(report, reporters, { json: jsonPath, junit: join(out, 'junit.xml') });
+  await writeReports(report, reporters, { json: jsonPath, junit: join(out, 'junit.xml'), ...(reporters.has('html') ? { html: join(out, 'index.html') } : {}) });
   return report.ok ? 0 : 1;
 }
 
 /** kvmtest merge: one report (and JUnit file) from the shards' JSON reports. */
-export async function mergeCommand(files: string[], flags: { junit?: string; json?: string; reporter: string[] }): Promise<number> {
+export async function mergeCommand(files: string[], flags: { junit?: string; json?: string; html?: string; reporter: string[] }): Promise<number> {
   const reporters = chooseReporters(flags.reporter);
   const report = mergeReports(await Promise.all(files.map((f) => readReportFile(f))), files);
   if (reporters.has('default')) process.stderr.write(`${summaryTable(report, { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR })}\n`);
-  await writeReports(report, reporters, { ...(flags.json ? { json: resolve(flags.json) } : {}), ...(flags.junit ? { junit: resolve(flags.junit) } : {}) });
+  await writeReports(report, reporters, {
+    ...(flags.json ? { json: resolve(flags.json) } : {}),
+    ...(flags.junit ? { junit: resolve(flags.junit) } : {}),
+    ...(flags.html ? { html: resolve(flags.html) } : {}),
+  });
   return report.ok ? 0 : 1;
 }
 
-async function writeReports(report: MatrixReport, reporters: Set<ReporterName>, paths: { json?: string; junit?: string }): Promise<void> {
+async function writeReports(report: MatrixReport, reporters: Set<ReporterName>, paths: { json?: string; junit?: string; html?: string }): Promise<void> {
   const json = `${JSON.stringify(report, null, 2)}\n`;
   if (paths.json) await writeFile(paths.json, json);
   if (reporters.has('json')) process.stdout.write(json);
@@ -140,5 +145,8 @@ async function writeReports(report: MatrixReport, reporters: Set<ReporterName>, 
     for (const line of githubAnnotations(report)) process.stdout.write(`${line}\n`);
     if (process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, `${githubSummary(report)}\n`);
   }
-  if (paths.json) process.stderr.write(`report: ${paths.json}${paths.junit ? `, JUnit: ${paths.junit}` : ''}\n`);
+  // the page links the cells' files relative to where it is, and only files beneath that directory
+  if (paths.html) await writeFile(paths.html, toHtml(report, { baseDir: dirname(paths.html) }));
+  if (paths.json) process.stderr.write(`report: ${paths.json}${paths.junit ? `, JUnit: ${paths.junit}` : ''}${paths.html ? `, HTML: ${paths.html}` : ''}\n`);
+  else if (paths.html) process.stderr.write(`HTML report: ${paths.html}\n`);
 }

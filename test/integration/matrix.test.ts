@@ -7,6 +7,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { execa } from 'execa';
 import { XMLParser } from 'fast-xml-parser';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { loadConfig } from '../../src/matrix/config.js';
 import { runMatrix } from '../../src/matrix/run.js';
 import type { CellResult, MatrixReport } from '../../src/matrix/types.js';
 import { toJUnit } from '../../src/report/junit.js';
+import { launchChromium } from '../browser/chromium.js';
 import { guestDirs } from './helpers.js';
 
 const cli = join(__dirname, '../../dist/cli/main.js');
@@ -23,6 +25,22 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const brief = (report: MatrixReport) => report.cells.map((c) => ({ id: c.id, status: c.status, exitCode: c.exitCode, cases: c.cases.map((t) => `${t.status} ${t.name}`) }));
 const cell = (report: MatrixReport, id: string): CellResult => report.cells.find((c) => c.id === id)!;
+
+/** What an HTML report shows in headless Chromium: each grid entry's status, and the failed cases' messages. */
+async function renderedReport(path: string): Promise<{ grid: string[]; failedMessages: string[]; consoleLinks: (string | null)[] }> {
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    await page.goto(pathToFileURL(path).href);
+    return {
+      grid: await page.locator('table.grid td[data-status]').evaluateAll((tds) => tds.map((td) => `${td.getAttribute('data-cell')} ${td.getAttribute('data-status')}`)),
+      failedMessages: await page.locator('section[data-status="failed"] .case .message').allInnerTexts(),
+      consoleLinks: await page.locator('section a', { hasText: 'console log' }).evaluateAll((as) => as.map((a) => a.getAttribute('href'))),
+    };
+  } finally {
+    await browser.close();
+  }
+}
 
 /** What the sample suite must report: its OS-dependent case fails on Debian 11 alone. */
 function expectPerOsDifference(report: MatrixReport, dependent: string, everywhere: string): void {
@@ -64,7 +82,7 @@ describe('runMatrix over Debian 11, 12 and 13', () => {
 
   it("kvmtest matrix runs the suite with the host's Node.js in every guest, exit code 1, table, JSON and JUnit", async () => {
     const out = join(work, 'node');
-    const result = await execa('node', [cli, 'matrix', '--config', 'kvmtest.node.json', '--out', out], { cwd: sample, reject: false, env: { CI: 'true' } });
+    const result = await execa('node', [cli, 'matrix', '--config', 'kvmtest.node.json', '--out', out, '--reporter', 'html'], { cwd: sample, reject: false, env: { CI: 'true' } });
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toMatch(/✖ failed +debian-11 +Debian GNU\/Linux 11 \(bullseye\) +1 +1\/2 passed/);
     expect(result.stderr).toMatch(/✔ passed +debian-13 +Debian GNU\/Linux 13 \(trixie\) +0 +2\/2 passed/);
@@ -73,6 +91,12 @@ describe('runMatrix over Debian 11, 12 and 13', () => {
     expectPerOsDifference(report, 'has glibc 2.34 or newer', 'runs on linux');
     expect(report.cells.map((c) => c.guest?.node)).toEqual([process.version, process.version, process.version]);
     expect(readFileSync(join(out, 'junit.xml'), 'utf8')).toBe(toJUnit(report));
+    // the HTML report, as a browser shows it: the failing cell and its case's message, a working console link
+    const page = await renderedReport(join(out, 'index.html'));
+    expect(page.grid).toEqual(['debian-11 failed', 'debian-12 passed', 'debian-13 passed']);
+    expect(page.failedMessages.join('\n')).toMatch(/glibc 2\.31 is older than 2\.34/);
+    expect(page.consoleLinks).toEqual(['debian-11', 'debian-12', 'debian-13'].map((id) => `cells/${id}/attempt-1/console.log`));
+    for (const href of page.consoleLinks) expect(existsSync(join(out, href!))).toBe(true);
   });
 
   it('--shard 1/2 and 2/2, merged, give the unsharded totals', async () => {
@@ -80,16 +104,21 @@ describe('runMatrix over Debian 11, 12 and 13', () => {
     const shard = (i: number) => execa('node', [cli, 'matrix', '--shard', `${i}/2`, '--out', out, '--reporter', 'junit'], { cwd: sample, reject: false, env: { CI: 'true' } });
     expect((await shard(1)).exitCode).toBe(1); // debian-11 and debian-13
     expect((await shard(2)).exitCode).toBe(0); // debian-12
-    const merged = await execa('node', [cli, 'merge', join(out, 'shard-1-of-2.json'), join(out, 'shard-2-of-2.json'), '--json', join(out, 'merged.json'), '--junit', join(out, 'merged.xml')], {
-      reject: false,
-      env: { CI: 'true' },
-    });
+    const merged = await execa(
+      'node',
+      [cli, 'merge', join(out, 'shard-1-of-2.json'), join(out, 'shard-2-of-2.json'), '--json', join(out, 'merged.json'), '--junit', join(out, 'merged.xml'), '--html', join(out, 'merged.html')],
+      {
+        reject: false,
+        env: { CI: 'true' },
+      },
+    );
     expect(merged.exitCode).toBe(1);
     const report = JSON.parse(readFileSync(join(out, 'merged.json'), 'utf8')) as MatrixReport;
     expect(report.shards).toEqual(['1/2', '2/2']);
     expect(report.totals).toEqual(python.totals);
     expect(brief(report)).toEqual(brief(python));
     expect(readFileSync(join(out, 'merged.xml'), 'utf8')).toMatch(/<testsuite name="debian-12"/);
+    expect((await renderedReport(join(out, 'merged.html'))).grid).toEqual(['debian-11 failed', 'debian-12 passed', 'debian-13 passed']);
     // a shard alone is not the matrix: the missing cells are errors
     const alone = await execa('node', [cli, 'merge', join(out, 'shard-2-of-2.json')], { reject: false });
     expect(alone.exitCode).toBe(1);

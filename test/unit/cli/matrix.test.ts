@@ -13,5 +13,6 @@ describe('CLI helpers', () => {
     expect([...chooseReporters([], {})]).toEqual(['default']);
     expect([...chooseReporters(['junit'], { GITHUB_ACTIONS: 'true' })]).toEqual(['junit', 'github']);
     expect(() => chooseReporters(['xml'], {})).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect([...chooseReporters(['html'], {})]).toEqual(['html']);
   });
 });

@@ -1,0 +1,191 @@
+import { isAbsolute, relative, sep } from 'node:path';
+import type { CellResult, CellStatus, MatrixReport, TestCase } from '../matrix/types.js';
+import { sanitize } from '../util/sanitize.js';
+import { formatDuration } from './table.js';
+
+/** Where the page goes: links to cell files are made relative to it, and only to files beneath it. */
+export interface HtmlOptions {
+  baseDir?: string;
+}
+
+/** Per cell, at most this many failed or errored cases are shown (the JSON report has them all). */
+const MAX_CASES = 100;
+/** Each message, detail, tail or console excerpt is cut to this many characters. */
+const MAX_TEXT = 8000;
+const PHASES = ['boot', 'node', 'push', 'run', 'pull'] as const;
+const BAD: CellStatus[] = ['failed', 'error', 'timeout'];
+
+/**
+ * The report as one self-contained HTML page (no script, no fetch: styles inline, links relative):
+ * totals and host, a grid of images × axes coloured by status, then each cell with a timeline of its
+ * phases to one scale, its failed cases, output tails, console tail and links to its files. Every
+ * string from a guest (or a report file) is sanitized and escaped. Pure.
+ */
+export function toHtml(report: MatrixReport, options: HtmlOptions = {}): string {
+  const scale = Math.max(1, ...report.cells.map((c) => c.durations.total));
+  const ids = new Map(report.cells.map((c, i) => [c.id, `cell-${i + 1}`]));
+  const firstBad = report.cells.find((c) => BAD.includes(c.status));
+  const t = report.totals;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>kvmtest: ${report.ok ? 'passed' : 'failed'} (${t.cells} cells)</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<a class="skip" href="#${firstBad ? ids.get(firstBad.id) : 'cells'}">${firstBad ? 'Skip to the first failed cell' : 'Skip to the cells'}</a>
+<header>
+<h1>kvmtest matrix <span class="badge ${report.ok ? 'passed' : 'failed'}" data-testid="overall">${report.ok ? 'passed' : 'failed'}</span></h1>
+<p class="totals" data-testid="totals">${totalsLine(report)}</p>
+<dl class="host">
+<div><dt>host</dt><dd>${esc(report.host.hostname)}</dd></div>
+<div><dt>accelerator</dt><dd>${esc(report.host.accel)}</dd></div>
+<div><dt>CPUs / memory</dt><dd>${report.host.cpus} / ${Math.round(report.host.memoryMiB / 1024)} GiB</dd></div>
+<div><dt>node</dt><dd>${esc(report.host.node)}</dd></div>
+<div><dt>started</dt><dd>${esc(report.startedAt)}</dd></div>
+<div><dt>duration</dt><dd>${esc(formatDuration(report.durationMs))}</dd></div>
+<div><dt>shards</dt><dd>${esc(report.shards.join(', '))}${report.cells.length < report.allCellIds.length ? ` (${report.cells.length} of ${report.allCellIds.length} cells)` : ''}</dd></div>
+</dl>
+</header>
+<main>
+<h2 id="grid">Matrix</h2>
+${grid(report, ids)}
+<h2 id="cells">Cells</h2>
+${report.cells.map((cell) => cellSection(cell, ids.get(cell.id)!, scale, options)).join('\n')}
+</main>
+</body>
+</html>
+`;
+}
+
+function totalsLine(report: MatrixReport): string {
+  const t = report.totals;
+  const parts = (['passed', 'failed', 'error', 'timeout', 'flaky', 'skipped'] as const).filter((k) => t[k] > 0).map((k) => `<span class="t-${k}">${t[k]} ${k}</span>`);
+  return `${t.cells} cells: ${parts.join(', ') || 'none'}; cases: ${t.cases.total} (${t.cases.passed} passed, ${t.cases.failed} failed, ${t.cases.error} errors, ${t.cases.skipped} skipped)`;
+}
+
+/** Images as rows, the other axes' combinations as columns; each entry links to its cell. */
+function grid(report: MatrixReport, ids: Map<string, string>): string {
+  const images = unique(report.cells.map((c) => c.image));
+  const columnOf = (c: CellResult) =>
+    Object.entries(c.axes)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' ') || '—';
+  const columns = unique(report.cells.map(columnOf));
+  const head = `<tr><th scope="col">image</th>${columns.map((col) => `<th scope="col">${esc(col)}</th>`).join('')}</tr>`;
+  const rows = images.map((image) => {
+    const entries = columns.map((col) => {
+      const cell = report.cells.find((c) => c.image === image && columnOf(c) === col);
+      if (!cell) return '<td class="none">—</td>';
+      return `<td class="${cell.status}" data-cell="${esc(cell.id)}" data-status="${cell.status}"><a href="#${ids.get(cell.id)}">${statusLabel(cell)}</a></td>`;
+    });
+    return `<tr><th scope="row">${esc(image)}</th>${entries.join('')}</tr>`;
+  });
+  return `<div class="scroll"><table class="grid" data-testid="grid"><thead>${head}</thead><tbody>${rows.join('')}</tbody></table></div>`;
+}
+
+function statusLabel(cell: CellResult): string {
+  return cell.status === 'flaky' ? `flaky (${cell.attempts.length} attempts)` : cell.status;
+}
+
+function cellSection(cell: CellResult, id: string, scale: number, options: HtmlOptions): string {
+  const bad = BAD.includes(cell.status) || cell.status === 'flaky';
+  const cases = cell.cases.filter((c) => c.status === 'failed' || c.status === 'error');
+  const guest = [cell.guest?.os, cell.guest?.kernel && `kernel ${cell.guest.kernel}`, cell.guest?.node && `node ${cell.guest.node}`].filter(Boolean).join(', ');
+  const links = fileLinks(cell, options);
+  return `<section id="${id}" class="cell" data-cell="${esc(cell.id)}" data-status="${cell.status}">
+<details${bad ? ' open' : ''}>
+<summary><span class="badge ${cell.status}">${esc(statusLabel(cell))}</span> <span class="id">${esc(cell.id)}</span> <span class="muted">${esc(formatDuration(cell.durations.total))}${cell.exitCode !== null ? `, exit ${cell.exitCode}` : ''}${cell.signal ? `, ${esc(cell.signal)}` : ''}</span></summary>
+${timeline(cell, scale)}
+${guest ? `<p class="muted">${esc(guest)}</p>` : ''}
+${cell.attempts.length > 1 ? `<p>Attempts: ${cell.attempts.map((a, i) => `${i + 1}: ${a.status}${a.error ? ` (${esc(a.error.code)})` : ''}`).join('; ')}</p>` : ''}
+${cell.error ? `<div class="error" role="note"><p><strong>${esc(cell.error.code)}</strong>: ${esc(cut(cell.error.message))}</p>${cell.error.consoleTail ? `<h4>console (last lines)</h4><pre>${esc(cut(cell.error.consoleTail))}</pre>` : ''}</div>` : ''}
+${cases.length > 0 ? `<h3>Failed cases (${cases.length})</h3><ul class="cases">${cases.slice(0, MAX_CASES).map(caseItem).join('')}</ul>${cases.length > MAX_CASES ? `<p class="muted">and ${cases.length - MAX_CASES} more in the JSON report</p>` : ''}` : ''}
+${cell.stdoutTail ? `<h3>stdout (last lines)</h3><pre>${esc(cut(cell.stdoutTail))}</pre>` : ''}
+${cell.stderrTail ? `<h3>stderr (last lines)</h3><pre>${esc(cut(cell.stderrTail))}</pre>` : ''}
+${links.length > 0 ? `<h3>Files</h3><ul class="files">${links.join('')}</ul>` : ''}
+</details>
+</section>`;
+}
+
+/** The phases of the last attempt as one bar, to the scale of the longest cell. */
+function timeline(cell: CellResult, scale: number): string {
+  const spans = PHASES.filter((p) => (cell.durations[p] ?? 0) > 0).map((p) => {
+    const ms = cell.durations[p]!;
+    const title = `${p} ${formatDuration(ms)}`;
+    return `<span class="phase ${p}" style="width:${((ms / scale) * 100).toFixed(2)}%" title="${esc(title)}"><span class="sr">${esc(title)}</span></span>`;
+  });
+  const legend = PHASES.filter((p) => (cell.durations[p] ?? 0) > 0)
+    .map((p) => `<span class="key ${p}"></span>${p} ${esc(formatDuration(cell.durations[p]!))}`)
+    .join(' ');
+  return spans.length > 0 ? `<div class="timeline" role="img" aria-label="phases: ${esc(legend.replace(/<[^>]+>/g, ''))}">${spans.join('')}</div><p class="legend">${legend}</p>` : '';
+}
+
+function caseItem(c: TestCase): string {
+  const name = [c.suite, c.name].filter(Boolean).join(' > ');
+  return `<li class="case ${c.status}" data-testid="case"><p><span class="badge ${c.status}">${c.status}</span> <span class="case-name">${esc(cut(name, 500))}</span> <span class="muted">${esc(cut(c.file, 300))}</span></p>${c.message ? `<p class="message">${esc(cut(c.message))}</p>` : ''}${c.details ? `<details><summary>details</summary><pre>${esc(cut(c.details))}</pre></details>` : ''}</li>`;
+}
+
+/** Links to the cell's console log and collected files, relative to the page; a path outside baseDir is shown, not linked. */
+function fileLinks(cell: CellResult, options: HtmlOptions): string[] {
+  const items: string[] = [];
+  const link = (path: string, label: string) => {
+    const href = options.baseDir ? relativeHref(options.baseDir, path) : undefined;
+    items.push(href ? `<li><a href="${esc(href)}">${esc(label)}</a></li>` : `<li>${esc(label)}: <code>${esc(path)}</code></li>`);
+  };
+  if (cell.consoleLog) link(cell.consoleLog, 'console log');
+  for (const c of cell.collected ?? []) {
+    if (c.host) link(c.host, `${c.path}${c.cases !== undefined ? ` (${c.cases} cases)` : ''}`);
+    else if (c.error) items.push(`<li>${esc(c.path)}: <span class="muted">${esc(cut(c.error, 500))}</span></li>`);
+  }
+  return items;
+}
+
+function relativeHref(baseDir: string, path: string): string | undefined {
+  const rel = relative(baseDir, path);
+  if (!rel || isAbsolute(rel) || rel === '..' || rel.startsWith(`..${sep}`)) return undefined;
+  return rel.split(sep).map(encodeURIComponent).join('/');
+}
+
+function cut(text: string, max = MAX_TEXT): string {
+  return text.length > max ? `${text.slice(0, max)}… [${text.length - max} more characters]` : text;
+}
+
+/** Guest text made safe for a page: no control characters or escapes (sanitize), then HTML-escaped. */
+function esc(text: string): string {
+  return sanitize(String(text), { multiline: true }).replace(/[&<>"']/g, (ch) => ENTITIES[ch]!);
+}
+
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+function unique<T>(values: T[]): T[] {
+  return [...new Set(values)];
+}
+
+const STYLE = `
+:root{color-scheme:light dark;--bg:#fff;--fg:#1b1f24;--muted:#59636e;--line:#d1d9e0;--passed:#1a7f37;--failed:#cf222e;--error:#bc4c00;--timeout:#8250df;--flaky:#9a6700;--skipped:#59636e;--panel:#f6f8fa}
+@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--line:#3d444d;--passed:#3fb950;--failed:#f85149;--error:#db6d28;--timeout:#ab7df8;--flaky:#d29922;--skipped:#9198a1;--panel:#151b23}}
+*{box-sizing:border-box}body{margin:0;padding:1rem;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,sans-serif;max-width:80rem;margin-inline:auto}
+h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.2rem;margin-top:1.5rem;border-bottom:1px solid var(--line)}h3{font-size:1rem;margin:.8rem 0 .3rem}h4{margin:.5rem 0 .2rem;font-size:.9rem}
+a{color:inherit}a:focus-visible,summary:focus-visible{outline:3px solid #0969da;outline-offset:2px}
+.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:var(--bg);padding:.3rem .6rem;border:1px solid var(--line)}
+.muted{color:var(--muted)}.host{display:flex;flex-wrap:wrap;gap:.3rem 1.5rem;margin:.5rem 0}.host div{display:flex;gap:.4rem}.host dt{color:var(--muted)}.host dd{margin:0}
+.badge{display:inline-block;padding:0 .45rem;border-radius:1rem;color:#fff;font-size:.85em;font-weight:600;background:var(--skipped)}
+.badge.passed{background:var(--passed)}.badge.failed{background:var(--failed)}.badge.error{background:var(--error)}.badge.timeout{background:var(--timeout)}.badge.flaky{background:var(--flaky)}
+.t-failed{color:var(--failed)}.t-passed{color:var(--passed)}.t-error{color:var(--error)}.t-timeout{color:var(--timeout)}.t-flaky{color:var(--flaky)}
+.scroll{overflow-x:auto}.grid{border-collapse:collapse}.grid th,.grid td{border:1px solid var(--line);padding:.3rem .6rem;text-align:left;white-space:nowrap}
+.grid td.passed{background:color-mix(in srgb,var(--passed) 22%,transparent)}.grid td.failed{background:color-mix(in srgb,var(--failed) 28%,transparent)}.grid td.error{background:color-mix(in srgb,var(--error) 28%,transparent)}
+.grid td.timeout{background:color-mix(in srgb,var(--timeout) 28%,transparent)}.grid td.flaky{background:color-mix(in srgb,var(--flaky) 28%,transparent)}.grid td a{display:block;font-weight:600;text-decoration:none}
+.cell{border:1px solid var(--line);border-radius:.4rem;margin:.5rem 0;background:var(--panel)}.cell summary{cursor:pointer;padding:.5rem .7rem}.cell details>*:not(summary){margin-inline:.7rem}
+.id{font-weight:600;word-break:break-all}.timeline{display:flex;height:.9rem;background:var(--line);border-radius:.2rem;overflow:hidden;margin:.3rem .7rem}
+.phase,.key{display:inline-block;height:100%}.key{width:.8rem;height:.8rem;vertical-align:middle;margin-right:.2rem;border-radius:.15rem}
+.boot{background:#6e7781}.node{background:#0969da}.push{background:#1f883d}.run{background:#8250df}.pull{background:#bf8700}
+.legend{font-size:.85rem;color:var(--muted);margin-top:0}.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+.cell .error{border-left:4px solid var(--failed);padding:.1rem .6rem;margin:.5rem 0}pre{background:var(--bg);border:1px solid var(--line);padding:.5rem;overflow:auto;max-height:24rem;white-space:pre-wrap;word-break:break-word;font-size:.85rem}
+.cases{list-style:none;padding:0}.case{border-top:1px solid var(--line);padding:.3rem 0}.case p{margin:.2rem 0}.message{font-family:ui-monospace,monospace;font-size:.9rem;white-space:pre-wrap;word-break:break-word}
+.files{padding-left:1.2rem}code{word-break:break-all}
+@media (max-width:40rem){body{padding:.5rem;font-size:14px}.host{flex-direction:column}}
+`;
