@@ -8,10 +8,12 @@ Usage: agent.py [--port PATH | --stdio]
 import argparse
 import collections
 import errno
+import fcntl
 import glob
 import json
 import os
 import platform
+import pty
 import re
 import select
 import shlex
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import termios
 import threading
 import time
 import traceback
@@ -40,7 +43,7 @@ CREDIT_WINDOW = 4 << 20  # stdin/push bytes the host may have sent and we not ye
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_MESSAGE = 4000  # keeps error/log headers far below MAX_HEADER
 ERROR_CODES = ("ENOENT", "EACCES", "ENOTDIR", "EISDIR", "ENOSPC", "EINVAL", "EBADTAR", "EIO")  # every code an error frame may carry
-REQUESTS = ("hello", "ping", "identity", "exec", "stdin", "stdin-end", "signal", "push", "data", "end", "pull")
+REQUESTS = ("hello", "ping", "identity", "exec", "stdin", "stdin-end", "signal", "resize", "push", "data", "end", "pull")
 # ---- end of the shared block
 
 OUTBOX_LIMIT = 64  # queued bulk frames before producers block: a flood slows down, memory stays bounded
@@ -341,11 +344,16 @@ class Exec(Request):
             raise AgentError("EINVAL", "env must map names to strings")
         if cwd is not None and not isinstance(cwd, str):
             raise AgentError("EINVAL", "cwd must be a string")
-        self.argv, self.cwd = argv, cwd
+        tty = req.get("tty")
+        if tty is not None and not (isinstance(tty, dict) and valid_size(tty.get("rows")) and valid_size(tty.get("cols"))):
+            raise AgentError("EINVAL", "tty needs rows and cols (whole numbers from 1 to 65535)")
+        self.argv, self.cwd, self.tty = argv, cwd, tty
         self.env = dict(os.environ, PATH=os.environ.get("PATH", DEFAULT_PATH), HOME=os.path.expanduser("~"))
+        if tty is not None:
+            self.env.setdefault("TERM", "xterm-256color")
         self.env.update(env)
         self.stdin = self.inbox() if req.get("stdin") is True else None
-        self.proc, self.done = None, False
+        self.proc, self.done, self.master, self.feeder = None, False, None, None
 
     def start(self):
         if self.cwd is not None:  # checked first so the error names the cwd, not the command
@@ -356,13 +364,23 @@ class Exec(Request):
                 if e.errno == errno.ENOENT:
                     raise AgentError("ENOENT", "cwd not found: %s" % self.cwd)
                 raise to_agent_error(e, "cwd")
+        slave = None
         try:
-            self.proc = subprocess.Popen(
-                self.argv, cwd=self.cwd, env=self.env, bufsize=0, close_fds=True,
-                stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True)  # own process group: a signal reaches the whole tree
+            if self.tty is not None:
+                # a terminal: the command's stdin, stdout and stderr are one pty; its session leader takes it as controlling tty
+                self.master, slave = pty.openpty()
+                set_size(self.master, self.tty["rows"], self.tty["cols"])
+                self.proc = subprocess.Popen(
+                    self.argv, cwd=self.cwd, env=self.env, bufsize=0, close_fds=True,
+                    stdin=slave, stdout=slave, stderr=slave, start_new_session=True, preexec_fn=take_ctty)
+            else:
+                self.proc = subprocess.Popen(
+                    self.argv, cwd=self.cwd, env=self.env, bufsize=0, close_fds=True,
+                    stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    start_new_session=True)  # own process group: a signal reaches the whole tree
         except OSError as e:
+            self._close_master()
             if self.cwd is not None and e.filename == self.cwd:
                 raise to_agent_error(e, "cwd")
             if e.errno == errno.ENOENT:
@@ -371,31 +389,46 @@ class Exec(Request):
                 raise AgentError("EACCES", "permission denied: %s" % self.argv[0])
             raise to_agent_error(e, self.argv[0])
         except ValueError as e:  # NUL in an argument, "=" in an env name, ...
+            self._close_master()
             raise AgentError("EINVAL", "exec: %s" % e)
+        finally:
+            if slave is not None:
+                os.close(slave)  # the command holds it now: the master reads EOF (EIO) once the command's side closes
         self.send("started", pid=self.proc.pid)
         if self.stdin:
-            spawn(self._feed_stdin, "stdin-%d" % self.rid)
+            self.feeder = spawn(self._feed_stdin, "stdin-%d" % self.rid)
         spawn(self._run, "exec-%d" % self.rid)
 
-    def _pump(self, kind, pipe):
+    def _pump(self, kind, fd):
         try:
             while True:
-                data = os.read(pipe.fileno(), CHUNK)
+                try:
+                    data = os.read(fd, CHUNK)
+                except OSError as e:
+                    if e.errno == errno.EIO and self.master == fd:
+                        break  # a pty's master: every slave fd is closed
+                    raise
                 if not data or not self.send(kind, data, bulk=True):
                     break  # EOF, or the session is over and the process is being killed
         except Exception:
             log("exec %d: %s pump failed:\n%s" % (self.rid, kind, traceback.format_exc()))
-        finally:
-            pipe.close()
 
     def _run(self):
-        err = spawn(self._pump, "stderr-%d" % self.rid, "stderr", self.proc.stderr)
-        self._pump("stdout", self.proc.stdout)
-        err.join()  # `exit` goes out only after every output byte
+        if self.master is not None:
+            self._pump("stdout", self.master)
+        else:
+            err = spawn(self._pump, "stderr-%d" % self.rid, "stderr", self.proc.stderr.fileno())
+            self._pump("stdout", self.proc.stdout.fileno())
+            err.join()  # `exit` goes out only after every output byte
+            self.proc.stdout.close()
+            self.proc.stderr.close()
         rc = self.proc.wait()
         self.done = True
         if self.stdin:
             self.stdin.abort()  # nobody will read it: later stdin frames must never block the reader
+        if self.feeder is not None:
+            self.feeder.join(5)  # it may be writing to the terminal: close it only after
+        self._close_master()
         self.finish("exit", code=rc if rc >= 0 else None, signal=signal_name(-rc) if rc < 0 else None)
 
     def _feed_stdin(self):
@@ -404,12 +437,25 @@ class Exec(Request):
                 chunk = self.stdin.read(MAX_BODY, partial=True)
                 if not chunk:
                     break
-                write_all(self.proc.stdin.fileno(), chunk)
+                write_all(self.master if self.master is not None else self.proc.stdin.fileno(), chunk)
         except (Aborted, OSError):
-            pass  # EPIPE: the process stopped reading; further stdin is dropped
+            pass  # EPIPE: the process stopped reading (EIO: the terminal is gone); further stdin is dropped
         finally:
             self.stdin.abort()
-            self.proc.stdin.close()
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()  # a terminal stays open: its end is the command's exit
+
+    def resize(self, rows, cols):
+        if self.master is not None and not self.done:
+            set_size(self.master, rows, cols)  # the kernel sends SIGWINCH to the terminal's foreground group
+
+    def _close_master(self):
+        master, self.master = self.master, None
+        if master is not None:
+            try:
+                os.close(master)
+            except OSError:
+                pass
 
     def kill(self, sig):
         if self.proc is not None and not self.done:  # once reaped, the group id may be reused
@@ -422,6 +468,19 @@ class Exec(Request):
         self.kill(signal.SIGKILL)
         if self.stdin:
             self.stdin.abort()
+
+
+def valid_size(n):
+    return isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 65535
+
+
+def set_size(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def take_ctty():
+    """In the child, after setsid: its stdin (the pty) becomes the new session's controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def signal_number(name):
@@ -950,6 +1009,14 @@ class Agent:
             return self.send(gen, 0, "log", level="warn", message="exec %d: %s" % (rid, e.message[:MAX_MESSAGE]))
         if proc:
             proc.kill(sig)
+
+    def on_resize(self, gen, rid, req, body):
+        proc = self.lookup(rid, Exec)
+        rows, cols = req.get("rows"), req.get("cols")
+        if not (valid_size(rows) and valid_size(cols)):  # like a bad signal: a warning, not the exec's end
+            return self.send(gen, 0, "log", level="warn", message="exec %d: resize needs rows and cols from 1 to 65535" % rid)
+        if proc:
+            proc.resize(rows, cols)
 
     def on_data(self, gen, rid, req, body):
         push = self.lookup(rid, Push)

@@ -4,7 +4,7 @@ import { lineStream } from '../util/lines.js';
 import { describe } from '../util/units.js';
 import type { AgentClient, Exchange } from './client.js';
 import { CreditWindow } from './credit.js';
-import { CHUNK_BYTES, type RequestFields, type SignalName } from './protocol.js';
+import { CHUNK_BYTES, type RequestFields, type SignalName, type TerminalSize } from './protocol.js';
 
 export interface ExecOptions {
   cwd?: string;
@@ -26,6 +26,13 @@ export interface ExecOptions {
   maxBuffer?: number;
   /** 'pipe' gives the process a writable `stdin` you must end; default 'ignore' (/dev/null) unless `input` is set. */
   stdin?: 'pipe' | 'ignore';
+  /**
+   * Run on a terminal (a pty in the guest) of this size, as its controlling terminal: for shells and
+   * programs that want one. stdout carries everything the terminal shows (stderr stays empty), stdin
+   * is a pipe (what you write is typed: Ctrl-C as \x03 reaches the foreground process), resize() changes
+   * the size. `true` is 24 × 80.
+   */
+  tty?: boolean | TerminalSize;
 }
 
 /** How the host consumes the process: exec() only wants the result, spawn() also the live streams. */
@@ -131,7 +138,8 @@ export class GuestProcess implements PromiseLike<ExecResult> {
     this.out = new OutputBuffer(maxBuffer);
     this.err = new OutputBuffer(maxBuffer);
     this.client = client;
-    const stdinOpen = options.input !== undefined || options.stdin === 'pipe';
+    const tty = terminalSize(options.tty);
+    const stdinOpen = options.input !== undefined || options.stdin === 'pipe' || tty !== undefined;
     // exec() reads only the result: let the live streams drop what nobody reads
     if (!mode.live) {
       this.stdout.resume();
@@ -175,7 +183,13 @@ export class GuestProcess implements PromiseLike<ExecResult> {
       settle.resolve(result);
     };
 
-    const request: RequestFields<'exec'> = { ...target, stdin: stdinOpen, ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.env ? { env: options.env } : {}) };
+    const request: RequestFields<'exec'> = {
+      ...target,
+      stdin: stdinOpen,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(options.env ? { env: options.env } : {}),
+      ...(tty ? { tty } : {}),
+    };
     this.exchange = client.request('exec', request, {
       onFrame: ({ header, body }) => {
         switch (header.t) {
@@ -261,6 +275,13 @@ export class GuestProcess implements PromiseLike<ExecResult> {
     this.exchange.send({ t: 'signal', signal }).catch(() => {});
   }
 
+  /** A command on a terminal (the `tty` option): its new size, in rows and columns. */
+  resize(size: TerminalSize): void {
+    const checked = terminalSize(size)!;
+    if (this.finished) return;
+    this.exchange.send({ t: 'resize', ...checked }).catch(() => {});
+  }
+
   /** Lines of output as they arrive: stdout and stderr interleaved ('all', default) or one of them. */
   async *lines(from: 'all' | 'stdout' | 'stderr' = 'all'): AsyncGenerator<string> {
     // each stream split on its own, so a partial line of one is not glued to the other's
@@ -306,4 +327,14 @@ function merge(a: Readable, b: Readable): Readable {
     stream.on('end', () => --open === 0 && out.end());
   }
   return out;
+}
+
+/** The `tty` option as a size; INVALID_OPTION for rows or columns that are not whole numbers from 1 to 65535. */
+function terminalSize(tty: boolean | TerminalSize | undefined): TerminalSize | undefined {
+  if (tty === undefined || tty === false) return undefined;
+  const size = tty === true ? { rows: 24, cols: 80 } : { rows: tty.rows, cols: tty.cols };
+  for (const [name, n] of Object.entries(size)) {
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw kvmtestError('INVALID_OPTION', `Expected the terminal's ${name} to be a whole number from 1 to 65535, got ${String(n)}`);
+  }
+  return size;
 }

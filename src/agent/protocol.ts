@@ -54,6 +54,19 @@ export interface ExecRequest {
   env?: Record<string, string>;
   cwd?: string;
   stdin: boolean;
+  /** Run on a terminal (a pty) of this size: stdout carries everything it shows, stderr is not used. */
+  tty?: TerminalSize;
+}
+export interface TerminalSize {
+  rows: number;
+  cols: number;
+}
+/** A terminal's new size (the kernel tells its foreground process group with SIGWINCH). */
+export interface ResizeRequest {
+  t: 'resize';
+  id: number;
+  rows: number;
+  cols: number;
 }
 export interface StdinData {
   t: 'stdin';
@@ -88,7 +101,7 @@ export interface EndFrame {
   id: number;
 }
 
-export type HostMessage = HelloRequest | PingRequest | IdentityRequest | ExecRequest | StdinData | StdinEnd | SignalRequest | PushRequest | PullRequest | DataFrame | EndFrame;
+export type HostMessage = HelloRequest | PingRequest | IdentityRequest | ExecRequest | StdinData | StdinEnd | SignalRequest | ResizeRequest | PushRequest | PullRequest | DataFrame | EndFrame;
 // the host's frame types are exactly the list the agent serves (shared.ts): a type error otherwise
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
@@ -176,7 +189,7 @@ export type TransferKind = 'file' | 'dir';
 export interface Exchanges {
   ping: { request: PingRequest; answers: Pong | ErrorAnswer; follow: never; ends: 'pong' };
   identity: { request: IdentityRequest; answers: Done | ErrorAnswer; follow: never; ends: 'done' };
-  exec: { request: ExecRequest; answers: Started | OutputFrame | Consumed | Exit | ErrorAnswer; follow: StdinData | StdinEnd | SignalRequest; ends: 'exit' };
+  exec: { request: ExecRequest; answers: Started | OutputFrame | Consumed | Exit | ErrorAnswer; follow: StdinData | StdinEnd | SignalRequest | ResizeRequest; ends: 'exit' };
   push: { request: PushRequest; answers: Consumed | Done | ErrorAnswer; follow: DataFrame | EndFrame; ends: 'done' };
   pull: { request: PullRequest; answers: PullStart | DataFrame | EndFrame | ErrorAnswer; follow: never; ends: 'end' };
 }

@@ -116,6 +116,20 @@ class ReaderLoopLimitsTest(unittest.TestCase):
         header, _ = self.h.expect(lambda h: h["id"] == 7)
         self.assertEqual((header["t"], header["signal"]), ("exit", "SIGKILL"))
 
+    def test_a_terminal_of_a_bad_size_is_refused_and_a_bad_resize_is_a_warning(self):
+        for i, tty in enumerate(({"rows": 0, "cols": 80}, {"rows": 24}, {"rows": 24, "cols": 70000}, {"rows": True, "cols": 80}, "big")):
+            self.h.send({"t": "exec", "id": 20 + i, "argv": ["true"], "stdin": True, "tty": tty})
+            header, _ = self.h.expect(lambda h, rid=20 + i: h["id"] == rid)
+            self.assertEqual((header["t"], header["code"]), ("error", "EINVAL"))
+        self.h.send({"t": "exec", "id": 30, "argv": ["sleep", "1000"], "stdin": True, "tty": {"rows": 24, "cols": 80}})
+        self.h.expect(lambda h: h["t"] == "started" and h["id"] == 30)
+        self.h.send({"t": "resize", "id": 30, "rows": -1, "cols": 80})
+        header, _ = self.h.expect(lambda h: h["t"] == "log")
+        self.assertIn("resize", header["message"])
+        self.h.send({"t": "signal", "id": 30, "signal": "SIGKILL"})
+        header, _ = self.h.expect(lambda h: h["id"] == 30)
+        self.assertEqual((header["t"], header["signal"]), ("exit", "SIGKILL"))
+
     def test_ids_in_use_and_id_zero_are_refused_on_their_id(self):
         self.h.send({"t": "exec", "id": 8, "argv": ["sleep", "1000"], "stdin": False})
         self.h.expect(lambda h: h["t"] == "started" and h["id"] == 8)

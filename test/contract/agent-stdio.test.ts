@@ -121,6 +121,37 @@ describe('agent over stdio', () => {
     await expect(push(client, join(work, 'nope'), '/tmp/x')).rejects.toMatchObject({ code: 'LOCAL_PATH_NOT_FOUND' });
   });
 
+  it('runs a shell on a terminal: its size, resize (SIGWINCH), Ctrl-C to the foreground command, the exit status', async () => {
+    const sh = new GuestProcess(client, { argv: ['sh', '-i'] }, { tty: { rows: 30, cols: 100 }, env: { PS1: '$ ' } }, { live: true });
+    let seen = '';
+    sh.stdout.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+    });
+    const until = async (text: string) => {
+      const deadline = Date.now() + 10_000;
+      while (!seen.includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(seen).toContain(text);
+    };
+    sh.stdin.write('[ -t 0 ] && [ -t 1 ] && echo "on a tty: $TERM"; stty size\n');
+    await until('on a tty: ');
+    await until('30 100');
+    sh.resize({ rows: 40, cols: 120 });
+    sh.stdin.write('stty size\n');
+    await until('40 120');
+    // Ctrl-C is a byte on the terminal: the line discipline sends SIGINT to the foreground job, not the shell
+    sh.stdin.write('sleep 100\n');
+    await new Promise((r) => setTimeout(r, 300));
+    sh.stdin.write('\x03');
+    await until('^C');
+    sh.stdin.write('echo "the shell lives on after $?"\n');
+    await until('the shell lives on after 130');
+    sh.stdin.write('exit 7\n');
+    const r = await sh;
+    expect(r.exitCode).toBe(7);
+    expect(r.stderr).toBe('');
+    expect(() => new GuestProcess(client, { argv: ['true'] }, { tty: { rows: 0, cols: 80 } })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+  });
+
   it('survives a malformed request and keeps serving', async () => {
     const socket = (client as unknown as { stream: Duplex }).stream;
     socket.write(encodeFrame({ t: 'exec', id: 9999, argv: 42 } as never));
