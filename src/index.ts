@@ -4,7 +4,7 @@
 // a type only: its constructor takes the internal agent client; users get one from guest.spawn()
 export type { GuestProcess } from './agent/exec.js';
 export { ExecResult } from './agent/exec.js';
-export type { HelloAnswer, OsRelease } from './agent/protocol.js';
+export type { HelloAnswer, OsRelease, TerminalSize } from './agent/protocol.js';
 export type { DroppedMember } from './agent/pull/extract.js';
 export type { PullOptions, PullResult } from './agent/transfer.js';
 export {

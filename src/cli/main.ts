@@ -11,19 +11,24 @@ import { imageList, imagePrune, imagePull, imageRemove } from './image.js';
 import { onInterrupt } from './interrupt.js';
 import { matrixCommand, mergeCommand, REPORTERS } from './matrix.js';
 import { runCommand } from './run.js';
+import { shellCommand } from './shell.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
+/** The options every command that boots one guest takes (run, shell). */
+function withGuestOptions(command: Command): Command {
+  return command
+    .requiredOption('--image <image>', 'disk image path (qcow2/raw) or a name such as debian-12')
+    .option('--memory <size>', 'guest memory', '1G')
+    .option('--cpus <n>', 'vCPUs', (v) => Number(v), 2)
+    .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .addOption(new Option('--boot <method>', "firmware boot or the named image's kernel").choices(['firmware', 'kernel']).default('firmware'));
+}
+
 const program = new Command().name('kvmtest').description('Run tests inside throwaway KVM/QEMU guests booted from cloud images').showHelpAfterError();
 
-program
-  .command('run')
+withGuestOptions(program.command('run'))
   .description('boot a guest, run a command with live output, pull results, exit with its status')
-  .requiredOption('--image <image>', 'disk image path (qcow2/raw) or a name such as debian-12')
-  .option('--memory <size>', 'guest memory', '1G')
-  .option('--cpus <n>', 'vCPUs', (v) => Number(v), 2)
-  .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']).default('auto'))
-  .addOption(new Option('--boot <method>', "firmware boot or the named image's kernel").choices(['firmware', 'kernel']).default('firmware'))
   .option('--push <src:dest>', 'copy a host path into the guest before the command (repeatable)', collect, [])
   .option('--pull <src:dest>', 'copy a guest path to the host after the command (repeatable)', collect, [])
   .option('--env <name=value>', 'environment for the command (repeatable)', collect, [])
@@ -49,6 +54,27 @@ program
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.timeout ? { timeout: opts.timeout } : {}),
       ...(opts.bootTimeout ? { bootTimeout: opts.bootTimeout } : {}),
+      ...(opts.snapshot ? { snapshot: true } : {}),
+    });
+  });
+
+withGuestOptions(program.command('shell'))
+  .description('boot a guest and open a terminal in it (a login shell, or the command given); exits with its status')
+  .option('--push <src:dest>', 'copy a host path into the guest first (repeatable)', collect, [])
+  .option('--env <name=value>', 'environment for the shell (repeatable)', collect, [])
+  .option('--cwd <dir>', 'working directory in the guest')
+  .option('--snapshot', 'restore from a warm snapshot of the image and settings (made on first use)')
+  .argument('[command...]', 'what to run instead of a login shell (after --)')
+  .action(async (command: string[], opts) => {
+    process.exitCode = await shellCommand(command, {
+      image: opts.image,
+      memory: opts.memory,
+      cpus: opts.cpus,
+      accel: opts.accel,
+      boot: opts.boot,
+      push: opts.push,
+      env: opts.env,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.snapshot ? { snapshot: true } : {}),
     });
   });

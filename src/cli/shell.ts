@@ -1,0 +1,56 @@
+import { constants } from 'node:os';
+import { boot } from '../guest/boot.js';
+import type { BootOptions } from '../guest/options.js';
+import { onInterrupt } from './interrupt.js';
+import { parseCopySpec, parseEnv } from './run.js';
+
+export interface ShellCommandOptions extends BootOptions {
+  push: string[];
+  env: string[];
+  cwd?: string;
+}
+
+/** The guest's login shell: bash where there is one, else sh. */
+const LOGIN_SHELL = ['/bin/sh', '-c', 'if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi'];
+
+/**
+ * kvmtest shell: boots a guest and opens a terminal in it. The command (default a login shell) runs
+ * on a pty in the guest; this terminal goes raw, so every key (Ctrl-C too) reaches the guest's
+ * foreground process, and window-size changes follow. Exits with the command's status; the guest goes.
+ */
+export async function shellCommand(command: string[], options: ShellCommandOptions): Promise<number> {
+  const pushes = options.push.map((p) => parseCopySpec(p, '--push'));
+  const env = parseEnv(options.env);
+  const { push: _push, env: _env, cwd, ...bootOptions } = options;
+  const stdin = process.stdin;
+  const stdout = process.stdout;
+  let vm: Awaited<ReturnType<typeof boot>>;
+  {
+    // until the terminal is the guest's, Ctrl-C stops the boot
+    using interrupt = onInterrupt();
+    vm = await boot({ ...bootOptions, progress: true, signal: interrupt.signal });
+  }
+  try {
+    for (const { source, dest } of pushes) await vm.push(source, dest);
+    const size = () => ({ rows: stdout.rows || 24, cols: stdout.columns || 80 });
+    const child = vm.spawn(command.length > 0 ? command : LOGIN_SHELL, [], { tty: size(), env, ...(cwd ? { cwd } : {}), buffer: false });
+    const raw = stdin.isTTY === true;
+    if (raw) stdin.setRawMode(true);
+    const onResize = () => child.resize(size());
+    stdout.on('resize', onResize);
+    stdin.pipe(child.stdin);
+    child.stdout.pipe(stdout, { end: false });
+    try {
+      const result = await child;
+      if (result.signal) return 128 + (constants.signals[result.signal] ?? 0);
+      return result.exitCode ?? 1;
+    } finally {
+      stdout.off('resize', onResize);
+      stdin.unpipe(child.stdin);
+      if (raw) stdin.setRawMode(false);
+      stdin.pause();
+    }
+  } finally {
+    await vm.dispose();
+  }
+}
