@@ -43,7 +43,7 @@ export function toHtml(report: MatrixReport, options: HtmlOptions = {}): string 
 <dl class="host">
 <div><dt>host</dt><dd>${esc(report.host.hostname)}</dd></div>
 <div><dt>accelerator</dt><dd>${esc(report.host.accel)}</dd></div>
-<div><dt>CPUs / memory</dt><dd>${report.host.cpus} / ${Math.round(report.host.memoryMiB / 1024)} GiB</dd></div>
+<div><dt>CPUs / memory</dt><dd>${esc(String(report.host.cpus))} / ${esc(String(Math.round(report.host.memoryMiB / 1024)))} GiB</dd></div>
 <div><dt>node</dt><dd>${esc(report.host.node)}</dd></div>
 <div><dt>started</dt><dd>${esc(report.startedAt)}</dd></div>
 <div><dt>duration</dt><dd>${esc(formatDuration(report.durationMs))}</dd></div>
@@ -80,7 +80,7 @@ function grid(report: MatrixReport, ids: Map<string, string>): string {
     const entries = columns.map((col) => {
       const cell = report.cells.find((c) => c.image === image && columnOf(c) === col);
       if (!cell) return '<td class="none">—</td>';
-      return `<td class="${cell.status}" data-cell="${esc(cell.id)}" data-status="${cell.status}"><a href="#${ids.get(cell.id)}">${statusLabel(cell)}</a></td>`;
+      return `<td class="${esc(cell.status)}" data-cell="${esc(cell.id)}" data-status="${esc(cell.status)}"><a href="#${ids.get(cell.id)}">${esc(statusLabel(cell))}</a></td>`;
     });
     return `<tr><th scope="row">${esc(image)}</th>${entries.join('')}</tr>`;
   });
@@ -96,12 +96,12 @@ function cellSection(cell: CellResult, id: string, scale: number, options: HtmlO
   const cases = cell.cases.filter((c) => c.status === 'failed' || c.status === 'error');
   const guest = [cell.guest?.os, cell.guest?.kernel && `kernel ${cell.guest.kernel}`, cell.guest?.node && `node ${cell.guest.node}`].filter(Boolean).join(', ');
   const links = fileLinks(cell, options);
-  return `<section id="${id}" class="cell" data-cell="${esc(cell.id)}" data-status="${cell.status}">
+  return `<section id="${id}" class="cell" data-cell="${esc(cell.id)}" data-status="${esc(cell.status)}">
 <details${bad ? ' open' : ''}>
-<summary><span class="badge ${cell.status}">${esc(statusLabel(cell))}</span> <span class="id">${esc(cell.id)}</span> <span class="muted">${esc(formatDuration(cell.durations.total))}${cell.exitCode !== null ? `, exit ${cell.exitCode}` : ''}${cell.signal ? `, ${esc(cell.signal)}` : ''}</span></summary>
+<summary><span class="badge ${esc(cell.status)}">${esc(statusLabel(cell))}</span> <span class="id">${esc(cell.id)}</span> <span class="muted">${esc(formatDuration(cell.durations.total))}${cell.exitCode !== null ? `, exit ${esc(String(cell.exitCode))}` : ''}${cell.signal ? `, ${esc(cell.signal)}` : ''}</span></summary>
 ${timeline(cell, scale)}
 ${guest ? `<p class="muted">${esc(guest)}</p>` : ''}
-${cell.attempts.length > 1 ? `<p>Attempts: ${cell.attempts.map((a, i) => `${i + 1}: ${a.status}${a.error ? ` (${esc(a.error.code)})` : ''}`).join('; ')}</p>` : ''}
+${cell.attempts.length > 1 ? `<p>Attempts: ${cell.attempts.map((a, i) => `${i + 1}: ${esc(a.status)}${a.error ? ` (${esc(a.error.code)})` : ''}`).join('; ')}</p>` : ''}
 ${cell.error ? `<div class="error" role="note"><p><strong>${esc(cell.error.code)}</strong>: ${esc(cut(cell.error.message))}</p>${cell.error.consoleTail ? `<h4>console (last lines)</h4><pre>${esc(cut(cell.error.consoleTail))}</pre>` : ''}</div>` : ''}
 ${cases.length > 0 ? `<h3>Failed cases (${cases.length})</h3><ul class="cases">${cases.slice(0, MAX_CASES).map(caseItem).join('')}</ul>${cases.length > MAX_CASES ? `<p class="muted">and ${cases.length - MAX_CASES} more in the JSON report</p>` : ''}` : ''}
 ${cell.stdoutTail ? `<h3>stdout (last lines)</h3><pre>${esc(cut(cell.stdoutTail))}</pre>` : ''}
@@ -116,7 +116,7 @@ function timeline(cell: CellResult, scale: number): string {
   const spans = PHASES.filter((p) => (cell.durations[p] ?? 0) > 0).map((p) => {
     const ms = cell.durations[p]!;
     const title = `${p} ${formatDuration(ms)}`;
-    return `<span class="phase ${p}" style="width:${((ms / scale) * 100).toFixed(2)}%" title="${esc(title)}"><span class="sr">${esc(title)}</span></span>`;
+    return `<span class="phase ${p}" style="width:${esc(((Number(ms) / scale) * 100).toFixed(2))}%" title="${esc(title)}"><span class="sr">${esc(title)}</span></span>`;
   });
   const legend = PHASES.filter((p) => (cell.durations[p] ?? 0) > 0)
     .map((p) => `<span class="key ${p}"></span>${p} ${esc(formatDuration(cell.durations[p]!))}`)
@@ -126,7 +126,7 @@ function timeline(cell: CellResult, scale: number): string {
 
 function caseItem(c: TestCase): string {
   const name = [c.suite, c.name].filter(Boolean).join(' > ');
-  return `<li class="case ${c.status}" data-testid="case"><p><span class="badge ${c.status}">${c.status}</span> <span class="case-name">${esc(cut(name, 500))}</span> <span class="muted">${esc(cut(c.file, 300))}</span></p>${c.message ? `<p class="message">${esc(cut(c.message))}</p>` : ''}${c.details ? `<details><summary>details</summary><pre>${esc(cut(c.details))}</pre></details>` : ''}</li>`;
+  return `<li class="case ${esc(c.status)}" data-testid="case"><p><span class="badge ${esc(c.status)}">${esc(c.status)}</span> <span class="case-name">${esc(cut(name, 500))}</span> <span class="muted">${esc(cut(c.file, 300))}</span></p>${c.message ? `<p class="message">${esc(cut(c.message))}</p>` : ''}${c.details ? `<details><summary>details</summary><pre>${esc(cut(c.details))}</pre></details>` : ''}</li>`;
 }
 
 /** Links to the cell's console log and collected files, relative to the page; a path outside baseDir is shown, not linked. */
@@ -154,7 +154,11 @@ function cut(text: string, max = MAX_TEXT): string {
   return text.length > max ? `${text.slice(0, max)}… [${text.length - max} more characters]` : text;
 }
 
-/** Guest text made safe for a page: no control characters or escapes (sanitize), then HTML-escaped. */
+/**
+ * Guest text made safe for a page: no control characters or escapes (sanitize), then HTML-escaped.
+ * Every value from a report goes through it, numbers and statuses too: `merge --html` reads report
+ * files, which may have been edited.
+ */
 function esc(text: string): string {
   return sanitize(String(text), { multiline: true }).replace(/[&<>"']/g, (ch) => ENTITIES[ch]!);
 }

@@ -24,6 +24,16 @@ describe('toHtml', () => {
     expect(html).not.toMatch(/\x1b|\x00|evil/);
   });
 
+  it('escapes what a tampered report file holds where numbers and statuses belong', () => {
+    const tampered = {
+      ...debian11,
+      exitCode: '<b>1</b>' as unknown as number,
+      attempts: [{ status: '"><script>x</script>' as 'failed', exitCode: 1, durationMs: 1 }, ...debian11.attempts],
+    };
+    const html = toHtml(report([tampered], { host: { ...full.host, cpus: '<i>4</i>' as unknown as number } }));
+    expect(html).not.toMatch(/<b>1<\/b>|<script>x|<i>4<\/i>/);
+  });
+
   it('links cell files relative to the page, and only files beneath its directory', () => {
     const inside = { ...debian11, consoleLog: '/out/cells/debian-11/console log.txt', collected: [{ path: '/work/junit.xml', host: '/out/cells/debian-11/junit.xml', cases: 2 }] };
     const outside = { ...debian12, consoleLog: '/etc/passwd', collected: [{ path: '/x', host: '/out/../secret', cases: 0 }] };
