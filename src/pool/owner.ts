@@ -9,6 +9,7 @@ import type { LentMachine } from '../guest/adopt.js';
 import { boot } from '../guest/boot.js';
 import { type Guest, machineOf } from '../guest/guest.js';
 import type { Machine } from '../machine/machine.js';
+import { listenPrivately } from '../util/listen.js';
 import { GuestPool } from './pool.js';
 import { type FromOwner, parseToOwner, poolKey, type SharedBootOptions } from './protocol.js';
 
@@ -122,15 +123,7 @@ export async function startPoolOwner(options: PoolOwnerOptions = {}): Promise<Po
       for (const name of [...lent.keys()]) void giveBack(name);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const umask = process.umask(0o077);
-    try {
-      server.listen(socketPath, () => resolve());
-    } finally {
-      process.umask(umask);
-    }
-  });
+  await listenPrivately(server, socketPath);
   server.unref();
   debug('pool owner listening on %s', socketPath);
 

@@ -1,6 +1,7 @@
 import type { LentMachine } from '../guest/adopt.js';
 import type { BootOptions } from '../guest/options.js';
 import type { QemuExit } from '../qemu/process.js';
+import { canonical } from '../snapshot/key.js';
 
 /**
  * The shared pool's JSON lines over a unix socket: a worker process asks the owner for a guest
@@ -21,18 +22,7 @@ export type SharedBootOptions = Omit<BootOptions, 'signal' | 'progress'>;
 
 /** The options as the owner keys its pools: the same starting point is the same key, whatever the order of fields. */
 export function poolKey(options: SharedBootOptions): string {
-  return stableJson(options);
-}
-
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (value && typeof value === 'object')
-    return `{${Object.keys(value)
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(value);
+  return canonical(options);
 }
 
 /** Strips what cannot cross: a signal stays with the caller, progress lines are the owner's to not print. */

@@ -3,6 +3,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import lockfile from 'proper-lockfile';
+import { listenPrivately } from '../util/listen.js';
 import { checkRoot, checkTarget } from './guard.js';
 import { reapTarget } from './kill.js';
 import { type ClientMessage, type ReaperMessage, type ReapTarget, reaperPaths } from './protocol.js';
@@ -118,22 +119,6 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon | undefi
   log(`listening on ${paths.socket}`);
   armIdle();
   return { targets: () => [...clients.values()].flatMap((held) => [...held.values()]), closed, close };
-}
-
-/**
- * Binds the socket with umask 077, so it is 0600 from its first instant: a chmod after listen would
- * leave a moment when another user could connect. The bind happens inside listen(), synchronously.
- */
-function listenPrivately(server: Server, path: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const umask = process.umask(0o077);
-    try {
-      server.listen(path, () => resolve());
-    } finally {
-      process.umask(umask);
-    }
-  });
 }
 
 /** True when something answers on the socket (a live reaper). */
