@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { isKvmtestError, kvmtestError } from '../errors.js';
+import type { BootOptions } from '../guest/options.js';
 import { ensureImage } from '../image/build.js';
 import { isRecipeName, RECIPES } from '../image/recipes.js';
 import { createProgress } from '../util/progress.js';
@@ -25,6 +26,11 @@ function withGuestOptions(command: Command): Command {
     .addOption(new Option('--boot <method>', "firmware boot or the named image's kernel").choices(['firmware', 'kernel']).default('firmware'));
 }
 
+/** What withGuestOptions parsed, as boot options (commander's values are untyped). */
+function guestBootOptions(opts: Required<Pick<BootOptions, 'image' | 'memory' | 'cpus' | 'accel' | 'boot'>>): Pick<BootOptions, 'image' | 'memory' | 'cpus' | 'accel' | 'boot'> {
+  return { image: opts.image, memory: opts.memory, cpus: opts.cpus, accel: opts.accel, boot: opts.boot };
+}
+
 const program = new Command().name('kvmtest').description('Run tests inside throwaway KVM/QEMU guests booted from cloud images').showHelpAfterError();
 
 withGuestOptions(program.command('run'))
@@ -43,11 +49,7 @@ withGuestOptions(program.command('run'))
     process.exitCode = await runCommand(command, {
       ...(opts.setup !== undefined ? { setupRun: opts.setup } : {}),
       setupPush: opts.setupPush,
-      image: opts.image,
-      memory: opts.memory,
-      cpus: opts.cpus,
-      accel: opts.accel,
-      boot: opts.boot,
+      ...guestBootOptions(opts),
       push: opts.push,
       pull: opts.pull,
       env: opts.env,
@@ -67,11 +69,7 @@ withGuestOptions(program.command('shell'))
   .argument('[command...]', 'what to run instead of a login shell (after --)')
   .action(async (command: string[], opts) => {
     process.exitCode = await shellCommand(command, {
-      image: opts.image,
-      memory: opts.memory,
-      cpus: opts.cpus,
-      accel: opts.accel,
-      boot: opts.boot,
+      ...guestBootOptions(opts),
       push: opts.push,
       env: opts.env,
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
