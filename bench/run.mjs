@@ -341,7 +341,16 @@ process.stdin.resume();`;
     child.stdout.once('data', (chunk) => resolve(String(chunk).trim()));
     child.once('exit', () => reject(new Error('the pool owner exited before it listened')));
   });
-  const pool = await SharedGuestPool.connect(socket, { ...BASE, snapshot: true });
+  try {
+    return await handouts(await SharedGuestPool.connect(socket, { ...BASE, snapshot: true }));
+  } finally {
+    child.stdin.end();
+    await exited;
+  }
+}
+
+/** A "test" takes a guest, runs true, works for 1.5 s, disposes it (the pool restores the next one meanwhile); the pool is disposed after. */
+async function handouts(pool) {
   const handout = [];
   try {
     for (let i = 0; i < HANDOUTS; i++) {
@@ -355,8 +364,6 @@ process.stdin.resume();`;
     }
   } finally {
     await pool.dispose();
-    child.stdin.end();
-    await exited;
   }
   return handout;
 }
@@ -414,23 +421,8 @@ async function checkpointSection() {
       await Promise.all(clones.map(stopGuest));
     }
 
-    // a "test" takes a guest, runs true, works for 1.5 s, disposes it: the pool restores the next one meanwhile
     log(`  ${HANDOUTS} hand-outs from a pool while the previous test runs`);
-    const pool = new GuestPool(() => ck.boot()).warm();
-    const handout = [];
-    try {
-      for (let i = 0; i < HANDOUTS; i++) {
-        const s = performance.now();
-        const vm = await pool.take();
-        handout.push(performance.now() - s);
-        live.add(vm);
-        must(await vm.exec(['true']), 'true');
-        await new Promise((r) => setTimeout(r, 1500));
-        await stopGuest(vm);
-      }
-    } finally {
-      await pool.dispose();
-    }
+    const handout = await handouts(new GuestPool(() => ck.boot()).warm());
     c.poolHandoutMs = handout.map((x) => round(x, 1));
     c.poolHandoutMedianMs = round(median(handout.slice(1)), 1); // the first waits for the pool's first restore
     c.onDemandOverPool = round(median(c.cloneToExecMs) / c.poolHandoutMedianMs, 0);
