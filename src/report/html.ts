@@ -113,15 +113,14 @@ ${links.length > 0 ? `<h3>Files</h3><ul class="files">${links.join('')}</ul>` : 
 
 /** The phases of the last attempt as one bar, to the scale of the longest cell. */
 function timeline(cell: CellResult, scale: number): string {
-  const spans = PHASES.filter((p) => (cell.durations[p] ?? 0) > 0).map((p) => {
-    const ms = cell.durations[p]!;
-    const title = `${p} ${formatDuration(ms)}`;
-    return `<span class="phase ${p}" style="width:${esc(((Number(ms) / scale) * 100).toFixed(2))}%" title="${esc(title)}"><span class="sr">${esc(title)}</span></span>`;
-  });
-  const legend = PHASES.filter((p) => (cell.durations[p] ?? 0) > 0)
-    .map((p) => `<span class="key ${p}"></span>${p} ${esc(formatDuration(cell.durations[p]!))}`)
-    .join(' ');
-  return spans.length > 0 ? `<div class="timeline" role="img" aria-label="phases: ${esc(legend.replace(/<[^>]+>/g, ''))}">${spans.join('')}</div><p class="legend">${legend}</p>` : '';
+  // each phase that took time, with its label ("run 12.3s"), computed once for the bar, its legend and its aria-label
+  const phases = PHASES.filter((p) => (cell.durations[p] ?? 0) > 0).map((p) => ({ p, ms: cell.durations[p]!, label: `${p} ${formatDuration(cell.durations[p]!)}` }));
+  if (phases.length === 0) return '';
+  const spans = phases.map(
+    ({ p, ms, label }) => `<span class="phase ${p}" style="width:${esc(((Number(ms) / scale) * 100).toFixed(2))}%" title="${esc(label)}"><span class="sr">${esc(label)}</span></span>`,
+  );
+  const legend = phases.map(({ p, label }) => `<span class="key ${p}"></span>${esc(label)}`).join(' ');
+  return `<div class="timeline" role="img" aria-label="phases: ${esc(phases.map(({ label }) => label).join(' '))}">${spans.join('')}</div><p class="legend">${legend}</p>`;
 }
 
 function caseItem(c: TestCase): string {
