@@ -17,6 +17,7 @@ const CODES = {
   HOST_IO: 'host',
   CACHE_UNSAFE: 'host',
   UNSUPPORTED_ARCH: 'host',
+  CAPSULE_INCOMPATIBLE: 'host',
   // something the user gave is wrong: options, config, paths, images, reports to merge
   INVALID_OPTION: 'input',
   CONFIG_INVALID: 'input',
@@ -30,6 +31,8 @@ const CODES = {
   PULL_DEST_SYMLINK: 'input',
   PULL_DEST_NOT_EMPTY: 'input',
   GUEST_NOT_READY: 'input',
+  CAPSULE_DAMAGED: 'input',
+  CAPSULE_BASE_MISSING: 'input',
   // getting an image: download, verification, build
   DOWNLOAD_FAILED: 'image',
   DOWNLOAD_NOT_FOUND: 'image',
@@ -47,6 +50,7 @@ const CODES = {
   KERNEL_PANIC: 'machine',
   QMP_ERROR: 'machine',
   SNAPSHOT_FAILED: 'machine',
+  CAPSULE_FAILED: 'machine',
   SETUP_FAILED: 'command',
   // the agent link failed
   AGENT_DISCONNECTED: 'agent',

@@ -11,6 +11,7 @@ import { doctor, formatDoctor } from './doctor.js';
 import { imageList, imagePrune, imagePull, imageRemove } from './image.js';
 import { onInterrupt } from './interrupt.js';
 import { matrixCommand, mergeCommand, REPORTERS } from './matrix.js';
+import { reproCommand } from './repro.js';
 import { runCommand } from './run.js';
 import { shellCommand } from './shell.js';
 
@@ -100,9 +101,28 @@ program
   .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']))
   .addOption(new Option('--boot <method>', "firmware boot or the named image's kernel").choices(['firmware', 'kernel']))
   .option('--no-snapshot', 'boot every cell cold instead of from a warm snapshot')
+  .addOption(
+    new Option('--capsule <when>', "save a failing cell's whole machine into <out>/cells/<id>/capsule (kvmtest repro opens it); default on-failure under CI, else never").choices([
+      'on-failure',
+      'always',
+      'never',
+    ]),
+  )
   .argument('[command...]', "the command (after --); replaces the config's run")
   .action(async (command: string[], opts) => {
     process.exitCode = await matrixCommand(command, opts);
+  });
+
+program
+  .command('repro')
+  .description("restore a failure capsule (a cell's machine as it was when it failed) and open a shell in it, or run a command there")
+  .argument('<capsule>', 'the capsule directory: <out>/cells/<id>/capsule')
+  .argument('[command...]', 'run this instead of a shell (after --); exits with its status')
+  .option('--cold', "boot the capsule's disk afresh instead of restoring its RAM (when this host cannot restore it)")
+  .option('--base <file>', "the base image file (same content as the capsule's; default found by the capsule's image name)")
+  .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']))
+  .action(async (dir: string, command: string[], opts) => {
+    process.exitCode = await reproCommand(dir, command, { ...(opts.cold ? { cold: true } : {}), ...(opts.base ? { base: opts.base } : {}), ...(opts.accel ? { accel: opts.accel } : {}) });
   });
 
 program

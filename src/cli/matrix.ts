@@ -39,6 +39,7 @@ export interface MatrixFlags {
   accel?: 'auto' | 'kvm' | 'tcg';
   boot?: 'firmware' | 'kernel';
   snapshot: boolean;
+  capsule?: 'on-failure' | 'always' | 'never';
 }
 
 /** `--vary cpus=1,2` → ['cpus', [1, 2]]: numbers and booleans where the text is one. Pure. */
@@ -88,6 +89,7 @@ export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): 
   if (flags.boot) boot.boot = flags.boot;
   options.boot = boot;
   if (!flags.snapshot) options.snapshot = false;
+  if (flags.capsule) options.capsule = flags.capsule;
   if (!options.images) throw kvmtestError('INVALID_OPTION', 'kvmtest matrix needs images: --image debian-12 (repeatable), or "images" in kvmtest.config.ts');
   if (!options.run) throw kvmtestError('INVALID_OPTION', 'kvmtest matrix needs a command: after --, or "run" in kvmtest.config.ts');
   return options as MatrixConfig;

@@ -68,7 +68,7 @@ export async function runCommand(command: string[], options: RunCommandOptions):
 }
 
 /** Copies a guest stream to ours as it comes; with a fence, stop and resume lines around it. */
-async function relay(from: Readable, to: NodeJS.WritableStream, fence: CommandFence | undefined): Promise<void> {
+export async function relay(from: Readable, to: NodeJS.WritableStream, fence: CommandFence | undefined): Promise<void> {
   if (!fence) {
     from.pipe(to, { end: false });
     return;

@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { boot } from '../guest/boot.js';
+import type { Guest } from '../guest/guest.js';
 import type { BootOptions } from '../guest/options.js';
 import { onInterrupt } from './interrupt.js';
 import { parseCopySpec, parseEnv } from './run.js';
@@ -22,9 +23,7 @@ export async function shellCommand(command: string[], options: ShellCommandOptio
   const pushes = options.push.map((p) => parseCopySpec(p, '--push'));
   const env = parseEnv(options.env);
   const { push: _push, env: _env, cwd, ...bootOptions } = options;
-  const stdin = process.stdin;
-  const stdout = process.stdout;
-  let vm: Awaited<ReturnType<typeof boot>>;
+  let vm: Guest;
   {
     // until the terminal is the guest's, Ctrl-C stops the boot
     using interrupt = onInterrupt();
@@ -32,25 +31,36 @@ export async function shellCommand(command: string[], options: ShellCommandOptio
   }
   try {
     for (const { source, dest } of pushes) await vm.push(source, dest);
-    const size = () => ({ rows: stdout.rows || 24, cols: stdout.columns || 80 });
-    const child = vm.spawn(command.length > 0 ? command : LOGIN_SHELL, [], { tty: size(), env, ...(cwd ? { cwd } : {}), buffer: false });
-    const raw = stdin.isTTY === true;
-    if (raw) stdin.setRawMode(true);
-    const onResize = () => child.resize(size());
-    stdout.on('resize', onResize);
-    stdin.pipe(child.stdin);
-    child.stdout.pipe(stdout, { end: false });
-    try {
-      const result = await child;
-      if (result.signal) return 128 + (constants.signals[result.signal] ?? 0);
-      return result.exitCode ?? 1;
-    } finally {
-      stdout.off('resize', onResize);
-      stdin.unpipe(child.stdin);
-      if (raw) stdin.setRawMode(false);
-      stdin.pause();
-    }
+    return await openTerminal(vm, command, { env, ...(cwd ? { cwd } : {}) });
   } finally {
     await vm.dispose();
+  }
+}
+
+/**
+ * The guest's terminal on ours: the command (default a login shell) on a pty in the guest, this
+ * terminal raw (every key, Ctrl-C too, reaches the guest's foreground process), window-size changes
+ * followed. Resolves to the exit status to exit with. Used by shell and repro.
+ */
+export async function openTerminal(vm: Guest, command: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<number> {
+  const stdin = process.stdin;
+  const stdout = process.stdout;
+  const size = () => ({ rows: stdout.rows || 24, cols: stdout.columns || 80 });
+  const child = vm.spawn(command.length > 0 ? command : LOGIN_SHELL, [], { tty: size(), ...(options.env ? { env: options.env } : {}), ...(options.cwd ? { cwd: options.cwd } : {}), buffer: false });
+  const raw = stdin.isTTY === true;
+  if (raw) stdin.setRawMode(true);
+  const onResize = () => child.resize(size());
+  stdout.on('resize', onResize);
+  stdin.pipe(child.stdin);
+  child.stdout.pipe(stdout, { end: false });
+  try {
+    const result = await child;
+    if (result.signal) return 128 + (constants.signals[result.signal] ?? 0);
+    return result.exitCode ?? 1;
+  } finally {
+    stdout.off('resize', onResize);
+    stdin.unpipe(child.stdin);
+    if (raw) stdin.setRawMode(false);
+    stdin.pause();
   }
 }

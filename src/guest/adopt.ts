@@ -5,7 +5,7 @@ import type { Tracked } from '../machine/registry.js';
 import { waitReady } from '../machine/wait-ready.js';
 import type { MachineSpec } from '../qemu/argv.js';
 import type { QemuHandle } from '../qemu/process.js';
-import { checkpoint } from './boot.js';
+import { capsuleOf, checkpoint } from './boot.js';
 import { Guest, type GuestInfo } from './guest.js';
 import type { BootOptions } from './options.js';
 import { prepare } from './prepare.js';
@@ -45,7 +45,12 @@ export async function adoptGuest(options: BootOptions, lent: LentMachine, qemu: 
   }
   debug('%s adopted from pid %s', lent.info.name, lent.info.owner);
   const name = lent.info.name;
-  return new Guest(machine, { ...lent.info, agent: { ...machine.hello, hostname: lent.info.agent.hostname } }, async (signal) =>
-    checkpoint(await prepare({ ...options, ...(signal ? { signal } : {}) }), machine, name, signal),
+  return new Guest(
+    machine,
+    { ...lent.info, agent: { ...machine.hello, hostname: lent.info.agent.hostname } },
+    {
+      checkpoint: async (signal) => checkpoint(await prepare({ ...options, ...(signal ? { signal } : {}) }), machine, name, signal),
+      capsule: async (dir, notes, signal) => capsuleOf(await prepare({ ...options, ...(signal ? { signal } : {}) }), machine, dir, notes, signal),
+    },
   );
 }

@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import createDebug from 'debug';
 import { dir as tmpDir } from 'tmp-promise';
+import { type CapsuleInfo, type CapsuleNotes, saveCapsule } from '../capsule/save.js';
 import { KvmtestError } from '../errors.js';
 import { warnOnce } from '../host/warn.js';
+import type { BackingLink } from '../image/disk.js';
 import type { Machine } from '../machine/machine.js';
 import { track } from '../machine/registry.js';
 import { type Incoming, incomingOf, startMachine } from '../machine/start.js';
@@ -84,13 +86,18 @@ function restoreFailed(error: unknown, prep: Prepared): error is KvmtestError {
 }
 
 /** Where a guest starts from: a warm snapshot (keyed, touched when used) or a checkpoint. */
-interface From {
-  incoming: Incoming;
+export interface From {
+  incoming?: Incoming;
   snapshot?: Snapshot;
+  /** A cold boot on this disk chain instead of the base alone (a capsule's disk). */
+  lower?: BackingLink[];
 }
 
-/** Starts one guest's machine: cold from the base image, or restored from a saved machine, then gives it its own identity. */
-async function start(prep: Prepared, started: number, from: From | undefined): Promise<{ guest: Guest; machine: Machine }> {
+/**
+ * Starts one guest's machine: cold from the base image (or a lower disk chain), or restored from a
+ * saved machine, then gives it its own identity. Also the start of a capsule's repro (repro.ts).
+ */
+export async function start(prep: Prepared, started: number, from: From | undefined): Promise<{ guest: Guest; machine: Machine }> {
   const { opts, progress } = prep;
   const name = `kvmtest-${randomBytes(4).toString('hex')}`;
   let machine: Machine | undefined;
@@ -98,14 +105,15 @@ async function start(prep: Prepared, started: number, from: From | undefined): P
     progress.phase('preparing');
     machine = await startMachine(prep, {
       name,
-      ...(from ? { incoming: from.incoming, hostname: opts.hostname ?? name } : {}),
-      phase: `${from ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`,
+      ...(from?.incoming ? { incoming: from.incoming, hostname: opts.hostname ?? name } : {}),
+      ...(from?.lower ? { lower: from.lower } : {}),
+      phase: `${from?.incoming ? 'restoring' : 'booting'} (${prep.choice.accel}, ${opts.cpus} cpu, ${opts.memoryMiB}M)`,
     });
     if (from?.snapshot) await touchSnapshot(from.snapshot);
     const bootMs = performance.now() - started;
     const { hello, spec } = machine;
-    progress.done(`${hello.os.prettyName ?? hello.os.id} ${from ? 'restored' : 'up'}, kernel ${hello.kernel}`);
-    debug('%s %s in %d ms', name, from ? 'restored' : 'booted', bootMs);
+    progress.done(`${hello.os.prettyName ?? hello.os.id} ${from?.incoming ? 'restored' : 'up'}, kernel ${hello.kernel}`);
+    debug('%s %s in %d ms', name, from?.incoming ? 'restored' : 'booted', bootMs);
     const ready = machine;
     const guest = new Guest(
       machine,
@@ -117,12 +125,15 @@ async function start(prep: Prepared, started: number, from: From | undefined): P
         dir: machine.dir,
         consolePath: machine.qemu.console.path,
         agentSocket: spec.agentSocket,
-        agent: { ...hello, hostname: opts.hostname ?? (from ? name : hello.hostname) },
+        agent: { ...hello, hostname: opts.hostname ?? (from?.incoming ? name : hello.hostname) },
         bootMs,
         ...(from?.snapshot ? { snapshot: from.snapshot.key } : {}),
         ...(spec.network ? { forwards: spec.network.forwards } : {}),
       },
-      (signal) => checkpoint(prep, ready, name, signal),
+      {
+        checkpoint: (signal) => checkpoint(prep, ready, name, signal),
+        capsule: (dir, notes, signal) => capsuleOf(prep, ready, dir, notes, signal),
+      },
     );
     return { guest, machine };
   } catch (error) {
@@ -145,6 +156,12 @@ export async function checkpoint(prep: Prepared, machine: Machine, name: string,
     tracked.untrack();
     throw error;
   }
+}
+
+/** Saves a guest's machine as a capsule, naming its base as the user did (a path made absolute). */
+export function capsuleOf(prep: Prepared, machine: Machine, dir: string, notes: CapsuleNotes, signal?: AbortSignal): Promise<CapsuleInfo> {
+  const baseName = prep.source.kind === 'local' ? prep.base.path : prep.opts.image;
+  return saveCapsule({ ...prep, baseName }, machine, dir, notes, signal);
 }
 
 /** One clone of a capture: the captured guest's plan, its own hostname, no progress lines (it takes a second). */

@@ -3,6 +3,7 @@ import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
 import { type ExecOptions, type ExecResult, GuestProcess } from '../agent/exec.js';
 import type { HelloAnswer } from '../agent/protocol.js';
 import { type PullOptions, type PullResult, pull, push } from '../agent/transfer.js';
+import type { CapsuleInfo, CapsuleNotes } from '../capsule/save.js';
 import { KvmtestError, kvmtestError } from '../errors.js';
 import type { Accel } from '../host/accel.js';
 import type { Machine } from '../machine/machine.js';
@@ -16,6 +17,8 @@ const debug = createDebug('kvmtest:guest');
 const RECONNECT_PAUSE_MS = 300;
 /** How long a killed agent may take to be restarted by systemd (RestartSec=1) and say hello. */
 const AGENT_RESTART_TIMEOUT_MS = 60_000;
+/** A guest that cannot sync in this long (hung I/O) is saved as it is. */
+const SYNC_BEFORE_CAPSULE_MS = 3000;
 
 export interface GuestExecOptions extends Omit<ExecOptions, 'timeoutMs'> {
   /** '10m', '90s' or milliseconds. */
@@ -43,6 +46,12 @@ export interface GuestInfo {
   owner?: number;
 }
 
+/** How a guest saves itself: a checkpoint (it runs on), a capsule (it is paused for good). Made by boot(), which knows the plan. */
+export interface GuestSavers {
+  checkpoint(signal?: AbortSignal): Promise<Checkpoint>;
+  capsule(dir: string, notes: CapsuleNotes, signal?: AbortSignal): Promise<CapsuleInfo>;
+}
+
 /** Each guest's machine, for the pool owner that lends it (pool/owner.ts); not part of the public API. */
 const machines = new WeakMap<Guest, Machine>();
 
@@ -62,13 +71,13 @@ export class Guest implements AsyncDisposable {
   private relinking: Promise<void> | undefined;
   private readonly machine: Machine;
 
-  private readonly capture: (signal?: AbortSignal) => Promise<Checkpoint>;
+  private readonly savers: GuestSavers;
 
-  constructor(machine: Machine, info: GuestInfo, capture: (signal?: AbortSignal) => Promise<Checkpoint>) {
+  constructor(machine: Machine, info: GuestInfo, savers: GuestSavers) {
     this.machine = machine;
     machines.set(this, machine);
     this.info = info;
-    this.capture = capture;
+    this.savers = savers;
     // QEMU exits, guest shutdowns and panics are the machine's to report (it closes the link with the cause); an agent restart is ours
     machine.qmp.on('event', (event) => {
       if (event.event === 'VSERPORT_CHANGE' && event.data?.id === AGENT_PORT_ID && event.data.open === false) this.agentLost();
@@ -148,7 +157,26 @@ export class Guest implements AsyncDisposable {
   async checkpoint(options: { signal?: AbortSignal } = {}): Promise<Checkpoint> {
     await this.relinking;
     this.assertRunning();
-    return this.capture(options.signal);
+    return this.savers.checkpoint(options.signal);
+  }
+
+  /**
+   * Saves this guest whole into `dir` (a new directory) as a failure capsule, then disposes it: RAM
+   * and devices, its disk over the base image, seed, console log and a manifest. The guest is asked
+   * to `sync` first (at most 3 s), so its disk alone also holds the files written before. `kvmtest repro DIR`
+   * restores that moment on any host with the same base image and a QEMU that has its machine type.
+   * Boot with a named `cpu` (such as 'Nehalem') for a capsule that moves between hosts.
+   */
+  async saveCapsule(dir: string, options: { notes?: Partial<CapsuleNotes>; signal?: AbortSignal } = {}): Promise<CapsuleInfo> {
+    try {
+      await this.relinking;
+      this.assertRunning();
+      // best effort, bounded: the guest's page cache reaches its disk, so a cold boot of the capsule's disk sees those files too
+      await this.exec(['sync'], { timeout: SYNC_BEFORE_CAPSULE_MS }).catch((error: unknown) => debug('%s: sync before the capsule: %s', this.info.name, (error as Error).message));
+      return await this.savers.capsule(dir, { hostname: this.info.agent.hostname, ...options.notes }, options.signal);
+    } finally {
+      await this.dispose();
+    }
   }
 
   /** A QMP command to QEMU, for what kvmtest does not wrap. */

@@ -13,6 +13,11 @@ export interface BootOptions {
   memory?: string | number;
   /** vCPUs. Default 2. */
   cpus?: number;
+  /**
+   * A named QEMU CPU model such as 'Nehalem', run with `enforce`; default the host's CPU under KVM and
+   * every feature TCG emulates otherwise. A named model is what lets a saved machine (a capsule) move between hosts.
+   */
+  cpu?: string;
   /** 'auto' (default) uses KVM only where it really works, else TCG with a warning. */
   accel?: AccelRequest;
   /** Boot by the disk's own bootloader (default) or directly from a kernel: 'kernel' uses a named image's own kernel. */
@@ -80,6 +85,8 @@ export interface ResolvedBootOptions extends MachineOptions {
 }
 
 const SETUP_TIMEOUT = '30m';
+/** A CPU model name as QEMU lists them (Nehalem, Skylake-Client-v4, cortex-a72): no commas, so no extra properties. */
+const CPU_MODEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Checks, normalises and defaults boot options; every mistake is an InputError naming the option. Pure. */
 export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
@@ -101,6 +108,8 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
     throw kvmtestError('INVALID_OPTION', 'the "initrd" and "append" options need "kernel" (or boot: "kernel" with a named image)');
   const bootMode = options.kernel || options.boot === 'kernel' ? 'kernel' : 'firmware';
   if (options.hostname !== undefined) checkHostname(options.hostname);
+  if (options.cpu !== undefined && (typeof options.cpu !== 'string' || !CPU_MODEL.test(options.cpu)))
+    throw kvmtestError('INVALID_OPTION', `Expected the "cpu" option to be a QEMU CPU model name such as 'Nehalem' (qemu-system-x86_64 -cpu help lists them), got ${describe(options.cpu)}`);
   let network: ResolvedBootOptions['network'] = false;
   if (options.network === true) network = { forwards: [] };
   else if (typeof options.network === 'object' && options.network !== null) {
@@ -131,6 +140,7 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
     image: options.image,
     memoryMiB: parseMemoryMiB(options.memory ?? '1G'),
     cpus: parseCpus(options.cpus ?? 2),
+    ...(options.cpu ? { cpu: options.cpu } : {}),
     accel,
     bootMode,
     ...(options.kernel ? { kernel: { kernel: options.kernel, ...(options.initrd ? { initrd: options.initrd } : {}), ...(options.append ? { append: options.append } : {}) } } : {}),

@@ -17,6 +17,12 @@ export const RESTORE_TIMEOUT_MS = 20_000;
 export interface MachineOptions {
   memoryMiB: number;
   cpus: number;
+  /** A named CPU model (see MachineSpec.cpuModel); default the accelerator's own. */
+  cpu?: string;
+  /** A versioned machine type (a capsule's); default the architecture's alias. */
+  machineType?: string;
+  /** The RAM in a named anonymous backend (a capsule saved from a guest whose RAM was a file); see MachineSpec.ramBackend. */
+  ramBackend?: boolean;
   hostname?: string;
   network: false | { forwards: { host?: number; guest: number }[]; outbound?: false };
   bootTimeoutMs?: number;
@@ -73,6 +79,9 @@ export function machineSpec(
   return {
     name,
     accel: plan.choice.accel,
+    ...(plan.opts.cpu ? { cpuModel: plan.opts.cpu } : {}),
+    ...(plan.opts.machineType ? { machineType: plan.opts.machineType } : {}),
+    ...(plan.opts.ramBackend ? { ramBackend: true } : {}),
     cpus: plan.opts.cpus,
     memoryMiB: plan.opts.memoryMiB,
     disk,

@@ -12,14 +12,17 @@ import { copyUefiVars, type MachinePlan, machineSpec, startTimeoutMs, withFreePo
 import { track } from './registry.js';
 import { waitReady } from './wait-ready.js';
 
-/** A saved machine to restore: its disk (the new overlay's backing), its seed, its device state and its RAM file (mapped private). */
+/**
+ * A saved machine to restore: its disk (the new overlay's backing), its seed, its device state and
+ * its RAM file (mapped private); without `ram` the state holds the RAM too (a capsule's).
+ */
 export interface Incoming {
   disk: string;
   /** What lies beneath `disk`, nearest first; default the base's chain (a warm snapshot's disk is an overlay on the base). */
   chain?: BackingLink[];
   seed: string;
   state: string;
-  ram: string;
+  ram?: string;
 }
 
 /** A saved machine's files (a warm snapshot, a setup layer, a checkpoint) as the incoming state of a restore. */
@@ -32,6 +35,8 @@ export interface StartOptions {
   name?: string;
   /** Restore this saved machine instead of booting from the base image. */
   incoming?: Incoming;
+  /** A cold boot on this disk chain (nearest first) instead of the base alone: a capsule's disk, booted afresh. */
+  lower?: BackingLink[];
   /**
    * Make the disk and seed here, to outlive the machine (a snapshot template's); default its private
    * dir. With `ram`, the guest's RAM lives in that file (made by the caller), shared: it is the template's.
@@ -92,7 +97,7 @@ export async function startMachine(plan: MachinePlan, options: StartOptions = {}
 
 /** Where the RAM and the incoming state come from: a restore maps the template's RAM private, a template writes its own. */
 function memorySpec(options: StartOptions): Pick<MachineSpec, 'memoryFile' | 'incomingState'> {
-  if (options.incoming) return { incomingState: options.incoming.state, memoryFile: { path: options.incoming.ram, shared: false } };
+  if (options.incoming) return { incomingState: options.incoming.state, ...(options.incoming.ram ? { memoryFile: { path: options.incoming.ram, shared: false } } : {}) };
   return options.keep?.ram ? { memoryFile: { path: options.keep.ram, shared: true } } : {};
 }
 
@@ -105,9 +110,10 @@ async function makeDisk(plan: MachinePlan, name: string, dir: string, options: S
     // QEMU opens exactly this chain: the saved disk (ours), then the base, whatever headers say
     return { disk, seed: incoming.seed, backing: [{ path: incoming.disk, format: 'qcow2' }, ...(incoming.chain ?? baseChain(plan.base))] };
   }
-  await createOverlay(plan.tools.qemuImg, plan.base, disk);
+  const lower = options.lower ?? baseChain(plan.base);
+  await createOverlay(plan.tools.qemuImg, { ...lower[0]!, virtualSize: plan.base.virtualSize }, disk);
   const identity = options.seedIdentity ?? { instanceId: `${name}-${Date.now()}`, hostname: plan.opts.hostname ?? name };
   const files = renderSeed({ ...identity, agentSource: plan.agentSource, user: plan.opts.cloudConfig });
   const seed = await writeSeedIso(plan.tools.iso, dir, files, options.keep?.seed ?? join(dir, 'seed.iso'));
-  return { disk, seed, backing: baseChain(plan.base) };
+  return { disk, seed, backing: lower };
 }

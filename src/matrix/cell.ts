@@ -1,5 +1,5 @@
 import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { join, posix, resolve } from 'node:path';
+import { dirname, join, posix, resolve } from 'node:path';
 import createDebug from 'debug';
 import type { PullResult } from '../agent/transfer.js';
 import { asKvmtestError, isKvmtestError } from '../errors.js';
@@ -7,6 +7,7 @@ import { boot } from '../guest/boot.js';
 import type { Guest } from '../guest/guest.js';
 import type { BootOptions } from '../guest/options.js';
 import { DEFAULT_PATH } from '../protocol/shared.js';
+import { machineFor, qemuArch } from '../qemu/arch.js';
 import { parseResultFile } from '../results/file.js';
 import { LineSplitter } from '../util/lines.js';
 import { TailBuffer } from '../util/tail.js';
@@ -17,7 +18,7 @@ import type { AxisValue, CellAttempt, CellPhase, CellResult, CellSpec, MatrixOpt
 const debug = createDebug('kvmtest:matrix');
 
 /** Axes that are boot options; every other axis reaches the run as $KVMTEST_<NAME>. */
-const BOOT_AXES = ['cpus', 'memory', 'accel', 'boot', 'firmware'] as const;
+const BOOT_AXES = ['cpus', 'memory', 'accel', 'boot', 'firmware', 'cpu'] as const;
 
 export interface CellContext {
   options: ResolvedMatrixOptions;
@@ -33,11 +34,18 @@ export interface CellContext {
 /** One attempt's full outcome: the attempt summary plus what the last attempt reports. */
 export type AttemptOutcome = CellAttempt & Omit<CellResult, keyof CellSpec | 'status' | 'attempts'>;
 
-/** The boot options of a cell: the matrix's shared ones with the cell's boot axes on top. Pure. */
-export function cellBootOptions(cell: CellSpec, options: Pick<MatrixOptions, 'boot' | 'snapshot' | 'setup'>): BootOptions {
+/**
+ * The boot options of a cell: the matrix's shared ones with the cell's boot axes on top. With
+ * capsules on, a named CPU model (the architecture's portable one) unless one was given, so that a
+ * capsule restores on another host. Pure.
+ */
+export function cellBootOptions(cell: CellSpec, options: Pick<MatrixOptions, 'boot' | 'snapshot' | 'setup' | 'capsule'>): BootOptions {
   const fromAxes: Record<string, AxisValue> = {};
   for (const name of BOOT_AXES) if (cell.axes[name] !== undefined) fromAxes[name] = cell.axes[name];
-  return { ...options.boot, ...(fromAxes as Partial<BootOptions>), image: cell.image, snapshot: options.snapshot ?? true, ...(options.setup ? { setup: options.setup } : {}) };
+  const boot: BootOptions = { ...options.boot, ...(fromAxes as Partial<BootOptions>), image: cell.image, snapshot: options.snapshot ?? true, ...(options.setup ? { setup: options.setup } : {}) };
+  const portable = machineFor(qemuArch()).portableCpu;
+  if (options.capsule !== undefined && options.capsule !== 'never' && boot.cpu === undefined && portable) boot.cpu = portable;
+  return boot;
 }
 
 /** The run's environment: the user's, the cell's identity and attempt, each axis as KVMTEST_<AXIS>. Pure. */
@@ -74,10 +82,59 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
   let vm: Guest | undefined;
   let guest: AttemptOutcome['guest'];
   let consoleLog: string | undefined;
-  // a timeout or cancel disposes the guest at once, which fails whatever request is pending
-  const onAbort = () => void vm?.dispose();
+  let capsule: AttemptOutcome['capsule'];
+  const capsules = ctx.options.capsule;
+  // the console log is copied out before the guest goes (a capsule's save disposes it too)
+  const keepConsole = async () => {
+    if (!vm || consoleLog) return;
+    consoleLog = join(ctx.outDir, 'console.log');
+    await copyFile(vm.info.consolePath, consoleLog).catch(() => (consoleLog = undefined));
+  };
+  /** Saves the guest whole into <cell>/capsule when the cell's status asks for it (once), then it is gone. */
+  const takeCapsule = async (status: CellAttempt['status']) => {
+    if (!vm || capsule || capsules === 'never' || (capsules === 'on-failure' && status === 'passed')) return;
+    if (vm.state !== 'running') {
+      capsule = { error: `no capsule: the guest had already ${vm.state === 'failed' ? 'failed' : 'stopped'}` };
+      return;
+    }
+    ctx.onPhase('capsule');
+    const t = performance.now();
+    const dir = join(dirname(ctx.outDir), 'capsule');
+    try {
+      await rm(dir, { recursive: true, force: true });
+      const info = await vm.saveCapsule(dir, {
+        notes: {
+          cell: { id: cell.id, status, attempt: ctx.attempt },
+          command: ctx.options.run,
+          env: runEnv,
+          ...(ctx.options.cwd ? { cwd: ctx.options.cwd } : {}),
+          durations: phaseDurations(durations),
+        },
+        ...(outer ? { signal: outer } : {}),
+      });
+      capsule = { dir, bytes: info.bytes, tookMs: Math.round(info.tookMs) };
+    } catch (caught) {
+      capsule = { error: asKvmtestError(caught).message };
+      debug('%s: no capsule: %s', cell.id, capsule.error);
+    } finally {
+      durations.capsule = Math.round(performance.now() - t);
+    }
+  };
+  const runEnv = cellEnv(cell, ctx.options.env, ctx.attempt);
+  // a cancel disposes the guest at once, which fails whatever request is pending; a timeout first
+  // saves the capsule (the run is not killed first: the capsule holds the hang as it was)
+  let aborting: Promise<void> | undefined;
+  const onAbort = () => {
+    aborting = (async () => {
+      if (timeout.aborted && !outer?.aborted) {
+        await keepConsole();
+        await takeCapsule('timeout');
+      }
+      await vm?.dispose();
+    })();
+  };
   signal.addEventListener('abort', onAbort, { once: true });
-  const phase = async <T>(name: Exclude<CellPhase, 'queued' | 'done'>, work: () => Promise<T>): Promise<T> => {
+  const phase = async <T>(name: Exclude<CellPhase, 'queued' | 'done' | 'capsule'>, work: () => Promise<T>): Promise<T> => {
     signal.throwIfAborted();
     ctx.onPhase(name);
     const t = performance.now();
@@ -105,9 +162,10 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     }
     const result = await phase('run', async () => {
       const child = vm!.spawn(typeof ctx.options.run === 'string' ? ['/bin/sh', '-c', ctx.options.run] : ctx.options.run, [], {
-        env: { PATH: path, ...cellEnv(cell, ctx.options.env, ctx.attempt) },
+        env: { PATH: path, ...runEnv },
         ...(ctx.options.cwd ? { cwd: ctx.options.cwd } : {}),
-        signal,
+        // with capsules on, a timeout must not kill the run before the capsule holds it
+        ...(capsules === 'never' ? { signal } : outer ? { signal: outer } : {}),
         buffer: false,
       });
       for (const [name, tail] of [
@@ -135,9 +193,10 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     debug('%s: %s', cell.id, error.message);
   } finally {
     signal.removeEventListener('abort', onAbort);
+    await aborting;
     if (vm) {
-      consoleLog = join(ctx.outDir, 'console.log');
-      await copyFile(vm.info.consolePath, consoleLog).catch(() => (consoleLog = undefined));
+      await keepConsole();
+      await takeCapsule(judgeAttempt({ exitCode, cases, error, timedOut: timeout.aborted && !outer?.aborted }));
       await vm.dispose();
     }
   }
@@ -155,9 +214,16 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     ...(consoleLog ? { consoleLog } : {}),
     outDir: ctx.outDir,
     ...(guest ? { guest } : {}),
+    ...(capsule ? { capsule } : {}),
     collected,
     cases,
   };
+}
+
+/** The phases timed so far (the total is not known yet). Pure. */
+function phaseDurations(durations: AttemptOutcome['durations']): Record<string, number> {
+  const { total: _, ...phases } = durations;
+  return phases as Record<string, number>;
 }
 
 /** Pull refusals that concern one collected path only: recorded in `collected`, the cell goes on. */

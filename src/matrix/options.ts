@@ -3,7 +3,7 @@ import { resolveSetup, type SetupOptions } from '../guest/options.js';
 import { describe, parseDuration } from '../util/units.js';
 import { expandGrid, type MatrixGrid } from './grid.js';
 import { parseShard, type Shard } from './shard.js';
-import type { AxisValue, CellMatch, CellSpec, MatrixEvent, MatrixOptions } from './types.js';
+import type { AxisValue, CapsuleWhen, CellMatch, CellSpec, MatrixEvent, MatrixOptions } from './types.js';
 
 export const DEFAULT_CELL_TIMEOUT_MS = 30 * 60_000;
 
@@ -27,6 +27,7 @@ export interface ResolvedMatrixOptions extends ResolvedMatrixGrid {
   shard: Shard;
   boot: NonNullable<MatrixOptions['boot']>;
   snapshot: boolean;
+  capsule: CapsuleWhen;
   /** The setup step as boot() takes it, its push sources made absolute against projectDir. */
   setup: SetupOptions | undefined;
   outDir: string | undefined;
@@ -73,6 +74,8 @@ export function resolveMatrixOptions(options: MatrixOptions): ResolvedMatrixOpti
   if (typeof boot !== 'object' || boot === null || Array.isArray(boot)) invalid('boot', 'an object of boot options such as { memory: "1G" }', boot);
   const snapshot = options.snapshot ?? true;
   if (typeof snapshot !== 'boolean') invalid('snapshot', 'a boolean', snapshot);
+  const capsule = options.capsule ?? defaultCapsule();
+  if (!['on-failure', 'always', 'never'].includes(capsule)) invalid('capsule', "'on-failure', 'always' or 'never'", capsule);
   const projectDir = options.projectDir ?? process.cwd();
   let setup: SetupOptions | undefined;
   if (options.setup !== undefined) {
@@ -99,6 +102,7 @@ export function resolveMatrixOptions(options: MatrixOptions): ResolvedMatrixOpti
     shard: parseShard(options.shard ?? '1/1'),
     boot,
     snapshot,
+    capsule,
     setup,
     outDir: options.outDir,
     projectDir,
@@ -134,6 +138,11 @@ export function resolveMatrixGrid(options: Pick<MatrixOptions, 'images' | 'vary'
   }
   if (cells.length === 0) invalid('exclude', 'rules that leave at least one cell (the matrix is empty: it removed every cell)', options.exclude);
   return { ...grid, cells };
+}
+
+/** Capsules on failure in CI (where nobody can step into the machine afterwards), none elsewhere. */
+export function defaultCapsule(env: NodeJS.ProcessEnv = process.env): CapsuleWhen {
+  return env.CI && env.CI !== 'false' && env.CI !== '0' ? 'on-failure' : 'never';
 }
 
 function stringRecord(value: Record<string, string> | undefined, field: string, shape: string): Record<string, string> {

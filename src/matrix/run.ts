@@ -151,9 +151,12 @@ function finish(cell: CellSpec, attempts: AttemptOutcome[], cancelledBy: string 
     error = { code: 'ABORTED', message: `cancelled: fail-fast after ${cancelledBy} failed` };
   }
   const { durationMs: _d, ...details } = last;
+  // a flaky cell's capsule is its last failing attempt's (the capsule directory holds that one)
+  const capsule = [...attempts].reverse().find((a) => a.capsule)?.capsule;
   return {
     ...cell,
     ...details,
+    ...(capsule ? { capsule } : {}),
     status,
     ...(error ? { error } : {}),
     attempts: attempts.map((a) => ({ status: a.status, exitCode: a.exitCode, ...(a.error ? { error: { code: a.error.code, message: a.error.message } } : {}), durationMs: a.durationMs })),

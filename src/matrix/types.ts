@@ -50,6 +50,13 @@ export interface MatrixOptions {
    * cell starts from the state after it. Relative push sources resolve against `projectDir`.
    */
   setup?: SetupOptions;
+  /**
+   * Save a failure capsule of a cell's machine (RAM, devices, disk over the base, console, command)
+   * into <outDir>/cells/<id>/capsule before it is disposed: 'on-failure' (default under CI, when
+   * $CI is set), 'always', or 'never' (default elsewhere). With capsules on, cells run on a named
+   * CPU model (x86_64: Nehalem) unless boot.cpu says otherwise, so capsules move between hosts.
+   */
+  capsule?: CapsuleWhen;
   /** Where collected files and console logs go; default a temporary directory kept after the run. */
   outDir?: string;
   /** Host directory relative push paths resolve against; default process.cwd() (the config file's directory for the CLI). */
@@ -59,6 +66,8 @@ export interface MatrixOptions {
   signal?: AbortSignal;
 }
 
+export type CapsuleWhen = 'on-failure' | 'always' | 'never';
+
 /** One combination: an image and one value per axis. */
 export interface CellSpec {
   /** Stable and readable: `debian-12/cpus=2`; just the image for a one-axis matrix. */
@@ -67,7 +76,7 @@ export interface CellSpec {
   axes: Record<string, AxisValue>;
 }
 
-export type CellPhase = 'queued' | 'boot' | 'node' | 'push' | 'run' | 'pull' | 'done';
+export type CellPhase = 'queued' | 'boot' | 'node' | 'push' | 'run' | 'pull' | 'capsule' | 'done';
 export type CellStatus = 'passed' | 'failed' | 'error' | 'timeout' | 'flaky' | 'skipped';
 export interface CellAttempt {
   status: Exclude<CellStatus, 'flaky' | 'skipped'>;
@@ -85,7 +94,7 @@ export interface CellResult extends CellSpec {
   /** Why the cell errored or was skipped. */
   error?: { code: string; message: string; consoleTail?: string };
   /** Milliseconds spent per phase in the last attempt. */
-  durations: Partial<Record<'boot' | 'node' | 'push' | 'run' | 'pull', number>> & { total: number };
+  durations: Partial<Record<'boot' | 'node' | 'push' | 'run' | 'pull' | 'capsule', number>> & { total: number };
   /** Every attempt, in order (more than one with retries). */
   attempts: CellAttempt[];
   /** Last lines of the run's output. */
@@ -94,6 +103,11 @@ export interface CellResult extends CellSpec {
   /** Host path of the guest's serial console log (kept for failed cells) and of the directory of the attempt judged (collected files). */
   consoleLog?: string;
   outDir?: string;
+  /**
+   * The failure capsule saved from this cell's machine (`kvmtest repro <dir>` steps into it): where,
+   * its size, and how long the save took; or why it could not be saved.
+   */
+  capsule?: { dir: string; bytes: number; tookMs: number } | { error: string };
   /** What the guest agent reported: OS release, kernel. */
   guest?: { os?: string; kernel?: string; node?: string };
   /**

@@ -19,6 +19,13 @@ export interface MachineSpec {
   /** The guest's architecture (QEMU's name); default the host's, as the qemu-system binary and catalog image are. Picks the machine type. */
   arch?: string;
   accel: Accel;
+  /**
+   * A named CPU model, run with `enforce` (QEMU refuses to start where the host cannot give every
+   * feature); default the host's own under KVM, every feature TCG has otherwise.
+   */
+  cpuModel?: string;
+  /** A versioned machine type (pc-q35-7.2) instead of the architecture's alias: what a restored capsule was saved on. */
+  machineType?: string;
   cpus: number;
   memoryMiB: number;
   /** The guest's writable qcow2 overlay. */
@@ -45,6 +52,11 @@ export interface MachineSpec {
    * (reads come from the file's page cache, shared by all clones; writes never reach the file).
    */
   memoryFile?: { path: string; shared: boolean };
+  /**
+   * Without a memoryFile: the RAM in an anonymous backend named like a file's (RAM_BACKEND_ID), so that
+   * a state saved from a machine whose RAM was a file (a capsule of a restored guest) loads here.
+   */
+  ramBackend?: boolean;
   /**
    * Restore from this saved state file instead of booting: the launcher opens it as INCOMING_STATE_FD
    * and QEMU waits (`-incoming defer`) until QMP sets the capabilities and sends INCOMING_STATE_URI.
@@ -80,13 +92,15 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     '-name',
     `${escapeOpt(spec.name)},process=${escapeOpt(spec.name)}`,
     '-machine',
-    `${machine.machine},graphics=off${spec.memoryFile ? `,memory-backend=${RAM_BACKEND_ID}` : ''}`,
-    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', machine.cpu.kvm] : ['-accel', 'tcg,thread=multi', '-cpu', machine.cpu.tcg]),
+    `${machineType(machine.machine, spec.machineType)},graphics=off${spec.memoryFile || spec.ramBackend ? `,memory-backend=${RAM_BACKEND_ID}` : ''}`,
+    ...(spec.accel === 'kvm' ? ['-accel', 'kvm'] : ['-accel', 'tcg,thread=multi']),
+    '-cpu',
+    spec.cpuModel ? `${spec.cpuModel},enforce` : spec.accel === 'kvm' ? machine.cpu.kvm : machine.cpu.tcg,
     '-smp',
     String(spec.cpus),
     '-m',
     `${spec.memoryMiB}M`,
-    ...(spec.memoryFile ? ['-object', memoryBackend(spec.memoryFile, spec.memoryMiB)] : []),
+    ...(spec.memoryFile ? ['-object', memoryBackend(spec.memoryFile, spec.memoryMiB)] : spec.ramBackend ? ['-object', `memory-backend-ram,id=${RAM_BACKEND_ID},size=${spec.memoryMiB}M`] : []),
     '-nodefaults',
     '-no-user-config',
     '-display',
@@ -141,6 +155,13 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
   // defer: the capabilities (x-ignore-shared) must be set before the stream loads, which only QMP can do
   if (spec.incomingState || spec.incomingDeferred) args.push('-incoming', 'defer');
   return args;
+}
+
+/** The -machine value: the architecture's (alias and properties), its alias replaced by a versioned type when given. Pure. */
+function machineType(machine: string, versioned: string | undefined): string {
+  if (!versioned) return machine;
+  const at = machine.indexOf(',');
+  return at < 0 ? versioned : `${versioned}${machine.slice(at)}`;
 }
 
 /** RAM in a file: share=on writes through to it (a template), share=off maps it private (a clone). Never readonly=on or memfd (QEMU 7.2). */

@@ -12,7 +12,7 @@ export interface HtmlOptions {
 const MAX_CASES = 100;
 /** Each message, detail, tail or console excerpt is cut to this many characters. */
 const MAX_TEXT = 8000;
-const PHASES = ['boot', 'node', 'push', 'run', 'pull'] as const;
+const PHASES = ['boot', 'node', 'push', 'run', 'pull', 'capsule'] as const;
 const BAD: CellStatus[] = ['failed', 'error', 'timeout'];
 
 /**
@@ -106,6 +106,7 @@ ${cell.error ? `<div class="error" role="note"><p><strong>${esc(cell.error.code)
 ${cases.length > 0 ? `<h3>Failed cases (${cases.length})</h3><ul class="cases">${cases.slice(0, MAX_CASES).map(caseItem).join('')}</ul>${cases.length > MAX_CASES ? `<p class="muted">and ${cases.length - MAX_CASES} more in the JSON report</p>` : ''}` : ''}
 ${cell.stdoutTail ? `<h3>stdout (last lines)</h3><pre>${esc(cut(cell.stdoutTail))}</pre>` : ''}
 ${cell.stderrTail ? `<h3>stderr (last lines)</h3><pre>${esc(cut(cell.stderrTail))}</pre>` : ''}
+${capsuleBlock(cell, options)}
 ${links.length > 0 ? `<h3>Files</h3><ul class="files">${links.join('')}</ul>` : ''}
 </details>
 </section>`;
@@ -126,6 +127,26 @@ function timeline(cell: CellResult, scale: number): string {
 function caseItem(c: TestCase): string {
   const name = [c.suite, c.name].filter(Boolean).join(' > ');
   return `<li class="case ${esc(c.status)}" data-testid="case"><p><span class="badge ${esc(c.status)}">${esc(c.status)}</span> <span class="case-name">${esc(cut(name, 500))}</span> <span class="muted">${esc(cut(c.file, 300))}</span></p>${c.message ? `<p class="message">${esc(cut(c.message))}</p>` : ''}${c.details ? `<details><summary>details</summary><pre>${esc(cut(c.details))}</pre></details>` : ''}</li>`;
+}
+
+/** The cell's capsule: a link to its directory, its size, and the command that steps into it; or why there is none. */
+function capsuleBlock(cell: CellResult, options: HtmlOptions): string {
+  const capsule = cell.capsule;
+  if (!capsule) return '';
+  if ('error' in capsule) return `<h3>Capsule</h3><p class="muted" data-testid="capsule">${esc(cut(capsule.error, 500))}</p>`;
+  const href = options.baseDir ? relativeHref(options.baseDir, capsule.dir) : undefined;
+  const where = href ? `<a href="${esc(href)}/">${esc(href)}</a>` : `<code>${esc(capsule.dir)}</code>`;
+  const path = href ? decodeURIComponent(href) : capsule.dir;
+  return `<h3>Capsule</h3><p data-testid="capsule">The machine as it was when the cell ended: ${where} (${esc(formatBytes(capsule.bytes))}, saved in ${esc(formatDuration(capsule.tookMs))}). Step into it (from this page's directory): <code>kvmtest repro ${esc(shellQuote(path))}</code></p>`;
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** A path as one shell word. Pure. */
+function shellQuote(text: string): string {
+  return /^[\w./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
 /** Links to the cell's console log and collected files, relative to the page; a path outside baseDir is shown, not linked. */
@@ -185,7 +206,7 @@ a{color:inherit}a:focus-visible,summary:focus-visible{outline:3px solid #0969da;
 .cell{border:1px solid var(--line);border-radius:.4rem;margin:.5rem 0;background:var(--panel)}.cell summary{cursor:pointer;padding:.5rem .7rem}.cell details>*:not(summary){margin-inline:.7rem}
 .id{font-weight:600;word-break:break-all}.timeline{display:flex;height:.9rem;background:var(--line);border-radius:.2rem;overflow:hidden;margin:.3rem .7rem}
 .phase,.key{display:inline-block;height:100%}.key{width:.8rem;height:.8rem;vertical-align:middle;margin-right:.2rem;border-radius:.15rem}
-.boot{background:#6e7781}.node{background:#0969da}.push{background:#1f883d}.run{background:#8250df}.pull{background:#bf8700}
+.boot{background:#6e7781}.node{background:#0969da}.push{background:#1f883d}.run{background:#8250df}.pull{background:#bf8700}.capsule{background:#cf222e}
 .legend{font-size:.85rem;color:var(--muted);margin-top:0}.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 .cell .error{border-left:4px solid var(--failed);padding:.1rem .6rem;margin:.5rem 0}pre{background:var(--bg);border:1px solid var(--line);padding:.5rem;overflow:auto;max-height:24rem;white-space:pre-wrap;word-break:break-word;font-size:.85rem}
 .cases{list-style:none;padding:0}.case{border-top:1px solid var(--line);padding:.3rem 0}.case p{margin:.2rem 0}.message{font-family:ui-monospace,monospace;font-size:.9rem;white-space:pre-wrap;word-break:break-word}

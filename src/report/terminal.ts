@@ -44,6 +44,14 @@ function doneLine(result: CellResult, color: boolean): string {
   return `${mark} ${result.id} ${result.status} ${formatDuration(result.durations.total)}${detail ? ` · ${detail}` : ''}`;
 }
 
+/** Where the cell's capsule went and its size (the user's next command), or why there is none. */
+function capsuleLine(result: CellResult): string {
+  const capsule = result.capsule;
+  if (!capsule) return '';
+  if ('error' in capsule) return `  capsule: ${oneLine(capsule.error)}`;
+  return `  capsule: ${capsule.dir} (${(capsule.bytes / 2 ** 20).toFixed(1)} MiB, ${formatDuration(capsule.tookMs)}) · kvmtest repro ${capsule.dir}`;
+}
+
 /**
  * Progress of a matrix run on a stream. Live (a terminal): finished cells scroll above a redrawn block
  * with one line per running or queued cell. Plain (CI logs, pipes): a line per phase change and per finished cell.
@@ -163,6 +171,7 @@ export function createTerminalReporter(stream: ReporterStream, options: Terminal
         case 'cell-done':
           pending.delete(event.result.id);
           print(doneLine(event.result, color));
+          if (event.result.capsule) print(capsuleLine(event.result));
           break;
         case 'end':
           pending.clear();

@@ -1,0 +1,118 @@
+// A capsule's files: written compressed and counted, read back without following links, each checked
+// against the manifest's size and digest before QEMU sees a byte of it.
+import { createHash } from 'node:crypto';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { kvmtestError } from '../errors.js';
+import { CAPSULE_FILES, type CapsuleFile, type CapsuleFileRole, type CapsuleManifest, damaged } from './manifest.js';
+
+/** Fast gzip: the stream is mostly the guest's touched pages; level 1 keeps the save near the disk's speed. */
+const GZIP_LEVEL = 1;
+
+/** Bytes through a stream, refused past `limit` (`onOver` makes the error). */
+class Counter extends Transform {
+  bytes = 0;
+  constructor(
+    private readonly limit: number,
+    private readonly onOver: (bytes: number) => Error,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.limit) done(this.onOver(this.bytes));
+    else done(null, chunk);
+  }
+}
+
+/** A sha256 of what passes through. */
+class Hasher extends Transform {
+  private readonly hash = createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/**
+ * Writes a stream gzip-compressed to a new file (0600, never through a link), refusing more than
+ * `limit` bytes in (CAPSULE_FAILED). Returns the bytes in, and the file's size and digest.
+ */
+export async function writeCompressed(stream: Readable, path: string, limit: number): Promise<{ inBytes: number; file: CapsuleFile }> {
+  const counter = new Counter(limit, (bytes) => kvmtestError('CAPSULE_FAILED', `the machine's state passed ${bytes} bytes, more than its memory allows (${limit}): refused`));
+  const hasher = new Hasher();
+  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await pipeline(stream, counter, createGzip({ level: GZIP_LEVEL }), hasher, createWriteStream('', { fd: handle.fd, autoClose: false }));
+  } catch (error) {
+    stream.destroy();
+    throw error;
+  } finally {
+    await handle.close();
+  }
+  return { inBytes: counter.bytes, file: { bytes: hasher.bytes, sha256: hasher.digest() } };
+}
+
+/** Size and sha256 of a regular file, opened without following a link. */
+export async function describeFile(path: string): Promise<CapsuleFile> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw kvmtestError('CAPSULE_FAILED', `${path} is not a regular file`);
+    const hasher = new Hasher();
+    await pipeline(createReadStream('', { fd: handle.fd, autoClose: false, highWaterMark: 1 << 20 }), hasher, async (source: AsyncIterable<Buffer>) => {
+      for await (const _ of source);
+    });
+    return { bytes: hasher.bytes, sha256: hasher.digest() };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Checks every file the manifest lists: a regular file (no link), of the size and sha256 it records.
+ * A missing, short, long or altered file is CAPSULE_DAMAGED naming it. Returns the files' paths.
+ */
+export async function verifyFiles(dir: string, manifest: CapsuleManifest): Promise<Partial<Record<CapsuleFileRole, string>>> {
+  const paths: Partial<Record<CapsuleFileRole, string>> = {};
+  for (const [role, expected] of Object.entries(manifest.files) as [CapsuleFileRole, CapsuleFile | undefined][]) {
+    if (!expected) continue;
+    const name = CAPSULE_FILES[role];
+    const path = join(dir, name);
+    let actual: CapsuleFile;
+    try {
+      actual = await describeFile(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw damaged(dir, code === 'ENOENT' ? `${name} is missing` : code === 'ELOOP' ? `${name} is a symbolic link` : `${name} cannot be read (${code ?? (error as Error).message})`);
+    }
+    if (actual.bytes !== expected.bytes) throw damaged(dir, `${name} is ${actual.bytes} bytes, the manifest says ${expected.bytes} (cut short by a copy or a download?)`);
+    if (actual.sha256 !== expected.sha256) throw damaged(dir, `${name} is not the file the manifest names (its sha256 differs)`);
+    paths[role] = path;
+  }
+  return paths;
+}
+
+/** Decompresses a capsule's state into a new private file; it must come to exactly `bytes` (else CAPSULE_DAMAGED). */
+export async function decompressState(dir: string, from: string, to: string, bytes: number): Promise<void> {
+  const counter = new Counter(bytes, () => damaged(dir, `${CAPSULE_FILES.state} holds more than the ${bytes} bytes the manifest says`));
+  const handle = await open(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await pipeline(createReadStream(from), createGunzip(), counter, createWriteStream('', { fd: handle.fd, autoClose: false }));
+  } catch (error) {
+    if (error instanceof Error && 'code' in error && String((error as NodeJS.ErrnoException).code).startsWith('Z_')) throw damaged(dir, `${CAPSULE_FILES.state} is not valid gzip`);
+    throw error;
+  } finally {
+    await handle.close();
+  }
+  if (counter.bytes !== bytes) throw damaged(dir, `${CAPSULE_FILES.state} holds ${counter.bytes} bytes, the manifest says ${bytes}`);
+}

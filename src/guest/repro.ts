@@ -1,0 +1,159 @@
+import { constants } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import createDebug from 'debug';
+import { dir as tmpDir } from 'tmp-promise';
+import { hostQemu, incompatibility } from '../capsule/compat.js';
+import { decompressState, verifyFiles } from '../capsule/files.js';
+import { type CapsuleManifest, damaged, readManifest } from '../capsule/manifest.js';
+import { isKvmtestError, type KvmtestError, kvmtestError } from '../errors.js';
+import type { AccelRequest } from '../host/accel.js';
+import { qemuVersion } from '../host/tools.js';
+import { baseChain } from '../image/disk.js';
+import { qcow2References } from '../image/qcow2-header.js';
+import { track } from '../machine/registry.js';
+import { fileDigest } from '../snapshot/digest.js';
+import { start } from './boot.js';
+import type { Guest } from './guest.js';
+import type { BootOptions } from './options.js';
+import { type Prepared, prepare } from './prepare.js';
+
+const debug = createDebug('kvmtest:capsule');
+
+export interface ReproOptions {
+  /** Boot the capsule's disk afresh instead of restoring its RAM (when this host cannot restore it). */
+  cold?: boolean;
+  /** The base image file to use (same content as the capsule's: checked by digest); default found by the capsule's base name. */
+  base?: string;
+  accel?: AccelRequest;
+  progress?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface Repro {
+  guest: Guest;
+  manifest: CapsuleManifest;
+}
+
+/** Restore failures a capsule from elsewhere can cause (not the caller's abort). */
+const RESTORE_FAILURES = new Set(['SNAPSHOT_FAILED', 'QEMU_EXITED', 'BOOT_TIMEOUT', 'KERNEL_PANIC']);
+/** Getting the base by name failed: the capsule's base is not here. */
+const BASE_FAILURES = new Set(['IMAGE_NOT_FOUND', 'IMAGE_UNKNOWN', 'IMAGE_INVALID', 'DOWNLOAD_FAILED', 'DOWNLOAD_NOT_FOUND', 'DOWNLOAD_TIMEOUT', 'IMAGE_BUILD_FAILED']);
+
+/**
+ * Restores a capsule (`kvmtest repro`): checks every file against the manifest (CAPSULE_DAMAGED), finds
+ * the base image by name and checks its content digest (CAPSULE_BASE_MISSING), checks this QEMU can
+ * load the state (CAPSULE_INCOMPATIBLE), then starts the machine at the saved moment: processes,
+ * files and hostname as they were. The capsule's directory is only read; its state is decompressed
+ * into a private directory that goes with the guest. With `cold`, boots the capsule's disk afresh.
+ */
+export async function reproCapsule(capsuleDir: string, options: ReproOptions = {}): Promise<Repro> {
+  const dir = resolve(capsuleDir);
+  const manifest = await readManifest(dir);
+  const files = await verifyFiles(dir, manifest);
+  await refuseDiskReferences(dir, files.disk!);
+  const prep = await prepareBase(dir, manifest, options, files.uefiVars);
+  const chain = baseChain(prep.base);
+  if (options.cold) {
+    const { guest } = await start(prep, performance.now(), { lower: [{ path: files.disk!, format: 'qcow2' }, ...chain] });
+    return { guest, manifest };
+  }
+  const reason = incompatibility(manifest, await hostQemu(prep.tools.qemu, await qemuVersion(prep.tools.qemu), prep.choice.accel));
+  if (reason) throw incompatible(dir, reason);
+  const tmp = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
+  const tracked = track(`kvmtest-repro-${manifest.hostname}`, tmp.path);
+  const remove = async () => {
+    await rm(tmp.path, { recursive: true, force: true });
+    tracked.untrack();
+  };
+  try {
+    await tracked.registered;
+    const state = join(tmp.path, 'state.bin');
+    prep.progress.phase('unpacking the state');
+    await decompressState(dir, files.state!, state, manifest.stateBytes);
+    const { guest, machine } = await start({ ...prep, opts: { ...prep.opts, machineType: manifest.machine.type, ...(manifest.machine.ramBackend ? { ramBackend: true } : {}) } }, performance.now(), {
+      incoming: { disk: files.disk!, chain, seed: files.seed!, state },
+    });
+    machine.afterStop(remove);
+    debug('capsule %s restored as %s', dir, guest.info.name);
+    return { guest, manifest };
+  } catch (error) {
+    await remove();
+    if (isKvmtestError(error) && RESTORE_FAILURES.has(error.code) && !options.signal?.aborted) {
+      throw incompatible(dir, `QEMU could not resume it here (${error.message.split('\n')[0]})`, error);
+    }
+    throw error;
+  }
+}
+
+/** The plan of the capsule's machine on this host: its base found by name (pulled or built if need be) and checked by content. */
+async function prepareBase(dir: string, manifest: CapsuleManifest, options: ReproOptions, uefiVars: string | undefined): Promise<Prepared> {
+  const m = manifest.machine;
+  const image = options.base ?? manifest.base.name;
+  const pinned = m.cpu !== 'host' && m.cpu !== 'max';
+  const boot: BootOptions = {
+    image,
+    memory: m.memoryMiB,
+    cpus: m.cpus,
+    ...(pinned ? { cpu: m.cpu } : {}),
+    accel: options.accel ?? 'auto',
+    ...(m.boot.kind === 'kernel' ? { boot: 'kernel' as const } : {}),
+    ...(m.boot.kind === 'firmware' && m.boot.firmware === 'uefi' ? { firmware: 'uefi' as const, uefiCode: m.boot.code, uefiVars: uefiVars! } : {}),
+    network: m.network === false ? false : { forwards: m.network.guestPorts.map((guest) => ({ guest })), outbound: m.network.outbound },
+    hostname: manifest.hostname,
+    ...(m.qemuArgs ? { qemuArgs: m.qemuArgs } : {}),
+    progress: options.progress ?? false,
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  let prep: Prepared;
+  try {
+    prep = await prepare(boot);
+  } catch (error) {
+    if (isKvmtestError(error) && BASE_FAILURES.has(error.code)) {
+      throw kvmtestError(
+        'CAPSULE_BASE_MISSING',
+        `the capsule ${dir} lies on the base image ${manifest.base.name} (sha256 ${manifest.base.sha256}), which is not here: ${error.message.split('\n')[0]}. Copy that image from the machine that saved the capsule and pass --base FILE`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  const digest = await fileDigest(prep.base.path);
+  if (digest !== manifest.base.sha256) {
+    throw kvmtestError(
+      'CAPSULE_BASE_MISSING',
+      `the capsule ${dir} lies on the base image ${manifest.base.name} with sha256 ${manifest.base.sha256}; ${prep.base.path} here is sha256 ${digest}, another image (built or pulled at another time?). Copy the base from the machine that saved the capsule and pass --base FILE`,
+    );
+  }
+  if (m.boot.kind === 'firmware' && m.boot.firmware === 'uefi' && (await fileDigest(m.boot.code).catch(() => undefined)) !== m.boot.codeSha256) {
+    throw incompatible(dir, `it booted with the UEFI firmware ${m.boot.code} (sha256 ${m.boot.codeSha256}), which is not here with that content`);
+  }
+  return prep;
+}
+
+/**
+ * The capsule's disk is opened by QEMU with its backing chain spelled out, so the backing file its
+ * header names is never followed; an external data file would be (a host file read as the guest's disk): refused.
+ */
+async function refuseDiskReferences(dir: string, disk: string): Promise<void> {
+  const handle = await open(disk, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const head = Buffer.alloc(65536);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    const refs = qcow2References(head.subarray(0, bytesRead));
+    if (!refs) throw damaged(dir, 'disk.qcow2 is not a qcow2 image');
+    if (refs.dataFile !== undefined) throw damaged(dir, `disk.qcow2 names an external data file ${JSON.stringify(refs.dataFile)}: refused`);
+  } finally {
+    await handle.close();
+  }
+}
+
+function incompatible(dir: string, reason: string, cause?: KvmtestError): KvmtestError {
+  return kvmtestError(
+    'CAPSULE_INCOMPATIBLE',
+    `the capsule ${dir} cannot be restored on this host: ${reason}. kvmtest repro --cold ${dir} boots its disk afresh instead (files as they were, no processes)`,
+    {
+      ...(cause ? { cause } : {}),
+    },
+  );
+}
