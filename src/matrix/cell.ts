@@ -108,7 +108,7 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
           command: ctx.options.run,
           env: runEnv,
           ...(ctx.options.cwd ? { cwd: ctx.options.cwd } : {}),
-          durations: phaseDurations(durations),
+          durations: phaseDurations(durations, running),
         },
         ...(outer ? { signal: outer } : {}),
       });
@@ -121,6 +121,8 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     }
   };
   const runEnv = cellEnv(cell, ctx.options.env, ctx.attempt);
+  /** The phase in progress (a timeout's capsule is taken during it). */
+  let running: { name: string; t: number } | undefined;
   // a cancel disposes the guest at once, which fails whatever request is pending; a timeout first
   // saves the capsule (the run is not killed first: the capsule holds the hang as it was)
   let aborting: Promise<void> | undefined;
@@ -138,10 +140,12 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     signal.throwIfAborted();
     ctx.onPhase(name);
     const t = performance.now();
+    running = { name, t };
     try {
       return await work();
     } finally {
       durations[name] = Math.round(performance.now() - t);
+      running = undefined;
     }
   };
   try {
@@ -220,10 +224,10 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
   };
 }
 
-/** The phases timed so far (the total is not known yet). Pure. */
-function phaseDurations(durations: AttemptOutcome['durations']): Record<string, number> {
+/** The phases timed so far, the one in progress up to now (the total is not known yet). */
+function phaseDurations(durations: AttemptOutcome['durations'], running: { name: string; t: number } | undefined): Record<string, number> {
   const { total: _, ...phases } = durations;
-  return phases as Record<string, number>;
+  return { ...(phases as Record<string, number>), ...(running ? { [running.name]: Math.round(performance.now() - running.t) } : {}) };
 }
 
 /** Pull refusals that concern one collected path only: recorded in `collected`, the cell goes on. */

@@ -135,8 +135,8 @@ function capsuleBlock(cell: CellResult, options: HtmlOptions): string {
   if (!capsule) return '';
   if ('error' in capsule) return `<h3>Capsule</h3><p class="muted" data-testid="capsule">${esc(cut(capsule.error, 500))}</p>`;
   const href = options.baseDir ? relativeHref(options.baseDir, capsule.dir) : undefined;
-  const where = href ? `<a href="${esc(href)}/">${esc(href)}</a>` : `<code>${esc(capsule.dir)}</code>`;
   const path = href ? decodeURIComponent(href) : capsule.dir;
+  const where = href ? `<a href="${esc(href)}/">${esc(path)}</a>` : `<code>${esc(capsule.dir)}</code>`;
   return `<h3>Capsule</h3><p data-testid="capsule">The machine as it was when the cell ended: ${where} (${esc(formatBytes(capsule.bytes))}, saved in ${esc(formatDuration(capsule.tookMs))}). Step into it (from this page's directory): <code>kvmtest repro ${esc(shellQuote(path))}</code></p>`;
 }
 
@@ -146,7 +146,7 @@ function formatBytes(bytes: number): string {
 
 /** A path as one shell word. Pure. */
 function shellQuote(text: string): string {
-  return /^[\w./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+  return /^[\w./=:,@%+-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
 /** Links to the cell's console log and collected files, relative to the page; a path outside baseDir is shown, not linked. */

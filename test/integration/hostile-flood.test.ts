@@ -84,6 +84,7 @@ describe('a flooding guest', () => {
     const before = rssMiB();
     const started = performance.now();
     const report = await runMatrix({
+      capsule: 'never',
       images: ['debian-12'],
       vary: { flood: ['stdout', 'results'] },
       run: [

@@ -78,6 +78,7 @@ describe('a matrix that collects beneath the chain, and retries', () => {
   it('collecting /m/a then /m/a/b/c and /m/a/in/x writes nothing outside the cell directory; the report says what was dropped and refused', async () => {
     const out = join(work, 'matrix-links');
     const report = await runMatrix({
+      capsule: 'never',
       images: ['debian-12'],
       run: hostileTree('/m/a', false),
       collect: ['/m/a', '/m/a/b/c', '/m/a/in/x'],
@@ -105,6 +106,7 @@ describe('a matrix that collects beneath the chain, and retries', () => {
   it('a retry is judged on its own files: the failed first attempt’s results are not counted again', async () => {
     const out = join(work, 'matrix-retry');
     const report = await runMatrix({
+      capsule: 'never',
       images: ['debian-12'],
       // each attempt leaves its own result file; the first fails, the second passes
       run: [

@@ -84,6 +84,7 @@ describe('a matrix bigger than the host', () => {
     let running = 0;
     let peak = 0;
     const report = await runMatrix({
+      capsule: 'never',
       images: ['debian-12'],
       vary: { n: [1, 2, 3, 4, 5, 6, 7, 8] },
       boot: { boot: 'kernel', memory: memoryMiB, cpus: 1 },

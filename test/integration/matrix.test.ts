@@ -66,7 +66,7 @@ describe('runMatrix over Debian 11, 12 and 13', () => {
   it("reports the sample suite per OS, run by each guest's python3 (JUnit)", async () => {
     const { config } = (await loadConfig(undefined, sample))!;
     const phases: string[] = [];
-    python = await runMatrix({ ...config, outDir: join(work, 'python'), onEvent: (e) => e.type === 'phase' && phases.push(`${e.cell.id} ${e.phase}`) });
+    python = await runMatrix({ ...config, capsule: 'never', outDir: join(work, 'python'), onEvent: (e) => e.type === 'phase' && phases.push(`${e.cell.id} ${e.phase}`) });
     expectPerOsDifference(python, 'test_reads_pyproject_with_tomllib', 'test_kernel_is_linux');
     const d11 = cell(python, 'debian-11');
     expect(d11.cases[1]!.message).toMatch(/No module named 'tomllib'/);
@@ -82,7 +82,7 @@ describe('runMatrix over Debian 11, 12 and 13', () => {
 
   it("kvmtest matrix runs the suite with the host's Node.js in every guest, exit code 1, table, JSON and JUnit", async () => {
     const out = join(work, 'node');
-    const result = await execa('node', [cli, 'matrix', '--config', 'kvmtest.node.json', '--out', out, '--reporter', 'html'], { cwd: sample, reject: false, env: { CI: 'true' } });
+    const result = await execa('node', [cli, 'matrix', '--config', 'kvmtest.node.json', '--out', out, '--reporter', 'html', '--capsule', 'never'], { cwd: sample, reject: false, env: { CI: 'true' } });
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toMatch(/✖ failed +debian-11 +Debian GNU\/Linux 11 \(bullseye\) +1 +1\/2 passed/);
     expect(result.stderr).toMatch(/✔ passed +debian-13 +Debian GNU\/Linux 13 \(trixie\) +0 +2\/2 passed/);
@@ -101,7 +101,7 @@ describe('runMatrix over Debian 11, 12 and 13', () => {
 
   it('--shard 1/2 and 2/2, merged, give the unsharded totals', async () => {
     const out = join(work, 'shards');
-    const shard = (i: number) => execa('node', [cli, 'matrix', '--shard', `${i}/2`, '--out', out, '--reporter', 'junit'], { cwd: sample, reject: false, env: { CI: 'true' } });
+    const shard = (i: number) => execa('node', [cli, 'matrix', '--shard', `${i}/2`, '--out', out, '--reporter', 'junit', '--capsule', 'never'], { cwd: sample, reject: false, env: { CI: 'true' } });
     expect((await shard(1)).exitCode).toBe(1); // debian-11 and debian-13
     expect((await shard(2)).exitCode).toBe(0); // debian-12
     const merged = await execa(
@@ -129,6 +129,7 @@ describe('runMatrix over Debian 11, 12 and 13', () => {
 describe('scheduling on real guests', () => {
   it('a timed-out, a failing and a flaky cell neither stop nor spoil the others; retries make flaky', async () => {
     const report = await runMatrix({
+      capsule: 'never',
       images: ['debian-12'],
       vary: { mode: ['pass', 'fail', 'flaky', 'hang'] },
       run: 'case "$KVMTEST_MODE" in pass) exit 0;; fail) exit 3;; flaky) [ "$KVMTEST_ATTEMPT" -ge 2 ];; hang) sleep 600;; esac',
@@ -149,7 +150,7 @@ describe('scheduling on real guests', () => {
   });
 
   it('fail-fast skips the cells not yet started', async () => {
-    const report = await runMatrix({ images: ['debian-12'], vary: { step: [1, 2, 3] }, run: 'exit 1', failFast: true, concurrency: 1, outDir: join(work, 'ff') });
+    const report = await runMatrix({ capsule: 'never', images: ['debian-12'], vary: { step: [1, 2, 3] }, run: 'exit 1', failFast: true, concurrency: 1, outDir: join(work, 'ff') });
     expect(report.cells.map((c) => c.status)).toEqual(['failed', 'skipped', 'skipped']);
     expect(report.cells[1]!.error?.message).toBe('not run: fail-fast after debian-12/step=1 failed');
   });

@@ -58,6 +58,7 @@ describe('boot({ setup }): cached setup layers', () => {
     // a matrix with the same setup (its push source relative to projectDir) starts its cell from that very layer
     const out = join(work, 'matrix-out');
     const report = await runMatrix({
+      capsule: 'never',
       images: ['debian-12'],
       boot: { boot: 'kernel' },
       projectDir: work,
