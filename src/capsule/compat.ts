@@ -16,6 +16,7 @@ export interface HostQemu {
  */
 export function incompatibility(manifest: Pick<CapsuleManifest, 'qemu' | 'machine'>, here: HostQemu): string | undefined {
   const saved = manifest.qemu.version;
+  if (!/^\d+\.\d+/.test(here.version)) return `this host's QEMU did not say its version (${here.version}), so whether it can load QEMU ${saved}'s state is unknown`;
   if (compareVersions(here.version, saved) < 0) return `it was saved by QEMU ${saved} and this host has QEMU ${here.version}, which cannot load a newer QEMU's state: install QEMU ${saved} or newer`;
   const { type, cpu, accel } = manifest.machine;
   if (!here.machineTypes.includes(type)) return `its machine type ${type} is not one this QEMU ${here.version} has (qemu-system -machine help lists them)`;

@@ -1,7 +1,7 @@
 // A capsule's files: written compressed and counted, read back without following links, each checked
 // against the manifest's size and digest before QEMU sees a byte of it.
 import { createHash } from 'node:crypto';
-import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
@@ -50,31 +50,38 @@ class Hasher extends Transform {
 export async function writeCompressed(stream: Readable, path: string, limit: number): Promise<{ inBytes: number; file: CapsuleFile }> {
   const counter = new Counter(limit, (bytes) => kvmtestError('CAPSULE_FAILED', `the machine's state passed ${bytes} bytes, more than its memory allows (${limit}): refused`));
   const hasher = new Hasher();
-  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  const handle = await open(path, NEW_FILE, 0o600);
   try {
-    await pipeline(stream, counter, createGzip({ level: GZIP_LEVEL }), hasher, createWriteStream('', { fd: handle.fd, autoClose: false }));
+    // the write stream owns the handle: it closes it once, whether the pipeline ends or fails
+    await pipeline(stream, counter, createGzip({ level: GZIP_LEVEL }), hasher, handle.createWriteStream());
   } catch (error) {
     stream.destroy();
     throw error;
-  } finally {
-    await handle.close();
   }
   return { inBytes: counter.bytes, file: { bytes: hasher.bytes, sha256: hasher.digest() } };
 }
 
-/** Size and sha256 of a regular file, opened without following a link. */
+/** open() flags for a file of a capsule that is read: no link followed, and a FIFO planted there never blocks the open. */
+export const READ_NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+/** open() flags for a new file: never an existing one, never through a link. */
+const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/** Size and sha256 of a regular file, opened without following a link (anything else is refused). */
 export async function describeFile(path: string): Promise<CapsuleFile> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const handle = await open(path, READ_NO_FOLLOW);
+  let owned = false;
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw kvmtestError('CAPSULE_FAILED', `${path} is not a regular file`);
     const hasher = new Hasher();
-    await pipeline(createReadStream('', { fd: handle.fd, autoClose: false, highWaterMark: 1 << 20 }), hasher, async (source: AsyncIterable<Buffer>) => {
+    owned = true;
+    // the read stream owns the handle from here
+    await pipeline(handle.createReadStream({ highWaterMark: 1 << 20 }), hasher, async (source: AsyncIterable<Buffer>) => {
       for await (const _ of source);
     });
     return { bytes: hasher.bytes, sha256: hasher.digest() };
   } finally {
-    await handle.close();
+    if (!owned) await handle.close();
   }
 }
 
@@ -93,7 +100,9 @@ export async function verifyFiles(dir: string, manifest: CapsuleManifest): Promi
       actual = await describeFile(path);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw damaged(dir, code === 'ENOENT' ? `${name} is missing` : code === 'ELOOP' ? `${name} is a symbolic link` : `${name} cannot be read (${code ?? (error as Error).message})`);
+      const why =
+        code === 'ENOENT' ? 'is missing' : code === 'ELOOP' ? 'is a symbolic link' : code === 'CAPSULE_FAILED' ? 'is not a regular file' : `cannot be read (${code ?? (error as Error).message})`;
+      throw damaged(dir, `${name} ${why}`);
     }
     if (actual.bytes !== expected.bytes) throw damaged(dir, `${name} is ${actual.bytes} bytes, the manifest says ${expected.bytes} (cut short by a copy or a download?)`);
     if (actual.sha256 !== expected.sha256) throw damaged(dir, `${name} is not the file the manifest names (its sha256 differs)`);
@@ -105,14 +114,12 @@ export async function verifyFiles(dir: string, manifest: CapsuleManifest): Promi
 /** Decompresses a capsule's state into a new private file; it must come to exactly `bytes` (else CAPSULE_DAMAGED). */
 export async function decompressState(dir: string, from: string, to: string, bytes: number): Promise<void> {
   const counter = new Counter(bytes, () => damaged(dir, `${CAPSULE_FILES.state} holds more than the ${bytes} bytes the manifest says`));
-  const handle = await open(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  const handle = await open(to, NEW_FILE, 0o600);
   try {
-    await pipeline(createReadStream(from), createGunzip(), counter, createWriteStream('', { fd: handle.fd, autoClose: false }));
+    await pipeline(createReadStream(from), createGunzip(), counter, handle.createWriteStream());
   } catch (error) {
     if (error instanceof Error && 'code' in error && String((error as NodeJS.ErrnoException).code).startsWith('Z_')) throw damaged(dir, `${CAPSULE_FILES.state} is not valid gzip`);
     throw error;
-  } finally {
-    await handle.close();
   }
   if (counter.bytes !== bytes) throw damaged(dir, `${CAPSULE_FILES.state} holds ${counter.bytes} bytes, the manifest says ${bytes}`);
 }

@@ -75,7 +75,8 @@ export async function readManifest(dir: string): Promise<CapsuleManifest> {
   const path = join(dir, MANIFEST_NAME);
   let text: string;
   try {
-    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO planted as the manifest must not block the open (it is then refused as not a file)
+    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw damaged(dir, `${MANIFEST_NAME} is not a regular file`);

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import createDebug from 'debug';
 import { execa } from 'execa';
 import { isKvmtestError, kvmtestError } from '../errors.js';
-import { qemuVersion } from '../host/tools.js';
 import { baseChain } from '../image/disk.js';
 import type { Machine } from '../machine/machine.js';
 import { type MachinePlan, uefiVarsPath } from '../machine/plan.js';
@@ -118,7 +117,7 @@ async function save(plan: CapsulePlan, machine: Machine, dir: string, notes: Cap
     ...(notes.cwd ? { cwd: notes.cwd } : {}),
     ...(notes.durations ? { durations: notes.durations } : {}),
     hostname: notes.hostname,
-    qemu: { version: await qemuVersion(plan.tools.qemu) },
+    qemu: { version: await runningVersion(machine) },
     machine: {
       arch,
       type,
@@ -145,6 +144,12 @@ async function save(plan: CapsulePlan, machine: Machine, dir: string, notes: Cap
   let bytes = 0;
   for (const entry of await readdir(dir)) bytes += (await stat(join(dir, entry))).size;
   return { bytes, stateBytes: written.inBytes };
+}
+
+/** The running QEMU's own version (QMP query-version: no parsing of --version text). */
+async function runningVersion(machine: Machine): Promise<string> {
+  const { qemu } = await machine.qmp.execute<{ qemu: { major: number; minor: number; micro: number } }>('query-version');
+  return `${qemu.major}.${qemu.minor}.${qemu.micro}`;
 }
 
 /**

@@ -1,10 +1,9 @@
-import { constants } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import createDebug from 'debug';
 import { dir as tmpDir } from 'tmp-promise';
 import { hostQemu, incompatibility } from '../capsule/compat.js';
-import { decompressState, verifyFiles } from '../capsule/files.js';
+import { decompressState, READ_NO_FOLLOW, verifyFiles } from '../capsule/files.js';
 import { type CapsuleManifest, damaged, readManifest } from '../capsule/manifest.js';
 import { isKvmtestError, type KvmtestError, kvmtestError } from '../errors.js';
 import type { AccelRequest } from '../host/accel.js';
@@ -136,7 +135,7 @@ async function prepareBase(dir: string, manifest: CapsuleManifest, options: Repr
  * header names is never followed; an external data file would be (a host file read as the guest's disk): refused.
  */
 async function refuseDiskReferences(dir: string, disk: string): Promise<void> {
-  const handle = await open(disk, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const handle = await open(disk, READ_NO_FOLLOW);
   try {
     const head = Buffer.alloc(65536);
     const { bytesRead } = await handle.read(head, 0, head.length, 0);

@@ -1,6 +1,7 @@
 import { isAbsolute, relative, sep } from 'node:path';
 import type { CellResult, CellStatus, MatrixReport, TestCase } from '../matrix/types.js';
 import { sanitize } from '../util/sanitize.js';
+import { shellQuote } from '../util/shell-quote.js';
 import { formatDuration } from './table.js';
 
 /** Where the page goes: links to cell files are made relative to it, and only to files beneath it. */
@@ -142,11 +143,6 @@ function capsuleBlock(cell: CellResult, options: HtmlOptions): string {
 
 function formatBytes(bytes: number): string {
   return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-}
-
-/** A path as one shell word. Pure. */
-function shellQuote(text: string): string {
-  return /^[\w./=:,@%+-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
 /** Links to the cell's console log and collected files, relative to the page; a path outside baseDir is shown, not linked. */

@@ -27,6 +27,13 @@ function problemOf(value: unknown): string | undefined {
     if (!CELL_STATUSES.has(cell.status as CellStatus)) return `cell ${cell.id} has an unknown status ${JSON.stringify(cell.status)}`;
     if (!Array.isArray(cell.cases) || !Array.isArray(cell.attempts)) return `cell ${cell.id} lacks its "cases" or "attempts" array`;
     if (!isObject(cell.durations)) return `cell ${cell.id} lacks "durations"`;
+    if (cell.consoleLog !== undefined && typeof cell.consoleLog !== 'string') return `cell ${cell.id} has a "consoleLog" that is not a path`;
+    const capsule = cell.capsule;
+    if (
+      capsule !== undefined &&
+      !(isObject(capsule) && (typeof capsule.error === 'string' || (typeof capsule.dir === 'string' && typeof capsule.bytes === 'number' && typeof capsule.tookMs === 'number')))
+    )
+      return `cell ${cell.id} has a "capsule" that is neither { dir, bytes, tookMs } nor { error }`;
     if (!(value.allCellIds as string[]).includes(cell.id)) return `cell ${cell.id} is not in its own "allCellIds"`;
   }
   return undefined;

@@ -87,7 +87,7 @@ describe('failure capsules', () => {
       const failed = page.locator('section[data-status="failed"]');
       expect(await failed.locator('pre', { hasText: 'the check failed: see /root/evidence' }).count()).toBe(1);
       const capsule = failed.locator('[data-testid="capsule"]');
-      await expect(capsule.innerText()).resolves.toMatch(/MiB, saved in .*kvmtest repro cells\/debian-12_mode=fail\/capsule/);
+      await expect(capsule.textContent()).resolves.toMatch(/MiB, saved in .*kvmtest repro cells\/debian-12_mode=fail\/capsule/);
       const href = await capsule.locator('a').getAttribute('href');
       expect(href).toBe('cells/debian-12_mode%3Dfail/capsule/');
       expect(existsSync(join(out, decodeURIComponent(href!), 'manifest.json'))).toBe(true);

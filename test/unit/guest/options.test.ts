@@ -82,3 +82,17 @@ describe('resolved boot options are complete', () => {
     expect(() => resolveBootOptions({ image: 'debian-12', cloudConfig: '- a\n- b\n' })).toThrow(expect.objectContaining({ code: 'CLOUD_CONFIG_INVALID' }));
   });
 });
+
+describe('the cpu option: a named QEMU CPU model', () => {
+  it.each(['Nehalem', 'Skylake-Client-v4', 'cortex-a72', 'qemu64', 'Opteron_G1', 'x'.repeat(64)])('%s is accepted and carried', (cpu) => {
+    expect(resolveBootOptions({ image: 'debian-12', cpu }).cpu).toBe(cpu);
+  });
+
+  it('absent: no cpu (the accelerator chooses: host under KVM, max under TCG)', () => {
+    expect(resolveBootOptions({ image: 'debian-12' })).not.toHaveProperty('cpu');
+  });
+
+  it.each<unknown>(['Nehalem,+vmx', 'Nehalem,enforce=off', '', '-Nehalem', '.hidden', 'Nehalem v2', 'Nehalem\n', 'x'.repeat(65), 42, null, ['Nehalem']])('%j is INVALID_OPTION naming "cpu"', (cpu) => {
+    expect(() => resolveBootOptions({ image: 'debian-12', cpu } as never)).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringContaining('"cpu" option') }));
+  });
+});

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { cellBootOptions, cellEnv, collectTarget, judgeAttempt } from '../../../src/matrix/cell.js';
 import type { TestCase } from '../../../src/matrix/types.js';
 
@@ -31,5 +31,53 @@ describe('matrix: where attempts and collected paths land (pure)', () => {
     expect(collectTarget('/a1', '/work/results')).toBe('/a1/files/work/results');
     expect(collectTarget('/a1', '/work/../../../etc')).toBe('/a1/files/etc');
     expect(collectTarget('/a1', '/')).toBe('/a1/files');
+  });
+});
+
+describe('cells with capsules: a named CPU model so that a capsule moves between hosts', () => {
+  const cell = { id: 'debian-12', image: 'debian-12', axes: {} };
+  const realArch = Object.getOwnPropertyDescriptor(process, 'arch')!;
+  /** Runs as on a host of Node's `arch` (x64, arm64). */
+  const asHost = (arch: string) => Object.defineProperty(process, 'arch', { ...realArch, value: arch });
+  afterEach(() => {
+    Object.defineProperty(process, 'arch', realArch);
+  });
+
+  it.each(['on-failure', 'always'] as const)('x86_64, capsule %s, no cpu given: pinned to Nehalem', (capsule) => {
+    asHost('x64');
+    expect(cellBootOptions(cell, { capsule })).toEqual({ image: 'debian-12', snapshot: true, cpu: 'Nehalem' });
+    expect(cellBootOptions(cell, { capsule, boot: { memory: '2G', accel: 'kvm' } })).toMatchObject({ memory: '2G', accel: 'kvm', cpu: 'Nehalem' });
+  });
+
+  it('capsules never (or not said): the accelerator chooses the CPU, none pinned', () => {
+    asHost('x64');
+    expect(cellBootOptions(cell, { capsule: 'never' })).not.toHaveProperty('cpu');
+    expect(cellBootOptions(cell, {})).not.toHaveProperty('cpu');
+    expect(cellBootOptions(cell, { capsule: 'never', boot: { memory: '2G' } })).toEqual({ memory: '2G', image: 'debian-12', snapshot: true });
+  });
+
+  it("the matrix's boot.cpu is kept, and a cpu axis overrides both it and the pin", () => {
+    asHost('x64');
+    expect(cellBootOptions(cell, { capsule: 'on-failure', boot: { cpu: 'Skylake-Client-v4' } }).cpu).toBe('Skylake-Client-v4');
+    expect(cellBootOptions(cell, { capsule: 'never', boot: { cpu: 'Skylake-Client-v4' } }).cpu).toBe('Skylake-Client-v4');
+    const onWestmere = { id: 'debian-12/cpu=Westmere', image: 'debian-12', axes: { cpu: 'Westmere' } };
+    expect(cellBootOptions(onWestmere, { capsule: 'always' }).cpu).toBe('Westmere');
+    expect(cellBootOptions(onWestmere, { capsule: 'always', boot: { cpu: 'Skylake-Client-v4' } }).cpu).toBe('Westmere');
+    expect(cellBootOptions(onWestmere, { capsule: 'never' }).cpu).toBe('Westmere');
+    // and the run sees its axis, as every axis
+    expect(cellEnv(onWestmere)).toMatchObject({ KVMTEST_CPU: 'Westmere' });
+  });
+
+  it("the matrix's boot options are read, never written", () => {
+    asHost('x64');
+    const boot = { memory: '2G' };
+    cellBootOptions(cell, { capsule: 'always', boot });
+    expect(boot).toEqual({ memory: '2G' });
+  });
+
+  it('aarch64 has no portable CPU model (KVM there runs the host CPU only): nothing pinned', () => {
+    asHost('arm64');
+    expect(cellBootOptions(cell, { capsule: 'always' })).not.toHaveProperty('cpu');
+    expect(cellBootOptions(cell, { capsule: 'always', boot: { cpu: 'cortex-a72' } }).cpu).toBe('cortex-a72');
   });
 });

@@ -1,12 +1,20 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseVary } from '../../../src/cli/matrix.js';
 import { InputError } from '../../../src/errors.js';
 import { expandMatrix } from '../../../src/matrix/expand.js';
 import { parseAxisValue } from '../../../src/matrix/grid.js';
-import { DEFAULT_CELL_TIMEOUT_MS, resolveMatrixGrid, resolveMatrixOptions } from '../../../src/matrix/options.js';
+import { DEFAULT_CELL_TIMEOUT_MS, defaultCapsule, resolveMatrixGrid, resolveMatrixOptions } from '../../../src/matrix/options.js';
 import type { MatrixOptions } from '../../../src/matrix/types.js';
 
 const base: MatrixOptions = { images: ['debian-12'], run: ['true'] };
+
+// the capsule default follows $CI: these tests run as on a workstation unless one says otherwise
+beforeEach(() => {
+  vi.stubEnv('CI', '');
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
 
 /** What resolve threw: its code, class and message. */
 function refusal(options: unknown): { code: string; message: string; input: boolean } {
@@ -67,6 +75,9 @@ describe('resolveMatrixOptions: every bad value is INVALID_OPTION naming its opt
     ['boot', { boot: 'fast' }, 'Expected the "boot" option to be an object of boot options'],
     ['boot', { boot: [] }, '"boot" option'],
     ['snapshot', { snapshot: 'no' }, 'Expected the "snapshot" option to be a boolean, got "no" (string)'],
+    ['capsule', { capsule: 'on-fail' }, "Expected the \"capsule\" option to be 'on-failure', 'always' or 'never', got \"on-fail\" (string)"],
+    ['capsule', { capsule: true }, '"capsule" option'],
+    ['capsule', { capsule: ['always'] }, '"capsule" option'],
     ['cwd', { cwd: 3 }, 'Expected the "cwd" option to be a non-empty path, got 3 (number)'],
     ['outDir', { outDir: '' }, 'Expected the "outDir" option to be a non-empty path, got "" (string)'],
     ['projectDir', { projectDir: null }, 'Expected the "projectDir" option to be a non-empty path, got null (object)'],
@@ -108,6 +119,7 @@ describe('resolveMatrixOptions: defaults filled, valid input kept', () => {
       shard: { index: 1, count: 1 },
       boot: {},
       snapshot: true,
+      capsule: 'never',
       setup: undefined,
       outDir: undefined,
       projectDir: process.cwd(),
@@ -145,6 +157,7 @@ describe('resolveMatrixOptions: defaults filled, valid input kept', () => {
       shard: { index: 2, count: 3 },
       boot: { memory: '2G', accel: 'tcg' },
       snapshot: false,
+      capsule: 'always',
       outDir: '/tmp/out',
       projectDir: '/src/app',
       onEvent,
@@ -170,6 +183,7 @@ describe('resolveMatrixOptions: defaults filled, valid input kept', () => {
       shard: { index: 2, count: 3 },
       boot: raw.boot,
       snapshot: false,
+      capsule: 'always',
       outDir: '/tmp/out',
       projectDir: '/src/app',
     });
@@ -226,6 +240,7 @@ describe('matrix options', () => {
       collect: [],
       boot: {},
       snapshot: true,
+      capsule: 'never',
       projectDir: process.cwd(),
     });
   });
@@ -247,5 +262,40 @@ describe('matrix options', () => {
       expect(() => resolveMatrixOptions({ ...base, ...patch } as never), JSON.stringify(patch)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }));
     }
     expect(() => resolveMatrixOptions({ ...base, timeout: 'soon' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+  });
+});
+
+describe('the capsule option', () => {
+  it.each<[NodeJS.ProcessEnv, 'on-failure' | 'never']>([
+    [{}, 'never'],
+    [{ CI: '' }, 'never'],
+    [{ CI: 'false' }, 'never'],
+    [{ CI: '0' }, 'never'],
+    [{ CI: 'true' }, 'on-failure'],
+    [{ CI: '1' }, 'on-failure'],
+    [{ CI: 'woodpecker' }, 'on-failure'],
+    [{ GITHUB_ACTIONS: 'true' }, 'never'],
+  ])('defaultCapsule(%j) → %s', (env, expected) => {
+    expect(defaultCapsule(env)).toBe(expected);
+  });
+
+  it('the default follows $CI: on-failure in CI, never elsewhere', () => {
+    expect(resolveMatrixOptions(base).capsule).toBe('never');
+    vi.stubEnv('CI', 'true');
+    expect(resolveMatrixOptions(base).capsule).toBe('on-failure');
+    vi.stubEnv('CI', 'false');
+    expect(resolveMatrixOptions(base).capsule).toBe('never');
+  });
+
+  it.each(['on-failure', 'always', 'never'] as const)('%s is kept as given, whatever $CI says', (capsule) => {
+    vi.stubEnv('CI', 'true');
+    expect(resolveMatrixOptions({ ...base, capsule }).capsule).toBe(capsule);
+    vi.stubEnv('CI', '');
+    expect(resolveMatrixOptions({ ...base, capsule }).capsule).toBe(capsule);
+  });
+
+  it('an invalid value is INVALID_OPTION even under CI', () => {
+    vi.stubEnv('CI', 'true');
+    expect(refusal({ ...base, capsule: 'sometimes' })).toMatchObject({ code: 'INVALID_OPTION', input: true, message: expect.stringContaining('"capsule" option') });
   });
 });

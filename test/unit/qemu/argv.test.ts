@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildQemuArgs, INCOMING_STATE_FD, INCOMING_STATE_URI } from '../../../src/qemu/argv.js';
 import { valuesAfter } from '../fixtures/argv.js';
@@ -153,5 +155,64 @@ describe('templated RAM', () => {
   it('aarch64: the backend joins the virt machine options', () => {
     const args = buildQemuArgs(machineSpecOf({ arch: 'aarch64', memoryFile: { path: '/r', shared: true } }));
     expect(valuesAfter(args, '-machine')).toEqual(['virt,gic-version=max,graphics=off,memory-backend=ram0']);
+  });
+});
+
+describe('capsule argv: a named CPU model, a versioned machine type, a named RAM backend', () => {
+  const golden = () => JSON.parse(readFileSync(join(import.meta.dirname, 'argv-x86_64.golden.json'), 'utf8')) as string[][];
+
+  it('a named CPU model runs with enforce, under TCG and under KVM, in place of max or host', () => {
+    const tcg = buildQemuArgs(machineSpecOf({ cpuModel: 'Nehalem' }));
+    expect(valuesAfter(tcg, '-cpu')).toEqual(['Nehalem,enforce']);
+    expect(valuesAfter(tcg, '-accel')).toEqual(['tcg,thread=multi']);
+    const kvm = buildQemuArgs(machineSpecOf({ accel: 'kvm', cpuModel: 'Skylake-Client-v4' }));
+    expect(valuesAfter(kvm, '-cpu')).toEqual(['Skylake-Client-v4,enforce']);
+    expect(valuesAfter(kvm, '-accel')).toEqual(['kvm']);
+    // the rest of the argv is the same as without it
+    expect(tcg.filter((a) => a !== 'Nehalem,enforce')).toEqual(buildQemuArgs(machineSpecOf()).filter((a) => a !== 'max'));
+  });
+
+  it('without the new fields (or with them empty) the x86_64 argv is byte for byte the golden one', () => {
+    const [tcg, kvm] = golden();
+    expect(buildQemuArgs(machineSpecOf({ arch: 'x86_64' }))).toEqual(tcg);
+    expect(buildQemuArgs(machineSpecOf({ arch: 'x86_64', cpuModel: undefined, machineType: undefined, ramBackend: undefined }))).toEqual(tcg);
+    expect(buildQemuArgs(machineSpecOf({ arch: 'x86_64', cpuModel: '', machineType: '', ramBackend: false }))).toEqual(tcg);
+    const kvmSpec = machineSpecOf({ arch: 'x86_64', accel: 'kvm', sandbox: true, network: { forwards: [{ host: 1, guest: 2 }], outbound: false } });
+    expect(buildQemuArgs({ ...kvmSpec, ramBackend: false })).toEqual(kvm);
+  });
+
+  it("x86_64: a versioned machine type replaces the q35 alias, the machine's options kept", () => {
+    expect(valuesAfter(buildQemuArgs(machineSpecOf({ machineType: 'pc-q35-7.2' })), '-machine')).toEqual(['pc-q35-7.2,graphics=off']);
+    expect(valuesAfter(buildQemuArgs(machineSpecOf({ machineType: 'pc-q35-7.1', memoryFile: { path: '/r', shared: false } })), '-machine')).toEqual(['pc-q35-7.1,graphics=off,memory-backend=ram0']);
+  });
+
+  it("aarch64: a versioned machine type replaces virt and keeps ',gic-version=max'", () => {
+    const args = buildQemuArgs(machineSpecOf({ arch: 'aarch64', machineType: 'virt-7.2' }));
+    expect(valuesAfter(args, '-machine')).toEqual(['virt-7.2,gic-version=max,graphics=off']);
+    expect(valuesAfter(buildQemuArgs(machineSpecOf({ arch: 'aarch64', machineType: 'virt-7.2', ramBackend: true })), '-machine')).toEqual([
+      'virt-7.2,gic-version=max,graphics=off,memory-backend=ram0',
+    ]);
+  });
+
+  it('ramBackend: anonymous RAM of the -m size named ram0, given to the machine', () => {
+    const args = buildQemuArgs(machineSpecOf({ memoryMiB: 2048, ramBackend: true }));
+    expect(valuesAfter(args, '-object')).toEqual(['memory-backend-ram,id=ram0,size=2048M']);
+    expect(valuesAfter(args, '-machine')).toEqual(['q35,graphics=off,memory-backend=ram0']);
+    expect(valuesAfter(args, '-m')).toEqual(['2048M']);
+    expect(args.join(' ')).not.toContain('memory-backend-file');
+  });
+
+  it('a RAM file wins over ramBackend: one backend, the file', () => {
+    const args = buildQemuArgs(machineSpecOf({ ramBackend: true, memoryFile: { path: '/cache/ram.bin', shared: false } }));
+    expect(valuesAfter(args, '-object')).toEqual(['memory-backend-file,id=ram0,size=1024M,mem-path=/cache/ram.bin,share=off']);
+    expect(valuesAfter(args, '-machine')).toEqual(['q35,graphics=off,memory-backend=ram0']);
+  });
+
+  it("a capsule's restore: its machine type, CPU model and RAM backend, waiting for the state", () => {
+    const args = buildQemuArgs(machineSpecOf({ machineType: 'pc-q35-7.2', cpuModel: 'Nehalem', ramBackend: true, incomingState: '/tmp/r/state.bin' }));
+    expect(valuesAfter(args, '-machine')).toEqual(['pc-q35-7.2,graphics=off,memory-backend=ram0']);
+    expect(valuesAfter(args, '-cpu')).toEqual(['Nehalem,enforce']);
+    expect(valuesAfter(args, '-object')).toEqual(['memory-backend-ram,id=ram0,size=1024M']);
+    expect(args.slice(-2)).toEqual(['-incoming', 'defer']);
   });
 });

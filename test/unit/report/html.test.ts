@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { CellResult } from '../../../src/matrix/types.js';
 import { toHtml } from '../../../src/report/html.js';
 import { debian11, debian12, full, report } from '../fixtures/sample-run.js';
 
@@ -61,5 +62,83 @@ describe('toHtml', () => {
     expect(html).toContain('<th scope="col">cpus=1</th><th scope="col">cpus=2</th>');
     expect(html).toMatch(/<th scope="row">debian-12<\/th><td class="passed"[^>]*><a href="#cell-1">passed<\/a><\/td><td class="none">/);
     expect(html).toContain('href="#cell-2"');
+  });
+});
+
+describe('toHtml: the failure capsule of a cell', () => {
+  const withCapsule = (capsule: CellResult['capsule'], over: Partial<CellResult> = {}) => report([{ ...debian11, ...over, capsule }]);
+  /** The capsule paragraph(s) of a page. */
+  const capsules = (html: string) => html.match(/<p[^>]*data-testid="capsule">.*?<\/p>/gs) ?? [];
+  const saved = { dir: '/out/cells/debian-11/capsule', bytes: 150 * 2 ** 20 + 2 ** 19, tookMs: 4200 };
+
+  it('links the capsule directory relative to the page (a trailing slash: a directory), with its size, save time and repro command', () => {
+    const [block, ...more] = capsules(toHtml(withCapsule(saved), { baseDir: '/out' }));
+    expect(more).toEqual([]);
+    expect(block).toContain('<a href="cells/debian-11/capsule/">cells/debian-11/capsule</a>');
+    expect(block).toContain('(150.5 MiB, saved in 4.2s)');
+    expect(block).toContain('<code>kvmtest repro cells/debian-11/capsule</code>');
+    // the same from a baseDir written with a trailing slash
+    expect(capsules(toHtml(withCapsule(saved), { baseDir: '/out/' }))).toEqual([block]);
+  });
+
+  it("a cell id's axes (=) in the path: the link URL-encoded, its text and the repro command as the path reads", () => {
+    const [block] = capsules(toHtml(withCapsule({ ...saved, dir: '/out/cells/debian-12_mode=fail/capsule' }), { baseDir: '/out' }));
+    expect(block).toContain('<a href="cells/debian-12_mode%3Dfail/capsule/">cells/debian-12_mode=fail/capsule</a>');
+    expect(block).toContain('<code>kvmtest repro cells/debian-12_mode=fail/capsule</code>');
+  });
+
+  it('sizes of a GiB and more in GiB', () => {
+    expect(capsules(toHtml(withCapsule({ ...saved, bytes: 3 * 2 ** 30 + 2 ** 29, tookMs: 75_000 }), { baseDir: '/out' }))[0]).toContain('(3.5 GiB, saved in 1m15s)');
+  });
+
+  it('without a baseDir: the absolute path shown, not linked, and in the repro command', () => {
+    const [block] = capsules(toHtml(withCapsule(saved)));
+    expect(block).not.toContain('<a ');
+    expect(block).toContain('<code>/out/cells/debian-11/capsule</code>');
+    expect(block).toContain('<code>kvmtest repro /out/cells/debian-11/capsule</code>');
+  });
+
+  it('a capsule directory outside baseDir is shown, never linked', () => {
+    for (const dir of ['/elsewhere/capsule', '/out/../etc/capsule', '/out']) {
+      const [block] = capsules(toHtml(withCapsule({ ...saved, dir }), { baseDir: '/out' }));
+      expect(block, dir).not.toMatch(/<a |href=/);
+      expect(block, dir).toContain(`<code>${dir}</code>`);
+      expect(block, dir).toContain(`<code>kvmtest repro ${dir}</code>`);
+    }
+  });
+
+  it('why there is no capsule, as text', () => {
+    const html = toHtml(withCapsule({ error: 'no capsule: the guest had already failed <b>x</b>' }), { baseDir: '/out' });
+    expect(capsules(html)).toEqual(['<p class="muted" data-testid="capsule">no capsule: the guest had already failed &lt;b&gt;x&lt;/b&gt;</p>']);
+    expect(html).not.toContain('kvmtest repro');
+  });
+
+  it('a cell without a capsule has no capsule block', () => {
+    const html = toHtml(report([debian11]), { baseDir: '/out' });
+    expect(capsules(html)).toEqual([]);
+    expect(html).not.toContain('<h3>Capsule</h3>');
+  });
+
+  it('a hostile directory name is escaped in the link, the text and the repro command (one shell word)', () => {
+    const dir = `/out/cells/<script>alert(1)</script>'; rm -rf ~ #/capsule`;
+    const html = toHtml(withCapsule({ ...saved, dir }), { baseDir: '/out' });
+    expect(html).not.toContain('<script>');
+    const [block] = capsules(html);
+    // each path segment URL-encoded, then HTML-escaped (the quote)
+    expect(block).toContain('<a href="cells/%3Cscript%3Ealert(1)%3C/script%3E&#39;%3B%20rm%20-rf%20~%20%23/capsule/">cells/&lt;script&gt;alert(1)&lt;/script&gt;&#39;; rm -rf ~ #/capsule</a>');
+    // the command: the path as one single-quoted shell word (its quote closed, escaped, reopened), then HTML-escaped
+    expect(block).toContain('<code>kvmtest repro &#39;cells/&lt;script&gt;alert(1)&lt;/script&gt;&#39;\\&#39;&#39;; rm -rf ~ #/capsule&#39;</code>');
+    // outside baseDir and without one: shown escaped
+    for (const options of [{}, { baseDir: '/elsewhere' }]) {
+      const page = toHtml(withCapsule({ ...saved, dir }), options);
+      expect(page).not.toContain('<script>');
+      expect(capsules(page)[0]).toContain('<code>/out/cells/&lt;script&gt;alert(1)&lt;/script&gt;&#39;; rm -rf ~ #/capsule</code>');
+    }
+  });
+
+  it("the save's time is a phase of the cell's timeline", () => {
+    const html = toHtml(withCapsule(saved, { durations: { ...debian11.durations, capsule: 4200 } }));
+    expect(html).toMatch(/<span class="phase capsule" style="width:[\d.]+%" title="capsule 4\.2s">/);
+    expect(html).toContain('<span class="key capsule"></span>capsule 4.2s');
   });
 });

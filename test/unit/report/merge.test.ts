@@ -58,6 +58,17 @@ describe('mergeReports', () => {
     expect(rejection(() => mergeReports([])).code).toBe('REPORT_INVALID');
   });
 
+  it('rejects a cell whose capsule or console log is not what kvmtest writes (the HTML page reads them)', () => {
+    for (const capsule of ['x', { dir: 42 }, { dir: '/c', bytes: '1', tookMs: 1 }, null]) {
+      const bad = { ...shard1, cells: shard1.cells.map((c, i) => (i === 0 ? { ...c, capsule } : c)) };
+      expect(rejection(() => mergeReports([bad])).message).toMatch(/has a "capsule" that is neither/);
+    }
+    const bad = { ...shard1, cells: shard1.cells.map((c, i) => (i === 0 ? { ...c, consoleLog: { path: '/x' } } : c)) };
+    expect(rejection(() => mergeReports([bad])).message).toMatch(/"consoleLog" that is not a path/);
+    const good = { ...shard1, cells: shard1.cells.map((c, i) => (i === 0 ? { ...c, capsule: { dir: '/out/cells/x/capsule', bytes: 1, tookMs: 2 } } : c)) };
+    expect(mergeReports([good]).cells[0]!.capsule).toEqual({ dir: '/out/cells/x/capsule', bytes: 1, tookMs: 2 });
+  });
+
   it('turns cells no shard ran into SHARD_MISSING errors', () => {
     const matrix = report([debian12, { ...ubuntu24, id: 'ubuntu-24.04/cpus=2', axes: { cpus: 2 } }], { matrixKey: 'mk-2' });
     const merged = mergeReports([{ ...report([debian12], { matrixKey: 'mk-2', allCellIds: matrix.allCellIds, shards: ['1/2'] }) }]);

@@ -108,3 +108,55 @@ describe('reports of hostile guest text', () => {
     expect(lines.slice(1)).toEqual(['[debian-12] : :set-env name=X::y', '[debian-12 stderr] : :error::pwned', `::${token}::`]);
   });
 });
+
+describe('the capsule line under a finished cell', () => {
+  const saved = { dir: '/out/cells/debian-11/capsule', bytes: 150 * 2 ** 20 + 2 ** 19, tookMs: 4200 };
+  const doneOf = (result: CellResult, live = false) => {
+    const { stream, written } = captureStream();
+    const reporter = createTerminalReporter(stream, { live, color: false });
+    reporter.onEvent({ type: 'cell-done', result });
+    reporter.close();
+    return written();
+  };
+
+  it('where the capsule went, its size and save time, and the command that steps into it', () => {
+    expect(doneOf({ ...debian11, capsule: saved })).toBe(
+      '✖ debian-11 failed 22.1s · exit code 1, 1 of 2 tests failed\n  capsule: /out/cells/debian-11/capsule (150.5 MiB, 4.2s) · kvmtest repro /out/cells/debian-11/capsule\n',
+    );
+  });
+
+  it('a passed cell of capsule: always has its line too', () => {
+    expect(doneOf({ ...debian12, capsule: { ...saved, dir: '/out/cells/debian-12/capsule', bytes: 2 ** 20, tookMs: 900 } })).toBe(
+      '✔ debian-12 passed 19.9s\n  capsule: /out/cells/debian-12/capsule (1.0 MiB, 0.9s) · kvmtest repro /out/cells/debian-12/capsule\n',
+    );
+  });
+
+  it('why there is none, on one line', () => {
+    expect(doneOf({ ...debian11, capsule: { error: 'saving a capsule of kvmtest-1 failed:\n  disk full\x1b[31m' } })).toBe(
+      '✖ debian-11 failed 22.1s · exit code 1, 1 of 2 tests failed\n  capsule: saving a capsule of kvmtest-1 failed: disk full\n',
+    );
+  });
+
+  it('no capsule: no line', () => {
+    expect(doneOf(debian11)).toBe('✖ debian-11 failed 22.1s · exit code 1, 1 of 2 tests failed\n');
+  });
+
+  it('live: the capsule line scrolls above the block with its cell', () => {
+    const text = doneOf({ ...debian11, capsule: saved }, true);
+    expect(text).toContain('\x1b[2K✖ debian-11 failed 22.1s');
+    expect(text).toContain('\x1b[2K  capsule: /out/cells/debian-11/capsule (150.5 MiB, 4.2s) · kvmtest repro /out/cells/debian-11/capsule\n');
+  });
+
+  it('the capsule phase is reported like the others (plain mode)', () => {
+    vi.useFakeTimers({ now: 0 });
+    const { stream, written } = captureStream();
+    const reporter = createTerminalReporter(stream, { live: false, color: false });
+    const cell = { id: 'debian-11', image: 'debian-11', axes: {} };
+    reporter.onEvent({ type: 'phase', cell, phase: 'boot', attempt: 1 });
+    vi.setSystemTime(31_000);
+    reporter.onEvent({ type: 'phase', cell, phase: 'capsule', attempt: 1 });
+    reporter.close();
+    vi.useRealTimers();
+    expect(written()).toBe('[debian-11] boot\n[debian-11] capsule 31.0s\n');
+  });
+});
