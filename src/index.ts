@@ -22,18 +22,22 @@ export {
   MachineError,
   ResultError,
 } from './errors.js';
+export type { CapsuleFile, CapsuleManifest } from './capsule/manifest.js';
+export type { CapsuleInfo, CapsuleNotes } from './capsule/save.js';
 export { boot } from './guest/boot.js';
 export type { Checkpoint, CheckpointBootOptions, CheckpointInfo } from './guest/checkpoint.js';
 export { Guest, type GuestExecOptions, type GuestInfo } from './guest/guest.js';
 export type { BootOptions, SetupOptions } from './guest/options.js';
+export { type Repro, type ReproOptions, reproCapsule } from './guest/repro.js';
 export type { GuestState } from './guest/state.js';
 export { defineConfig, type MatrixConfig } from './matrix/config.js';
 export { runMatrix } from './matrix/run.js';
-export type { AxisValue, CaseStatus, CellAttempt, CellMatch, CellPhase, CellResult, CellSpec, CellStatus, MatrixEvent, MatrixOptions, MatrixReport, ReportTotals, TestCase } from './matrix/types.js';
+export type { AxisValue, CapsuleWhen, CaseStatus, CellAttempt, CellMatch, CellPhase, CellResult, CellSpec, CellStatus, MatrixEvent, MatrixOptions, MatrixReport, ReportTotals, TestCase } from './matrix/types.js';
 export { type PoolOwner, type PoolOwnerOptions, startPoolOwner } from './pool/owner.js';
 export { GuestPool, type PoolOptions } from './pool/pool.js';
 export { type GuestSource, SharedGuestPool } from './pool/shared.js';
 export { githubAnnotations, githubSummary } from './report/github.js';
+export { toHtml } from './report/html.js';
 export { toJUnit } from './report/junit.js';
 export { mergeReports } from './report/merge.js';
 export { summaryTable } from './report/table.js';

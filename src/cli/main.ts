@@ -121,8 +121,14 @@ program
   .option('--cold', "boot the capsule's disk afresh instead of restoring its RAM (when this host cannot restore it)")
   .option('--base <file>', "the base image file (same content as the capsule's; default found by the capsule's image name)")
   .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']))
+  .option('--trust-qemu-args', 'pass the extra QEMU arguments the capsule was saved with (they can open host files: only for capsules you made)')
   .action(async (dir: string, command: string[], opts) => {
-    process.exitCode = await reproCommand(dir, command, { ...(opts.cold ? { cold: true } : {}), ...(opts.base ? { base: opts.base } : {}), ...(opts.accel ? { accel: opts.accel } : {}) });
+    process.exitCode = await reproCommand(dir, command, {
+      ...(opts.cold ? { cold: true } : {}),
+      ...(opts.base ? { base: opts.base } : {}),
+      ...(opts.accel ? { accel: opts.accel } : {}),
+      ...(opts.trustQemuArgs ? { trustQemuArgs: true } : {}),
+    });
   });
 
 program

@@ -12,6 +12,7 @@ export interface ReproCommandOptions {
   cold?: boolean;
   base?: string;
   accel?: AccelRequest;
+  trustQemuArgs?: boolean;
 }
 
 /**

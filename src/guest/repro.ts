@@ -1,4 +1,4 @@
-import { open, rm } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import createDebug from 'debug';
 import { dir as tmpDir } from 'tmp-promise';
@@ -24,6 +24,11 @@ export interface ReproOptions {
   cold?: boolean;
   /** The base image file to use (same content as the capsule's: checked by digest); default found by the capsule's base name. */
   base?: string;
+  /**
+   * Pass the extra QEMU arguments the capsule's manifest records. Off by default: a capsule may come
+   * from anywhere, and QEMU arguments can open host files.
+   */
+  trustQemuArgs?: boolean;
   accel?: AccelRequest;
   progress?: boolean;
   signal?: AbortSignal;
@@ -88,6 +93,16 @@ export async function reproCapsule(capsuleDir: string, options: ReproOptions = {
 /** The plan of the capsule's machine on this host: its base found by name (pulled or built if need be) and checked by content. */
 async function prepareBase(dir: string, manifest: CapsuleManifest, options: ReproOptions, uefiVars: string | undefined): Promise<Prepared> {
   const m = manifest.machine;
+  if (m.qemuArgs && m.qemuArgs.length > 0 && !options.trustQemuArgs) {
+    throw incompatible(dir, `it was saved with extra QEMU arguments (${m.qemuArgs.join(' ')}), which kvmtest passes from a capsule only when told to (--trust-qemu-args): they can open host files`);
+  }
+  // a manifest names its base: a catalog or recipe name, or a path; never a URL to fetch (that takes --base)
+  if (!options.base && /^[a-z][a-z0-9+.-]*:\/\//i.test(manifest.base.name)) {
+    throw kvmtestError(
+      'CAPSULE_BASE_MISSING',
+      `the capsule ${dir} names its base by URL (${manifest.base.name}); kvmtest does not fetch what a capsule names: download it yourself and pass --base FILE`,
+    );
+  }
   const image = options.base ?? manifest.base.name;
   const pinned = m.cpu !== 'host' && m.cpu !== 'max';
   const boot: BootOptions = {
@@ -117,6 +132,8 @@ async function prepareBase(dir: string, manifest: CapsuleManifest, options: Repr
     }
     throw error;
   }
+  // a device or FIFO named as the base would be hashed forever: regular files only
+  if (!(await isRegularFile(prep.base.path))) throw kvmtestError('CAPSULE_BASE_MISSING', `the capsule ${dir} names ${prep.base.path} as its base image, which is not a regular file`);
   const digest = await fileDigest(prep.base.path);
   if (digest !== manifest.base.sha256) {
     throw kvmtestError(
@@ -124,7 +141,7 @@ async function prepareBase(dir: string, manifest: CapsuleManifest, options: Repr
       `the capsule ${dir} lies on the base image ${manifest.base.name} with sha256 ${manifest.base.sha256}; ${prep.base.path} here is sha256 ${digest}, another image (built or pulled at another time?). Copy the base from the machine that saved the capsule and pass --base FILE`,
     );
   }
-  if (m.boot.kind === 'firmware' && m.boot.firmware === 'uefi' && (await fileDigest(m.boot.code).catch(() => undefined)) !== m.boot.codeSha256) {
+  if (m.boot.kind === 'firmware' && m.boot.firmware === 'uefi' && (!(await isRegularFile(m.boot.code, FIRMWARE_MAX_BYTES)) || (await fileDigest(m.boot.code)) !== m.boot.codeSha256)) {
     throw incompatible(dir, `it booted with the UEFI firmware ${m.boot.code} (sha256 ${m.boot.codeSha256}), which is not here with that content`);
   }
   return prep;
@@ -145,6 +162,15 @@ async function refuseDiskReferences(dir: string, disk: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Firmware images are a few MB: a larger "firmware" named by a manifest is not one. */
+const FIRMWARE_MAX_BYTES = 256 * 2 ** 20;
+
+/** A regular file (after links: a user's base may be one), no larger than `max`. */
+async function isRegularFile(path: string, max = Number.MAX_SAFE_INTEGER): Promise<boolean> {
+  const info = await stat(path).catch(() => undefined);
+  return info?.isFile() === true && info.size <= max;
 }
 
 function incompatible(dir: string, reason: string, cause?: KvmtestError): KvmtestError {

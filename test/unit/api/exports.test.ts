@@ -24,9 +24,11 @@ const MAIN = [
   'githubSummary',
   'isKvmtestError',
   'mergeReports',
+  'reproCapsule',
   'runMatrix',
   'startPoolOwner',
   'summaryTable',
+  'toHtml',
   'toJUnit',
 ];
 const VITEST = ['freshGuestTest', 'guestTest', 'matrixCells', 'useGuest'];
