@@ -12,10 +12,13 @@
 //      8 clones at once (PSS sum vs one cold guest); a fresh guest handed out by a GuestPool while the
 //      previous "test" ran vs boot() on demand; fresh clones per minute (clone, true, dispose) with and
 //      without the pool; the same hand-out from a pool owned by another process (SharedGuestPool)
+//   6. failure capsules: saveCapsule() of a restored guest that wrote a file and left a process
+//      running (time, size on disk vs the guest's RAM); reproCapsule() → first exec (restore) vs
+//      reproCapsule({ cold: true }) → first exec (the alternative: the same disk booted afresh)
 //
 // env: BENCH_BOOTS (5), BENCH_CLONES (8), BENCH_EXECS (200), BENCH_SSH (200; 50 when a fresh ssh
 // connection takes more than 300 ms under TCG), BENCH_PUSH_MIB (256), BENCH_CHECKPOINTS (3),
-// BENCH_HANDOUTS (10), BENCH_CHURN_S (60).
+// BENCH_HANDOUTS (10), BENCH_CHURN_S (60), BENCH_CAPSULES (3).
 import { execFile as execFileCb, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -26,7 +29,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { boot, GuestPool, SharedGuestPool } from '../dist/index.js';
+import { boot, GuestPool, reproCapsule, SharedGuestPool } from '../dist/index.js';
 
 const execFile = promisify(execFileCb);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -38,6 +41,7 @@ const PUSH_MIB = Number(process.env.BENCH_PUSH_MIB ?? 256);
 const CHECKPOINTS = Number(process.env.BENCH_CHECKPOINTS ?? 3);
 const HANDOUTS = Number(process.env.BENCH_HANDOUTS ?? 10);
 const CHURN_S = Number(process.env.BENCH_CHURN_S ?? 60);
+const CAPSULES = Number(process.env.BENCH_CAPSULES ?? 3);
 const BASE = { image: 'debian-12', boot: 'kernel', cpus: 2, memory: '1G' };
 
 const t0 = performance.now();
@@ -91,6 +95,7 @@ const results = {
   exec: {},
   push: {},
   checkpoint: {},
+  capsule: {},
   notes: [],
 };
 
@@ -369,6 +374,56 @@ async function handouts(pool) {
 }
 
 /** A guest after some setup, checkpointed; clones of it timed, counted in memory, handed out by a pool, churned. */
+async function capsuleSection(tmp) {
+  const k = results.capsule;
+  log(`capsules: ${CAPSULES} saves of a restored guest (named CPU model), ${CAPSULES} restores, one cold boot of the same disk`);
+  const options = { ...BASE, snapshot: true, cpu: 'Nehalem' };
+  await stopGuest(await startGuest(options)); // the warm snapshot for this CPU model
+  k.saveMs = [];
+  k.bytes = [];
+  k.restoreMs = [];
+  const dirs = [];
+  for (let i = 0; i < CAPSULES; i++) {
+    const vm = await startGuest(options);
+    must(await vm.exec(['sh', '-c', 'echo evidence > /root/evidence; setsid sleep 100000 </dev/null >/dev/null 2>&1 &']), 'setup');
+    const dir = join(tmp, `capsule-${i}`);
+    live.delete(vm); // saveCapsule disposes it
+    const info = await vm.saveCapsule(dir);
+    dirs.push(dir);
+    k.saveMs.push(round(info.tookMs, 0));
+    k.bytes.push(info.bytes);
+    k.stateBytes = info.stateBytes;
+    log(`  capsule ${i + 1}: ${(info.bytes / 2 ** 20).toFixed(1)} MiB (state ${(info.stateBytes / 2 ** 20).toFixed(0)} MiB before gzip) in ${info.tookMs.toFixed(0)} ms`);
+  }
+  for (const dir of dirs) {
+    const t = performance.now();
+    const { guest } = await reproCapsule(dir);
+    live.add(guest);
+    try {
+      must(await guest.exec(['sh', '-c', 'cat /root/evidence && pgrep -x sleep']), 'the saved moment');
+      k.restoreMs.push(round(performance.now() - t, 0));
+    } finally {
+      await stopGuest(guest);
+    }
+    log(`  repro → first exec: ${k.restoreMs.at(-1)} ms`);
+  }
+  const t = performance.now();
+  const { guest } = await reproCapsule(dirs[0], { cold: true });
+  live.add(guest);
+  try {
+    must(await guest.exec(['cat', '/root/evidence']), 'the saved disk');
+    k.coldMs = round(performance.now() - t, 0);
+  } finally {
+    await stopGuest(guest);
+  }
+  log(`  repro --cold → first exec: ${k.coldMs} ms`);
+  k.saveMedianMs = median(k.saveMs);
+  k.bytesMedianMiB = round(median(k.bytes) / 2 ** 20, 1);
+  k.bytesOverRam = round(median(k.bytes) / (1024 * 2 ** 20), 3);
+  k.restoreMedianMs = median(k.restoreMs);
+  k.coldOverRestore = round(k.coldMs / k.restoreMedianMs, 1);
+}
+
 async function checkpointSection() {
   const c = results.checkpoint;
   log('checkpoint: a restored guest after a setup step');
@@ -506,6 +561,14 @@ function table() {
       c.sharedHandoutMedianMs != null ? `${c.sharedHandoutMedianMs} ms (target ≤ 50 ms: ${c.sharedHandoutMedianMs <= 50 ? 'met' : 'NOT met'})` : '-',
     ],
     [
+      'saveCapsule() of a 1 GiB guest (median)',
+      results.capsule.saveMedianMs != null ? `${results.capsule.saveMedianMs} ms, ${results.capsule.bytesMedianMiB} MiB on disk = ${results.capsule.bytesOverRam}× its RAM` : '-',
+    ],
+    [
+      'kvmtest repro → first exec: restore / cold boot of its disk',
+      results.capsule.restoreMedianMs != null ? `${results.capsule.restoreMedianMs} ms / ${results.capsule.coldMs} ms: restore ${results.capsule.coldOverRestore}× faster, processes kept` : '-',
+    ],
+    [
       'fresh clones per minute (clone, true, dispose)',
       c.clonesPerMinute != null ? `${c.poolClonesPerMinute} with a pool of one, ${c.onDemandClonesPerMinute} on demand (target ≥ 100: ${c.clonesPerMinute >= 100 ? 'met' : 'NOT met'})` : '-',
     ],
@@ -534,6 +597,7 @@ async function main() {
     await bootSection();
     await manyRestored();
     await checkpointSection();
+    await capsuleSection(tmp);
     await sshSection(tmp);
   } catch (error) {
     failure = error;
