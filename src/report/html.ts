@@ -202,7 +202,7 @@ a{color:inherit}a:focus-visible,summary:focus-visible{outline:3px solid #0969da;
 .cell{border:1px solid var(--line);border-radius:.4rem;margin:.5rem 0;background:var(--panel)}.cell summary{cursor:pointer;padding:.5rem .7rem}.cell details>*:not(summary){margin-inline:.7rem}
 .id{font-weight:600;word-break:break-all}.timeline{display:flex;height:.9rem;background:var(--line);border-radius:.2rem;overflow:hidden;margin:.3rem .7rem}
 .phase,.key{display:inline-block;height:100%}.key{width:.8rem;height:.8rem;vertical-align:middle;margin-right:.2rem;border-radius:.15rem}
-.boot{background:#6e7781}.node{background:#0969da}.push{background:#1f883d}.run{background:#8250df}.pull{background:#bf8700}.capsule{background:#cf222e}
+.boot{background:#6e7781}.node{background:#0969da}.push{background:#1f883d}.run{background:#8250df}.pull{background:#bf8700}.capsule{background:#1b7c83}
 .legend{font-size:.85rem;color:var(--muted);margin-top:0}.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 .cell .error{border-left:4px solid var(--failed);padding:.1rem .6rem;margin:.5rem 0}pre{background:var(--bg);border:1px solid var(--line);padding:.5rem;overflow:auto;max-height:24rem;white-space:pre-wrap;word-break:break-word;font-size:.85rem}
 .cases{list-style:none;padding:0}.case{border-top:1px solid var(--line);padding:.3rem 0}.case p{margin:.2rem 0}.message{font-family:ui-monospace,monospace;font-size:.9rem;white-space:pre-wrap;word-break:break-word}
