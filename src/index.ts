@@ -7,6 +7,8 @@ export { ExecResult } from './agent/exec.js';
 export type { HelloAnswer, OsRelease, TerminalSize } from './agent/protocol.js';
 export type { DroppedMember } from './agent/pull/extract.js';
 export type { PullOptions, PullResult } from './agent/transfer.js';
+export type { CapsuleFile, CapsuleManifest } from './capsule/manifest.js';
+export type { CapsuleInfo, CapsuleNotes } from './capsule/save.js';
 export {
   AbortedError,
   AgentError,
@@ -22,8 +24,6 @@ export {
   MachineError,
   ResultError,
 } from './errors.js';
-export type { CapsuleFile, CapsuleManifest } from './capsule/manifest.js';
-export type { CapsuleInfo, CapsuleNotes } from './capsule/save.js';
 export { boot } from './guest/boot.js';
 export type { Checkpoint, CheckpointBootOptions, CheckpointInfo } from './guest/checkpoint.js';
 export { Guest, type GuestExecOptions, type GuestInfo } from './guest/guest.js';
@@ -32,7 +32,22 @@ export { type Repro, type ReproOptions, reproCapsule } from './guest/repro.js';
 export type { GuestState } from './guest/state.js';
 export { defineConfig, type MatrixConfig } from './matrix/config.js';
 export { runMatrix } from './matrix/run.js';
-export type { AxisValue, CapsuleWhen, CaseStatus, CellAttempt, CellMatch, CellPhase, CellResult, CellSpec, CellStatus, MatrixEvent, MatrixOptions, MatrixReport, ReportTotals, TestCase } from './matrix/types.js';
+export type {
+  AxisValue,
+  CapsuleWhen,
+  CaseStatus,
+  CellAttempt,
+  CellMatch,
+  CellPhase,
+  CellResult,
+  CellSpec,
+  CellStatus,
+  MatrixEvent,
+  MatrixOptions,
+  MatrixReport,
+  ReportTotals,
+  TestCase,
+} from './matrix/types.js';
 export { type PoolOwner, type PoolOwnerOptions, startPoolOwner } from './pool/owner.js';
 export { GuestPool, type PoolOptions } from './pool/pool.js';
 export { type GuestSource, SharedGuestPool } from './pool/shared.js';

@@ -11,6 +11,7 @@ import { machineFor, qemuArch } from '../qemu/arch.js';
 import { parseResultFile } from '../results/file.js';
 import { LineSplitter } from '../util/lines.js';
 import { TailBuffer } from '../util/tail.js';
+import { saveCellCapsule, wantsCapsule } from './capsule.js';
 import { type HostNode, installHostNode } from './host-node.js';
 import type { ResolvedMatrixOptions } from './options.js';
 import type { AxisValue, CellAttempt, CellPhase, CellResult, CellSpec, MatrixOptions, TestCase } from './types.js';
@@ -90,35 +91,20 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     consoleLog = join(ctx.outDir, 'console.log');
     await copyFile(vm.info.consolePath, consoleLog).catch(() => (consoleLog = undefined));
   };
-  /** Saves the guest whole into <cell>/capsule when the cell's status asks for it (once), then it is gone. */
+  /** Saves the guest whole into <cell>/capsule when the cell's status asks for it (once); the guest goes. */
   const takeCapsule = async (status: CellAttempt['status']) => {
-    if (!vm || capsule || capsules === 'never' || (capsules === 'on-failure' && status === 'passed')) return;
-    if (vm.state !== 'running') {
-      capsule = { error: `no capsule: the guest had already ${vm.state === 'failed' ? 'failed' : 'stopped'}` };
-      return;
-    }
+    if (!vm || capsule || !wantsCapsule(capsules, status)) return;
     ctx.onPhase('capsule');
     const t = performance.now();
-    const dir = join(dirname(ctx.outDir), 'capsule');
-    try {
-      await rm(dir, { recursive: true, force: true });
-      const info = await vm.saveCapsule(dir, {
-        notes: {
-          cell: { id: cell.id, status, attempt: ctx.attempt },
-          command: ctx.options.run,
-          env: runEnv,
-          ...(ctx.options.cwd ? { cwd: ctx.options.cwd } : {}),
-          durations: phaseDurations(durations, running),
-        },
-        ...(outer ? { signal: outer } : {}),
-      });
-      capsule = { dir, bytes: info.bytes, tookMs: Math.round(info.tookMs) };
-    } catch (caught) {
-      capsule = { error: asKvmtestError(caught).message };
-      debug('%s: no capsule: %s', cell.id, capsule.error);
-    } finally {
-      durations.capsule = Math.round(performance.now() - t);
-    }
+    const notes = {
+      cell: { id: cell.id, status, attempt: ctx.attempt },
+      command: ctx.options.run,
+      env: runEnv,
+      ...(ctx.options.cwd ? { cwd: ctx.options.cwd } : {}),
+      durations: phaseDurations(durations, running),
+    };
+    capsule = await saveCellCapsule(vm, dirname(ctx.outDir), notes, outer);
+    durations.capsule = Math.round(performance.now() - t);
   };
   const runEnv = cellEnv(cell, ctx.options.env, ctx.attempt);
   /** The phase in progress (a timeout's capsule is taken during it). */
