@@ -43,7 +43,7 @@ CREDIT_WINDOW = 4 << 20  # stdin/push bytes the host may have sent and we not ye
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_MESSAGE = 4000  # keeps error/log headers far below MAX_HEADER
 ERROR_CODES = ("ENOENT", "EACCES", "ENOTDIR", "EISDIR", "ENOSPC", "EINVAL", "EBADTAR", "EIO")  # every code an error frame may carry
-REQUESTS = ("hello", "ping", "identity", "exec", "stdin", "stdin-end", "signal", "resize", "push", "data", "end", "pull")
+REQUESTS = ("hello", "ping", "identity", "exec", "stdin", "stdin-end", "signal", "resize", "push", "data", "end", "pull", "copy-in")
 # ---- end of the shared block
 
 OUTBOX_LIMIT = 64  # queued bulk frames before producers block: a flood slows down, memory stays bounded
@@ -691,6 +691,142 @@ def raise_error(exc):
     raise exc
 
 
+class CopyIn(Request):
+    """Copies in what the host attached as a disk (a bulk push): a read-only ext2 image of a tree,
+    mounted and copied into dest; or a file attached as itself, of which `bytes` are copied. The disk
+    is the virtio-scsi target `target` on the controller present from boot; unmounted before `done`,
+    so the host can detach it."""
+
+    DEVICE_TIMEOUT = 30.0
+
+    def __init__(self, agent, gen, rid, req):
+        Request.__init__(self, agent, gen, rid)
+        self.target, self.kind, self.dest, self.size = req.get("target"), req.get("kind"), req.get("dest"), req.get("bytes")
+        self.mode = req.get("mode", 0o644)
+        self.view = req.get("view") is True
+        if not (type(self.mode) is int and 0 <= self.mode <= 0o7777):
+            raise AgentError("EINVAL", "copy-in mode must be permission bits")
+        if not (type(self.target) is int and 1 <= self.target <= 255):  # bool is an int in Python: not a target
+            raise AgentError("EINVAL", "copy-in needs a target from 1 to 255")
+        if not isinstance(self.dest, str) or not self.dest.startswith("/"):
+            raise AgentError("EINVAL", "copy-in needs an absolute dest")
+        if self.kind not in ("file", "dir"):
+            raise AgentError("EINVAL", "copy-in kind must be 'file' or 'dir'")
+        if self.kind == "file" and not (type(self.size) is int and self.size >= 0):
+            raise AgentError("EINVAL", "copy-in of a file needs its bytes")
+        self.proc = None
+        self.aborted = False
+
+    def start(self):
+        spawn(self._run, "copy-in-%d" % self.rid)
+
+    def abort(self):
+        self.aborted = True
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    def _device(self):
+        if shutil_which("modprobe"):  # udev loads it on the first SCSI disk; not every guest runs udev
+            subprocess.call(["modprobe", "-q", "sd_mod"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started, rescanned = time.monotonic(), False
+        while not self.aborted:
+            hosts = glob.glob("/sys/bus/virtio/drivers/virtio_scsi/virtio*/host*")
+            for host in hosts:
+                n = os.path.basename(host)[4:]
+                for block in glob.glob("%s/target%s:0:%d/%s:0:%d:0/block/*" % (host, n, self.target, n, self.target)):
+                    dev = "/dev/" + os.path.basename(block)
+                    if os.path.exists(dev):
+                        return dev
+            elapsed = time.monotonic() - started
+            if elapsed > 2 and not rescanned:
+                rescanned = True  # a hot-plug event missed: ask each virtio-scsi host for the target
+                for host in hosts:
+                    try:
+                        with open("/sys/class/scsi_host/%s/scan" % os.path.basename(host), "w") as f:
+                            f.write("0 %d 0" % self.target)
+                    except OSError:
+                        pass
+            if elapsed > self.DEVICE_TIMEOUT:
+                raise AgentError("EIO", "the disk the host attached (scsi target %d) did not appear in %d s" % (self.target, self.DEVICE_TIMEOUT))
+            time.sleep(0.05)
+        raise AgentError("EIO", "copy-in aborted")
+
+    def _run(self):
+        try:
+            dev = self._device()
+            if self.kind == "file":
+                self._copy_file(dev)
+                flush_fs(os.path.dirname(self.dest))
+            elif self.view:
+                os.makedirs(self.dest, exist_ok=True)
+                self._call(["mount", "-t", "ext2", "-o", "ro,nodev,nosuid", dev, self.dest], "mount")
+            else:
+                self._copy_tree(dev)
+                flush_fs(self.dest)
+            self.finish("done")
+        except Exception as e:
+            self.fail(e, "copy-in %s" % self.dest)
+
+    def _copy_file(self, dev):
+        parent = os.path.dirname(self.dest)
+        if os.path.isdir(self.dest):
+            raise AgentError("EISDIR", "is a directory: %s" % self.dest)
+        os.makedirs(parent, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".kvmtest-")
+        try:
+            with open(dev, "rb", buffering=0) as src:
+                left = self.size
+                while left > 0 and not self.aborted:
+                    data = src.read(min(left, 4 * 1024 * 1024))
+                    if not data:
+                        raise AgentError("EIO", "the attached disk ended %d bytes early" % left)
+                    write_all(fd, data)
+                    left -= len(data)
+            os.close(fd)
+            fd = None
+            os.chmod(tmp, self.mode)
+            os.rename(tmp, self.dest)  # atomic, as a streamed push
+            tmp = None
+        finally:
+            if fd is not None:
+                os.close(fd)
+            if tmp is not None:
+                os.unlink(tmp)
+
+    def _copy_tree(self, dev):
+        if os.path.lexists(self.dest) and not os.path.isdir(self.dest):
+            raise AgentError("ENOTDIR", "not a directory: %s" % self.dest)
+        os.makedirs(self.dest, exist_ok=True)
+        mnt = tempfile.mkdtemp(prefix="kvmtest-copy-in-")
+        try:
+            self._call(["mount", "-t", "ext2", "-o", "ro,nodev,nosuid,noexec", dev, mnt], "mount")
+            try:
+                # a copy, not a view: the files are the guest's, root's, with their modes, links and hard links
+                self._call(["cp", "-a", "--no-preserve=ownership", mnt + "/.", self.dest], "copy")
+            finally:
+                self._call(["umount", mnt], "umount")
+        finally:
+            os.rmdir(mnt)
+
+    def _call(self, argv, what):
+        if self.aborted:
+            raise AgentError("EIO", "copy-in aborted")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, err = self.proc.communicate()
+        code, self.proc = self.proc.returncode, None
+        if code != 0:
+            text = err.decode("utf-8", "replace").strip()
+            raise AgentError("ENOSPC" if "No space left" in text else "EIO", "%s failed (%d): %s" % (what, code, text[-1000:]))
+
+
+def shutil_which(name):
+    for d in os.environ.get("PATH", DEFAULT_PATH).split(":") + ["/sbin", "/usr/sbin"]:
+        if os.access(os.path.join(d, name), os.X_OK):
+            return True
+    return False
+
+
 class Pull(Request):
     """Streams a file, or a directory's contents, as a pax tar."""
 
@@ -926,8 +1062,8 @@ class Agent:
         try:
             if t not in REQUESTS:
                 raise AgentError("EINVAL", "unknown request type: %s" % t)
-            if t in ("exec", "push", "pull"):
-                return self._start(gen, rid, {"exec": Exec, "push": Push, "pull": Pull}[t], header)
+            if t in ("exec", "push", "pull", "copy-in"):
+                return self._start(gen, rid, {"exec": Exec, "push": Push, "pull": Pull, "copy-in": CopyIn}[t], header)
             getattr(self, "on_" + t.replace("-", "_"))(gen, rid, header, body)
         except Exception as e:
             err = to_agent_error(e, t)

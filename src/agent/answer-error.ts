@@ -7,6 +7,7 @@ export function answerError(t: RequestType, answer: ErrorAnswer): KvmtestError {
     case 'exec':
       return answer.code === 'ENOENT' ? kvmtestError('COMMAND_NOT_FOUND', `${answer.message} (in the guest)`) : kvmtestError('GUEST_IO', `exec failed in the guest: ${answer.code}: ${answer.message}`);
     case 'push':
+    case 'copy-in':
     case 'pull':
       if (answer.code === 'EBADTAR') return kvmtestError('UNSAFE_ARCHIVE', `the guest refused the archive: ${answer.message}`);
       return kvmtestError('GUEST_IO', `${answer.code}: ${answer.message} (in the guest)`);

@@ -87,6 +87,21 @@ export interface PushRequest {
   dest: string;
   kind: TransferKind;
 }
+/**
+ * A bulk push through a disk the host attached (virtio-scsi target `target`): `dir`, a read-only ext2
+ * image of the tree, mounted and copied into dest; `file`, the file itself, of which `bytes` are copied.
+ */
+export interface CopyInRequest {
+  t: 'copy-in';
+  id: number;
+  target: number;
+  kind: TransferKind;
+  dest: string;
+  bytes?: number;
+  mode?: number;
+  /** `dir` only: mount the image read-only at dest and leave it (a view), instead of copying. */
+  view?: boolean;
+}
 export interface PullRequest {
   t: 'pull';
   id: number;
@@ -101,7 +116,20 @@ export interface EndFrame {
   id: number;
 }
 
-export type HostMessage = HelloRequest | PingRequest | IdentityRequest | ExecRequest | StdinData | StdinEnd | SignalRequest | ResizeRequest | PushRequest | PullRequest | DataFrame | EndFrame;
+export type HostMessage =
+  | HelloRequest
+  | PingRequest
+  | IdentityRequest
+  | ExecRequest
+  | StdinData
+  | StdinEnd
+  | SignalRequest
+  | ResizeRequest
+  | PushRequest
+  | CopyInRequest
+  | PullRequest
+  | DataFrame
+  | EndFrame;
 // the host's frame types are exactly the list the agent serves (shared.ts): a type error otherwise
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
@@ -192,6 +220,7 @@ export interface Exchanges {
   exec: { request: ExecRequest; answers: Started | OutputFrame | Consumed | Exit | ErrorAnswer; follow: StdinData | StdinEnd | SignalRequest | ResizeRequest; ends: 'exit' };
   push: { request: PushRequest; answers: Consumed | Done | ErrorAnswer; follow: DataFrame | EndFrame; ends: 'done' };
   pull: { request: PullRequest; answers: PullStart | DataFrame | EndFrame | ErrorAnswer; follow: never; ends: 'end' };
+  'copy-in': { request: CopyInRequest; answers: Done | ErrorAnswer; follow: never; ends: 'done' };
 }
 export type RequestType = keyof Exchanges;
 /** The request's own fields (the client adds `t` and `id`). */
@@ -210,6 +239,7 @@ export const EXCHANGES: { readonly [T in RequestType]: { readonly answers: reado
   exec: { answers: ['started', 'stdout', 'stderr', 'consumed', 'exit', 'error'], ends: 'exit' },
   push: { answers: ['consumed', 'done', 'error'], ends: 'done' },
   pull: { answers: ['pull-start', 'data', 'end', 'error'], ends: 'end' },
+  'copy-in': { answers: ['done', 'error'], ends: 'done' },
 };
 
 /** A decoded frame: the JSON header plus its (possibly empty) body. */

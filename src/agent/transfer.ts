@@ -1,7 +1,7 @@
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import * as tar from 'tar';
+import { execa } from 'execa';
 import { KvmtestError, kvmtestError } from '../errors.js';
 import type { AgentClient, Exchange } from './client.js';
 import { CreditWindow } from './credit.js';
@@ -9,10 +9,7 @@ import { CHUNK_BYTES, type TransferKind } from './protocol.js';
 import { DEFAULT_LIMITS, type DroppedMember, type PullLimits, TreeExtractor } from './pull/extract.js';
 import { finalTarget, makeStage, moveIntoPlace, prepareDestination, removeMade, removeStage } from './pull/place.js';
 
-/** 1024 zero bytes: a tar archive with no members (node-tar refuses to create one). */
-const EMPTY_TAR = Buffer.alloc(1024);
-
-/** Copies a host file or directory to `dest` in the guest as a tar stream; modes are kept. */
+/** Copies a host file or directory to `dest` in the guest as a tar stream (the host's GNU tar); modes are kept. */
 export async function push(client: AgentClient, source: string, dest: string): Promise<void> {
   assertGuestPath(dest, 'push destination');
   const info = await stat(source).catch((error: NodeJS.ErrnoException) => {
@@ -20,7 +17,6 @@ export async function push(client: AgentClient, source: string, dest: string): P
   });
   const kind: TransferKind = info.isDirectory() ? 'dir' : 'file';
   if (kind === 'file' && !info.isFile()) throw kvmtestError('INVALID_OPTION', `cannot push ${source}: only regular files and directories can be pushed`);
-  const [cwd, entries] = kind === 'dir' ? [source, await readdir(source)] : [dirname(source), [basename(source)]];
 
   const credit = new CreditWindow(); // paced by the agent's `consumed` frames
   const exchange = client.request('push', { dest, kind }, { onFrame: ({ header }) => header.t === 'consumed' && credit.grant(header.bytes) });
@@ -35,20 +31,35 @@ export async function push(client: AgentClient, source: string, dest: string): P
     if (refused) throw refused;
     await exchange.send({ t: 'data' }, chunk);
   };
+  const archive = tarStream(source, kind);
   try {
-    if (entries.length === 0) await send(EMPTY_TAR);
-    else {
-      const archive = tar.create({ cwd, portable: true }, entries);
-      for await (const chunk of archive as AsyncIterable<Buffer>) {
-        for (let at = 0; at < chunk.length; at += CHUNK_BYTES) await send(chunk.subarray(at, at + CHUNK_BYTES));
-      }
+    for await (const chunk of archive.stdout as AsyncIterable<Buffer>) {
+      for (let at = 0; at < chunk.length; at += CHUNK_BYTES) await send(chunk.subarray(at, at + CHUNK_BYTES));
     }
+    const result = await archive;
+    if (result.exitCode !== 0) throw kvmtestError('HOST_IO', `cannot push ${source}: tar: ${new TextDecoder().decode(result.stderr).trim().split('\n').slice(-2).join(' ')}`);
     await exchange.send({ t: 'end' });
     await exchange;
   } catch (error) {
+    archive.kill();
     exchange.close();
     throw error;
   }
+}
+
+/**
+ * The host's GNU tar writing a push's archive to its stdout: names as bytes (a name that is not UTF-8
+ * is still pushed), hard links as links, holes as holes, owner root; member names start with './'.
+ */
+function tarStream(source: string, kind: TransferKind) {
+  const [cwd, member] = kind === 'dir' ? [source, '.'] : [dirname(source), `./${basename(source)}`];
+  return execa('tar', ['--create', '--file=-', '--format=gnu', '--sparse', '--numeric-owner', '--owner=0', '--group=0', `--directory=${cwd}`, '--', member], {
+    buffer: { stdout: false, stderr: true },
+    reject: false,
+    stdin: 'ignore',
+    encoding: 'buffer',
+    lines: false,
+  });
 }
 
 export interface PullOptions extends Partial<PullLimits> {
@@ -154,7 +165,7 @@ function pullLimits(options: PullOptions): PullLimits {
   return limits;
 }
 
-function assertGuestPath(path: string, what: string): void {
+export function assertGuestPath(path: string, what: string): void {
   if (typeof path !== 'string' || !path.startsWith('/')) {
     throw kvmtestError('INVALID_OPTION', `Expected the ${what} to be an absolute path in the guest, got ${JSON.stringify(path)}`);
   }

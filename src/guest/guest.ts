@@ -2,7 +2,9 @@ import createDebug from 'debug';
 import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
 import { type ExecOptions, type ExecResult, GuestProcess } from '../agent/exec.js';
 import type { HelloAnswer } from '../agent/protocol.js';
-import { type PullOptions, type PullResult, pull, push } from '../agent/transfer.js';
+import { assertGuestPath, type PullOptions, type PullResult, pull, push } from '../agent/transfer.js';
+import { mountTree } from '../attach/mount.js';
+import { choosePushPath, describeSource, mke2fsPath, type PushVia, pushByDisk } from '../attach/push.js';
 import type { CapsuleInfo, CapsuleNotes } from '../capsule/save.js';
 import { KvmtestError, kvmtestError } from '../errors.js';
 import type { Accel } from '../host/accel.js';
@@ -108,11 +110,37 @@ export class Guest implements AsyncDisposable {
     return this.start(argv, options, true);
   }
 
-  /** Copies a host file or directory into the guest (dest is the path it becomes). */
-  async push(source: string, dest: string): Promise<void> {
+  /**
+   * Copies a host file or directory into the guest (dest is the path it becomes). Large ones (16 MiB,
+   * or 256 entries) go by disk: the file itself, or an ext2 image of the tree, hot-plugged read-only
+   * and copied in by the agent, then detached; small ones stream over the agent's link. `via` forces one.
+   */
+  async push(source: string, dest: string, options: { via?: PushVia } = {}): Promise<void> {
     await this.relinking;
     this.assertRunning();
+    const via = options.via ?? 'auto';
+    if (!['auto', 'stream', 'disk'].includes(via)) throw kvmtestError('INVALID_OPTION', `Expected the "via" option to be 'auto', 'stream' or 'disk', got ${JSON.stringify(via)}`);
+    if (via !== 'stream') {
+      assertGuestPath(dest, 'push destination');
+      const what = await describeSource(source);
+      if (what && choosePushPath(via, what, Boolean(await mke2fsPath())) === 'disk') {
+        await pushByDisk(this.machine, source, dest, what).catch((error) => this.rethrow(error));
+        return;
+      }
+    }
     await push(this.agent, source, dest).catch((error) => this.rethrow(error));
+  }
+
+  /**
+   * Shows a host directory read-only at `dest` in the guest, as it is now: an ext2 image of it
+   * (made in the guest's private dir), hot-plugged and mounted. Faster than a push for a tree the
+   * guest only reads (fixtures, a toolchain); later host changes are not seen.
+   */
+  async mount(source: string, dest: string): Promise<void> {
+    await this.relinking;
+    this.assertRunning();
+    assertGuestPath(dest, 'mount point');
+    await mountTree(this.machine, source, dest).catch((error) => this.rethrow(error));
   }
 
   /**

@@ -76,6 +76,8 @@ export interface HostTools {
   iso: IsoTool;
   /** util-linux's setpriv, to give QEMU a parent-death signal; absent on hosts without it. */
   setpriv?: string;
+  /** e2fsprogs' mke2fs, to make a disk image of a pushed tree (bulk pushes); absent: pushes stream. */
+  mke2fs?: string;
 }
 
 /** Finds QEMU, qemu-img and an ISO tool; throws with the install command for the first missing one. */
@@ -87,7 +89,9 @@ export async function findTools(): Promise<HostTools> {
   if (!qemuImg) throw kvmtestError('QEMU_IMG_NOT_FOUND', `qemu-img is not on PATH. Install it: ${installHint('qemu-img')}`);
   const iso = await findIsoTool();
   const setpriv = await which('setpriv');
-  return { qemu, qemuImg, iso, ...(setpriv ? { setpriv } : {}) };
+  // a user's PATH often lacks the sbin dirs where e2fsprogs lives
+  const mke2fs = await which('mke2fs', `${process.env.PATH ?? ''}${delimiter}/usr/sbin${delimiter}/sbin`);
+  return { qemu, qemuImg, iso, ...(setpriv ? { setpriv } : {}), ...(mke2fs ? { mke2fs } : {}) };
 }
 
 export async function findIsoTool(): Promise<IsoTool> {

@@ -1,7 +1,10 @@
 import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { mountImage } from '../attach/mount.js';
+import { mke2fsPath } from '../attach/push.js';
+import { toolchainImage } from '../attach/toolchain.js';
 import { kvmtestError } from '../errors.js';
-import type { Guest } from '../guest/guest.js';
+import { type Guest, machineOf } from '../guest/guest.js';
 import { DEFAULT_PATH } from '../protocol/shared.js';
 
 /** Where the host's Node.js goes in the guest; its bin/ is put first on PATH. */
@@ -26,20 +29,15 @@ export async function findHostNode(): Promise<HostNode> {
 }
 
 /**
- * Copies the host's node (and npm) into the guest under GUEST_NODE_PREFIX and checks that it runs
- * there; a guest whose C library is too old for it fails with NODE_UNSUPPORTED saying so.
+ * Puts the host's node (and npm) in the guest under GUEST_NODE_PREFIX and checks that it runs there:
+ * a cached read-only disk image of them mounted there (made once per node binary), or, on a host
+ * without mke2fs, a copy. A guest whose C library is too old fails with NODE_UNSUPPORTED saying so.
  * Returns the PATH to run commands with.
  */
 export async function installHostNode(vm: Guest, node: HostNode, signal?: AbortSignal): Promise<string> {
-  await vm.push(node.binary, `${GUEST_NODE_PREFIX}/bin/node`);
-  if (node.npmDir) {
-    await vm.push(node.npmDir, `${GUEST_NODE_PREFIX}/lib/node_modules/npm`);
-    const link = await vm.exec(
-      ['sh', '-c', `cd ${GUEST_NODE_PREFIX}/bin && ln -sf ../lib/node_modules/npm/bin/npm-cli.js npm && ln -sf ../lib/node_modules/npm/bin/npx-cli.js npx`],
-      signal ? { signal } : {},
-    );
-    if (!link.ok) throw kvmtestError('GUEST_IO', `could not link npm in the guest: ${link.stderr.trim()}`);
-  }
+  const mke2fs = await mke2fsPath();
+  if (mke2fs) await mountImage(machineOf(vm), await toolchainImage(mke2fs, node), GUEST_NODE_PREFIX);
+  else await copyHostNode(vm, node, signal);
   const check = await vm.exec([`${GUEST_NODE_PREFIX}/bin/node`, '--version'], signal ? { signal } : {});
   if (!check.ok || check.stdout.trim() !== node.version) {
     const libc = await vm.exec(['sh', '-c', 'ldd --version 2>&1 | head -n1'], signal ? { signal } : {}).then(
@@ -49,6 +47,19 @@ export async function installHostNode(vm: Guest, node: HostNode, signal?: AbortS
     throw kvmtestError('NODE_UNSUPPORTED', explainNodeFailure(node.version, check.stderr, libc));
   }
   return `${GUEST_NODE_PREFIX}/bin:${DEFAULT_PATH}`;
+}
+
+/** The copy, where no image can be made: node, npm, and npm's links. */
+async function copyHostNode(vm: Guest, node: HostNode, signal?: AbortSignal): Promise<void> {
+  await vm.push(node.binary, `${GUEST_NODE_PREFIX}/bin/node`);
+  if (node.npmDir) {
+    await vm.push(node.npmDir, `${GUEST_NODE_PREFIX}/lib/node_modules/npm`);
+    const link = await vm.exec(
+      ['sh', '-c', `cd ${GUEST_NODE_PREFIX}/bin && ln -sf ../lib/node_modules/npm/bin/npm-cli.js npm && ln -sf ../lib/node_modules/npm/bin/npx-cli.js npx`],
+      signal ? { signal } : {},
+    );
+    if (!link.ok) throw kvmtestError('GUEST_IO', `could not link npm in the guest: ${link.stderr.trim()}`);
+  }
 }
 
 /** Says why the host's node did not run in the guest, in words a user can act on. Pure. */

@@ -26,4 +26,4 @@ export const AGENT_MESSAGE_CHARS = 4000;
 /** Codes of the agent's `error` frames: errno-like, stable. */
 export const AGENT_ERROR_CODES = ['ENOENT', 'EACCES', 'ENOTDIR', 'EISDIR', 'ENOSPC', 'EINVAL', 'EBADTAR', 'EIO'] as const;
 /** Frame types the host sends and the agent serves. */
-export const HOST_FRAME_TYPES = ['hello', 'ping', 'identity', 'exec', 'stdin', 'stdin-end', 'signal', 'resize', 'push', 'data', 'end', 'pull'] as const;
+export const HOST_FRAME_TYPES = ['hello', 'ping', 'identity', 'exec', 'stdin', 'stdin-end', 'signal', 'resize', 'push', 'data', 'end', 'pull', 'copy-in'] as const;

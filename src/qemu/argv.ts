@@ -75,6 +75,8 @@ export const INCOMING_STATE_FD = 3;
 export const INCOMING_STATE_URI = `fd:${INCOMING_STATE_FD}`;
 /** The guest disk's top block node as the machine starts (a checkpoint adds nodes above it). */
 export const DISK_NODE = 'disk0';
+/** The virtio-scsi controller present from boot that bulk pushes attach their disks to. */
+export const ATTACH_BUS = 'attach0';
 /** The memory backend's id, named by `-machine memory-backend=`. */
 export const RAM_BACKEND_ID = 'ram0';
 
@@ -136,6 +138,9 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     // the id names the port in QMP's VSERPORT_CHANGE events: the agent closing it means the agent died
     '-device',
     `virtserialport,bus=vser0.0,chardev=agent0,name=${PORT_NAME},id=${AGENT_PORT_ID}`,
+    // bulk pushes hot-plug a disk here (a SCSI target, no PCI hot-plug), on clones of a snapshot too
+    '-device',
+    `virtio-scsi-pci,id=${ATTACH_BUS}`,
   ];
   if (spec.network === false) args.push('-nic', 'none');
   else {

@@ -13,6 +13,8 @@ import { AgentClient } from '../../src/agent/client.js';
 import { encodeFrame } from '../../src/agent/codec.js';
 import { GuestProcess } from '../../src/agent/exec.js';
 import { pull, push } from '../../src/agent/transfer.js';
+import { makeOddTree } from '../fixtures/odd-tree.js';
+import { treeDigest } from '../fixtures/tree-digest.js';
 
 let child: ChildProcess;
 let client: AgentClient;
@@ -98,6 +100,15 @@ describe('agent over stdio', () => {
     expect(statSync(join(work, 'back/run.sh')).mode & 0o777).toBe(0o755);
     expect(statSync(join(work, 'back/sub/empty')).isDirectory()).toBe(true);
     expect(readlinkSync(join(work, 'back/sub/link'))).toBe('blob.bin');
+  });
+
+  it('pushes a real project tree byte-exact: node_modules with @scope packages and .bin links, odd names, empty dirs, hard links, a sparse file', async () => {
+    const src = makeOddTree(join(work, 'odd'));
+    // node_modules itself: its top-level entries start with '@' (node-tar once read those as archives to append)
+    await push(client, join(src, 'node_modules'), join(work, 'odd-nm'));
+    expect(treeDigest(join(work, 'odd-nm'))).toBe(treeDigest(join(src, 'node_modules')));
+    await push(client, src, join(work, 'odd-in-guest'));
+    expect(treeDigest(join(work, 'odd-in-guest'))).toBe(treeDigest(src));
   });
 
   it('pulls an empty directory as an empty directory', async () => {

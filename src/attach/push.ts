@@ -1,0 +1,72 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import createDebug from 'debug';
+import { dir as tmpDir } from 'tmp-promise';
+import { kvmtestError } from '../errors.js';
+import { findTools } from '../host/tools.js';
+import type { Machine } from '../machine/machine.js';
+import { attachDisk } from './hotplug.js';
+import { makeTreeImage } from './image.js';
+import { type TreeStats, treeStats } from './tree.js';
+
+const debug = createDebug('kvmtest:attach');
+
+/** How a push travels: a tar stream over the agent's link, or a disk attached for it. */
+export type PushVia = 'auto' | 'stream' | 'disk';
+
+/** Above these a push goes by disk ('auto'): the link moves a few MiB/s under TCG, a disk far more. */
+export const DISK_THRESHOLD = { bytes: 16 * 2 ** 20, entries: 256 } as const;
+
+/** Which path a push of this size takes. Pure. */
+export function choosePushPath(via: PushVia, what: { kind: 'file' | 'dir'; bytes: number; entries: number }, canImage: boolean): 'stream' | 'disk' {
+  if (via !== 'auto') return via;
+  if (what.kind === 'file') return what.bytes >= DISK_THRESHOLD.bytes ? 'disk' : 'stream';
+  // a tree needs mke2fs: without it 'auto' streams ('disk' says what to install)
+  if (!canImage) return 'stream';
+  return what.bytes >= DISK_THRESHOLD.bytes || what.entries >= DISK_THRESHOLD.entries ? 'disk' : 'stream';
+}
+
+/** What a push source is, for choosing its path: a file's size, or a tree's entries and bytes. */
+export async function describeSource(source: string): Promise<{ kind: 'file' | 'dir'; bytes: number; entries: number; mode: number; tree?: TreeStats } | undefined> {
+  const info = await stat(source).catch(() => undefined);
+  // missing or special: the streamed push says why, with its code
+  if (!info || (!info.isDirectory() && !info.isFile())) return undefined;
+  if (!info.isDirectory()) return { kind: 'file', bytes: info.size, entries: 1, mode: info.mode & 0o7777 };
+  const tree = await treeStats(source);
+  return { kind: 'dir', bytes: tree.bytes, entries: tree.entries, mode: info.mode & 0o7777, tree };
+}
+
+/** Whether this host can make a tree's disk image (e2fsprogs' mke2fs). */
+export async function mke2fsPath(): Promise<string | undefined> {
+  return (await findTools()).mke2fs;
+}
+
+/**
+ * Pushes by disk: a file is attached as itself (read-only), a tree as an ext2 image made in a
+ * private temp dir; the agent copies it into `dest` (same result as a streamed push: the files are
+ * root's, modes, links and hard links kept), then the disk is detached and the image deleted,
+ * whether the copy worked or not.
+ */
+export async function pushByDisk(machine: Machine, source: string, dest: string, what: NonNullable<Awaited<ReturnType<typeof describeSource>>>): Promise<void> {
+  const started = performance.now();
+  const tmp = what.kind === 'dir' ? await tmpDir({ prefix: 'kvmtest-push-', unsafeCleanup: true, mode: 0o700 }) : undefined;
+  try {
+    let file = source;
+    if (tmp) {
+      const mke2fs = await mke2fsPath();
+      if (!mke2fs) throw kvmtestError('INVALID_OPTION', "a push by disk of a directory needs mke2fs (e2fsprogs): apt-get install e2fsprogs, or push with via: 'stream'");
+      file = join(tmp.path, 'tree.img');
+      await makeTreeImage(mke2fs, source, what.tree!, file);
+    }
+    const imaged = performance.now();
+    const attached = await attachDisk(machine, file);
+    try {
+      await machine.agent.request('copy-in', { target: attached.target, kind: what.kind, dest, ...(what.kind === 'file' ? { bytes: what.bytes, mode: what.mode } : {}) });
+    } finally {
+      await attached.detach();
+    }
+    debug('%s: pushed %s (%d entries, %d bytes) by disk in %d ms (image %d ms)', machine.name, source, what.entries, what.bytes, performance.now() - started, imaged - started);
+  } finally {
+    await tmp?.cleanup();
+  }
+}
