@@ -93,6 +93,7 @@ program
   .option('--fail-fast', 'stop at the first failing cell')
   .addOption(new Option('--node <which>', "'host' copies this Node.js into each guest, first on PATH").choices(['host', 'guest']))
   .option('--push <src:dest>', 'copy a host path into each guest (repeatable)', collect, [])
+  .option('--mount <dir:dest>', 'show a host directory read-only in each guest (a disk image of it; repeatable)', collect, [])
   .option('--collect <path>', 'guest file or directory to pull back; JUnit/TAP files are parsed (repeatable)', collect, [])
   .option('--env <name=value>', 'environment for the command (repeatable)', collect, [])
   .option('--cwd <dir>', 'working directory in the guest')

@@ -31,6 +31,7 @@ export interface MatrixFlags {
   failFast?: boolean;
   node?: 'host' | 'guest';
   push: string[];
+  mount: string[];
   collect: string[];
   env: string[];
   cwd?: string;
@@ -75,6 +76,16 @@ export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): 
       ...Object.fromEntries(
         flags.push.map((p) => {
           const c = parseCopySpec(p, '--push');
+          return [c.source, c.dest];
+        }),
+      ),
+    };
+  if (flags.mount.length > 0)
+    options.mounts = {
+      ...base.mounts,
+      ...Object.fromEntries(
+        flags.mount.map((p) => {
+          const c = parseCopySpec(p, '--mount');
           return [c.source, c.dest];
         }),
       ),

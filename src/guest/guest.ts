@@ -124,7 +124,8 @@ export class Guest implements AsyncDisposable {
       assertGuestPath(dest, 'push destination');
       const what = await describeSource(source);
       if (what && choosePushPath(via, what, Boolean(await mke2fsPath())) === 'disk') {
-        await pushByDisk(this.machine, source, dest, what).catch((error) => this.rethrow(error));
+        // QMP and the agent fail differently when QEMU dies mid-way: the machine's own cause wins
+        await pushByDisk(this.machine, source, dest, what).catch((error) => this.rethrow(this.machine.error ?? error));
         return;
       }
     }
@@ -140,7 +141,7 @@ export class Guest implements AsyncDisposable {
     await this.relinking;
     this.assertRunning();
     assertGuestPath(dest, 'mount point');
-    await mountTree(this.machine, source, dest).catch((error) => this.rethrow(error));
+    await mountTree(this.machine, source, dest).catch((error) => this.rethrow(this.machine.error ?? error));
   }
 
   /**

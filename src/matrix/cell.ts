@@ -147,6 +147,9 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
       path = await phase('node', () => installHostNode(vm!, hostNode, signal));
       about.node = hostNode.version;
     }
+    for (const [from, to] of Object.entries(ctx.options.mounts)) {
+      await phase('push', () => vm!.mount(resolve(ctx.options.projectDir, from), to));
+    }
     for (const [from, to] of Object.entries(ctx.options.push)) {
       await phase('push', () => vm!.push(resolve(ctx.options.projectDir, from), to));
     }

@@ -16,6 +16,7 @@ export interface ResolvedMatrixGrid extends MatrixGrid {
 export interface ResolvedMatrixOptions extends ResolvedMatrixGrid {
   run: string[] | string;
   push: Record<string, string>;
+  mounts: Record<string, string>;
   env: Record<string, string>;
   cwd: string | undefined;
   collect: string[];
@@ -57,6 +58,8 @@ export function resolveMatrixOptions(options: MatrixOptions): ResolvedMatrixOpti
   if (!runOk) invalid('run', 'a command: an array of strings or a shell string', run);
   const push = stringRecord(options.push, 'push', 'host path → guest path');
   for (const dest of Object.values(push)) if (!dest.startsWith('/')) invalid('push', 'an object whose destinations are absolute guest paths', options.push);
+  const mounts = stringRecord(options.mounts, 'mounts', 'host directory → guest path');
+  for (const dest of Object.values(mounts)) if (!dest.startsWith('/')) invalid('mounts', 'an object whose mount points are absolute guest paths', options.mounts);
   const env = stringRecord(options.env, 'env', 'name → value');
   const collect = options.collect ?? [];
   if (!Array.isArray(collect) || !collect.every((p) => typeof p === 'string' && p.startsWith('/'))) invalid('collect', 'an array of absolute guest paths', collect);
@@ -91,6 +94,7 @@ export function resolveMatrixOptions(options: MatrixOptions): ResolvedMatrixOpti
     ...grid,
     run,
     push,
+    mounts,
     env,
     cwd: options.cwd,
     collect,

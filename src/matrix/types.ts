@@ -21,6 +21,11 @@ export interface MatrixOptions {
   exclude?: CellMatch[];
   /** Host path → guest path, copied in before the run. Relative host paths resolve against `cwd`. */
   push?: Record<string, string>;
+  /**
+   * Host path → guest path, shown read-only in each guest (an ext2 image of the directory, made once
+   * per cell and mounted): faster than a push for fixtures or toolchains the run only reads.
+   */
+  mounts?: Record<string, string>;
   /** 'host': the host's own Node.js (binary and npm) goes into each guest, first on PATH. 'guest' (default): whatever the image has. */
   node?: 'host' | 'guest';
   /** The command: an argv array, or a string run by /bin/sh -c. */

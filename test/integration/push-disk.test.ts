@@ -2,14 +2,16 @@
  * Bulk pushes by disk on a real guest restored from a snapshot: an ext2 image of the tree (or the
  * file itself) hot-plugged on the virtio-scsi controller present from boot, copied in by the agent,
  * detached. Both paths give the same tree byte for byte (odd names, @scope packages, hard links,
- * holes); a push into a full disk fails with a coded error and leaves no device attached.
+ * holes); a push into a full disk fails with a coded error and leaves no device attached. Read-only
+ * views: Guest.mount, and node: 'host' from the cached toolchain disk in a matrix.
  */
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { boot, type Guest } from '../../src/index.js';
+import { cacheDir } from '../../src/host/paths.js';
+import { boot, type Guest, runMatrix } from '../../src/index.js';
 import { makeOddTree } from '../fixtures/odd-tree.js';
 import { TREE_DIGEST_SCRIPT, treeDigest } from '../fixtures/tree-digest.js';
 import { sha256File } from './helpers.js';
@@ -68,6 +70,37 @@ describe('push by disk', () => {
     // the next push attaches again (the target is free) and works
     await vm.push(join(work, 'odd'), '/root/again', { via: 'disk' });
     expect(await guestDigest('/root/again')).toBe(treeDigest(join(work, 'odd')));
+  });
+});
+
+describe('read-only views', () => {
+  it('Guest.mount shows a host directory read-only: the files are there, writes are refused', async () => {
+    const fixtures = join(work, 'fixtures');
+    makeOddTree(fixtures);
+    await vm.mount(fixtures, '/fixtures');
+    expect(await guestDigest('/fixtures')).toBe(treeDigest(fixtures));
+    const write = await vm.exec(['sh', '-c', 'echo x > /fixtures/new 2>&1; echo $?']);
+    expect(write.stdout).toMatch(/Read-only file system\n1\n$/);
+  });
+
+  it("a matrix with node: 'host' runs node --version in each cell from the cached toolchain disk, mounted read-only", async () => {
+    const report = await runMatrix({
+      capsule: 'never',
+      images: ['debian-12'],
+      vary: { n: [1, 2] },
+      node: 'host',
+      run: 'node --version && findmnt -n -o FSTYPE,OPTIONS /opt/kvmtest/node',
+      concurrency: 1,
+      outDir: join(work, 'node-matrix'),
+    });
+    for (const cell of report.cells) {
+      expect(cell.status, cell.stderrTail).toBe('passed');
+      const [version, mount] = cell.stdoutTail.split('\n');
+      expect(version).toBe(process.version);
+      expect(mount).toMatch(/^ext2\s+ro,/);
+    }
+    // one image per node binary, made once and kept in the cache
+    expect(readdirSync(join(cacheDir(), 'toolchains')).filter((f) => f.startsWith(`node-${process.version}-`) && f.endsWith('.img'))).toHaveLength(1);
   });
 });
 
