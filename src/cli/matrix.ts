@@ -70,26 +70,8 @@ export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): 
   if (flags.retries) options.retries = Number(flags.retries);
   if (flags.failFast) options.failFast = true;
   if (flags.node) options.node = flags.node;
-  if (flags.push.length > 0)
-    options.push = {
-      ...base.push,
-      ...Object.fromEntries(
-        flags.push.map((p) => {
-          const c = parseCopySpec(p, '--push');
-          return [c.source, c.dest];
-        }),
-      ),
-    };
-  if (flags.mount.length > 0)
-    options.mounts = {
-      ...base.mounts,
-      ...Object.fromEntries(
-        flags.mount.map((p) => {
-          const c = parseCopySpec(p, '--mount');
-          return [c.source, c.dest];
-        }),
-      ),
-    };
+  if (flags.push.length > 0) options.push = { ...base.push, ...copyMap(flags.push, '--push') };
+  if (flags.mount.length > 0) options.mounts = { ...base.mounts, ...copyMap(flags.mount, '--mount') };
   if (flags.collect.length > 0) options.collect = flags.collect;
   if (flags.env.length > 0) options.env = { ...base.env, ...parseEnv(flags.env) };
   if (flags.cwd) options.cwd = flags.cwd;
@@ -104,6 +86,16 @@ export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): 
   if (!options.images) throw kvmtestError('INVALID_OPTION', 'kvmtest matrix needs images: --image debian-12 (repeatable), or "images" in kvmtest.config.ts');
   if (!options.run) throw kvmtestError('INVALID_OPTION', 'kvmtest matrix needs a command: after --, or "run" in kvmtest.config.ts');
   return options as MatrixConfig;
+}
+
+/** Repeated SRC:DEST flags as a host path → guest path map. Pure. */
+function copyMap(specs: string[], flag: string): Record<string, string> {
+  return Object.fromEntries(
+    specs.map((spec) => {
+      const { source, dest } = parseCopySpec(spec, flag);
+      return [source, dest];
+    }),
+  );
 }
 
 /** The reporters to use: as asked, plus github under GitHub Actions. */
