@@ -704,6 +704,7 @@ class CopyIn(Request):
         self.target, self.kind, self.dest, self.size = req.get("target"), req.get("kind"), req.get("dest"), req.get("bytes")
         self.mode = req.get("mode", 0o644)
         self.view = req.get("view") is True
+        self.writable = req.get("writable") is True
         if not (type(self.mode) is int and 0 <= self.mode <= 0o7777):
             raise AgentError("EINVAL", "copy-in mode must be permission bits")
         if not (type(self.target) is int and 1 <= self.target <= 255):  # bool is an int in Python: not a target
@@ -758,6 +759,8 @@ class CopyIn(Request):
             if self.kind == "file":
                 self._copy_file(dev)
                 flush_fs(os.path.dirname(self.dest))
+            elif self.view and self.writable:
+                self._mount_overlay(dev)
             elif self.view:
                 os.makedirs(self.dest, exist_ok=True)
                 self._call(["mount", "-t", "ext2", "-o", "ro,nodev,nosuid", dev, self.dest], "mount")
@@ -767,6 +770,22 @@ class CopyIn(Request):
             self.finish("done")
         except Exception as e:
             self.fail(e, "copy-in %s" % self.dest)
+
+    def _mount_overlay(self, dev):
+        # the image read-only underneath, the guest's writes in an upper dir on its own disk (overlayfs)
+        top = "/var/lib/kvmtest/views"
+        os.makedirs(top, exist_ok=True)
+        base = tempfile.mkdtemp(prefix="view-", dir=top)
+        lower, upper, work = (os.path.join(base, d) for d in ("lower", "upper", "work"))
+        for d in (lower, upper, work):
+            os.mkdir(d)
+        os.makedirs(self.dest, exist_ok=True)
+        self._call(["mount", "-t", "ext2", "-o", "ro,nodev,nosuid", dev, lower], "mount")
+        try:
+            self._call(["mount", "-t", "overlay", "overlay", "-o", "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work), self.dest], "mount the overlay")
+        except AgentError:
+            self._call(["umount", lower], "umount")
+            raise
 
     def _copy_file(self, dev):
         parent = os.path.dirname(self.dest)

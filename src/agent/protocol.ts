@@ -101,6 +101,8 @@ export interface CopyInRequest {
   mode?: number;
   /** `dir` only: mount the image read-only at dest and leave it (a view), instead of copying. */
   view?: boolean;
+  /** With `view`: an overlay at dest, the image beneath and the guest's writes on its own disk. */
+  writable?: boolean;
 }
 export interface PullRequest {
   t: 'pull';

@@ -14,11 +14,11 @@ let images = 0;
  * Mounts a disk image (ext2) read-only at `dest` in the guest: hot-plugged, mounted by the agent,
  * left attached until the machine stops (a toolchain, a fixture share).
  */
-export async function mountImage(machine: Machine, image: string, dest: string): Promise<void> {
+export async function mountImage(machine: Machine, image: string, dest: string, writable = false): Promise<void> {
   const started = performance.now();
   const attached = await attachDisk(machine, image);
   try {
-    await machine.agent.request('copy-in', { target: attached.target, kind: 'dir', dest, view: true });
+    await machine.agent.request('copy-in', { target: attached.target, kind: 'dir', dest, view: true, ...(writable ? { writable } : {}) });
   } catch (error) {
     await attached.detach();
     throw error;
@@ -27,10 +27,10 @@ export async function mountImage(machine: Machine, image: string, dest: string):
 }
 
 /** A host directory as a read-only view at `dest`: an ext2 image of it in the machine's private dir (it goes with the machine), mounted. */
-export async function mountTree(machine: Machine, source: string, dest: string): Promise<void> {
+export async function mountTree(machine: Machine, source: string, dest: string, writable = false): Promise<void> {
   const mke2fs = await mke2fsPath();
   if (!mke2fs) throw kvmtestError('INVALID_OPTION', 'a read-only mount of a host directory needs mke2fs (e2fsprogs): apt-get install e2fsprogs');
   const image = join(machine.dir, `mount-${++images}.img`);
   await makeTreeImage(mke2fs, source, await treeStats(source), image);
-  await mountImage(machine, image, dest);
+  await mountImage(machine, image, dest, writable);
 }

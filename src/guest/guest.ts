@@ -133,15 +133,16 @@ export class Guest implements AsyncDisposable {
   }
 
   /**
-   * Shows a host directory read-only at `dest` in the guest, as it is now: an ext2 image of it
-   * (made in the guest's private dir), hot-plugged and mounted. Faster than a push for a tree the
-   * guest only reads (fixtures, a toolchain); later host changes are not seen.
+   * Shows a host directory at `dest` in the guest, as it is now: an ext2 image of it (made in the
+   * guest's private dir), hot-plugged and mounted read-only; with `writable`, an overlay on it takes
+   * the guest's writes on the guest's own disk (the host's files never change). Faster than a push
+   * for a tree the guest mostly reads (fixtures, a toolchain); later host changes are not seen.
    */
-  async mount(source: string, dest: string): Promise<void> {
+  async mount(source: string, dest: string, options: { writable?: boolean } = {}): Promise<void> {
     await this.relinking;
     this.assertRunning();
     assertGuestPath(dest, 'mount point');
-    await mountTree(this.machine, source, dest).catch((error) => this.rethrow(this.machine.error ?? error));
+    await mountTree(this.machine, source, dest, options.writable === true).catch((error) => this.rethrow(this.machine.error ?? error));
   }
 
   /**

@@ -83,6 +83,20 @@ describe('read-only views', () => {
     expect(write.stdout).toMatch(/Read-only file system\n1\n$/);
   });
 
+  it("with writable: an overlay takes the guest's writes on its own disk; the host's files never change", async () => {
+    const fixtures = join(work, 'fixtures-rw');
+    makeOddTree(fixtures);
+    const before = treeDigest(fixtures);
+    await vm.mount(fixtures, '/fixtures-rw', { writable: true });
+    const r = await vm.exec([
+      'sh',
+      '-c',
+      'echo new > /fixtures-rw/new && echo changed > "/fixtures-rw/name with spaces.txt" && rm /fixtures-rw/original && cat /fixtures-rw/new "/fixtures-rw/name with spaces.txt" && findmnt -n -o FSTYPE /fixtures-rw',
+    ]);
+    expect(r.stdout.split('\n').map((l) => l.trim())).toEqual(['new', 'changed', 'overlay', '']);
+    expect(treeDigest(fixtures)).toBe(before);
+  });
+
   it("a matrix with node: 'host' runs node --version in each cell from the cached toolchain disk, mounted read-only", async () => {
     const report = await runMatrix({
       capsule: 'never',
