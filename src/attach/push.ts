@@ -1,7 +1,7 @@
-import { stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import createDebug from 'debug';
-import { dir as tmpDir } from 'tmp-promise';
 import { kvmtestError } from '../errors.js';
 import { findTools } from '../host/tools.js';
 import type { Machine } from '../machine/machine.js';
@@ -42,20 +42,21 @@ export async function mke2fsPath(): Promise<string | undefined> {
 }
 
 /**
- * Pushes by disk: a file is attached as itself (read-only), a tree as an ext2 image made in a
- * private temp dir; the agent copies it into `dest` (same result as a streamed push: the files are
+ * Pushes by disk: a file is attached as itself (read-only), a tree as an ext2 image made in the
+ * machine's private dir; the agent copies it into `dest` (same result as a streamed push: the files are
  * root's, modes, links and hard links kept), then the disk is detached and the image deleted,
  * whether the copy worked or not.
  */
 export async function pushByDisk(machine: Machine, source: string, dest: string, what: NonNullable<Awaited<ReturnType<typeof describeSource>>>): Promise<void> {
   const started = performance.now();
-  const tmp = what.kind === 'dir' ? await tmpDir({ prefix: 'kvmtest-push-', unsafeCleanup: true, mode: 0o700 }) : undefined;
+  // in the machine's private dir: if this process dies mid-push, the reaper removes it with the rest
+  const image = what.kind === 'dir' ? join(machine.dir, `push-${randomBytes(4).toString('hex')}.img`) : undefined;
   try {
     let file = source;
-    if (tmp) {
+    if (image) {
       const mke2fs = await mke2fsPath();
       if (!mke2fs) throw kvmtestError('INVALID_OPTION', "a push by disk of a directory needs mke2fs (e2fsprogs): apt-get install e2fsprogs, or push with via: 'stream'");
-      file = join(tmp.path, 'tree.img');
+      file = image;
       await makeTreeImage(mke2fs, source, what.tree!, file);
     }
     const imaged = performance.now();
@@ -67,6 +68,6 @@ export async function pushByDisk(machine: Machine, source: string, dest: string,
     }
     debug('%s: pushed %s (%d entries, %d bytes) by disk in %d ms (image %d ms)', machine.name, source, what.entries, what.bytes, performance.now() - started, imaged - started);
   } finally {
-    await tmp?.cleanup();
+    if (image) await rm(image, { force: true });
   }
 }
