@@ -1,7 +1,7 @@
 import createDebug from 'debug';
 import { kvmtestError } from '../errors.js';
 import type { Machine } from '../machine/machine.js';
-import { ATTACH_BUS } from '../qemu/argv.js';
+import { ATTACH_BUS, attachDevice, attachNode } from '../qemu/argv.js';
 import type { QmpEvent } from '../qemu/qmp.js';
 
 const debug = createDebug('kvmtest:attach');
@@ -24,14 +24,14 @@ export interface Attached {
  * from boot (QMP blockdev-add, then device_add scsi-hd): works on guests restored from a snapshot too.
  */
 export async function attachDisk(machine: Machine, file: string): Promise<Attached> {
-  const used = inUse.get(machine) ?? new Set<number>();
+  const used = inUse.get(machine) ?? new Set<number>([...machine.views.keys(), ...(machine.spec.attached ?? []).map((d) => d.target)]);
   inUse.set(machine, used);
   let target = 1;
   while (used.has(target)) target++;
   if (target > MAX_TARGET) throw kvmtestError('INVALID_OPTION', `${MAX_TARGET} disks are attached to ${machine.name} already`);
   used.add(target);
-  const node = `attach-${target}`;
-  const id = `attach-dev-${target}`;
+  const node = attachNode(target);
+  const id = attachDevice(target);
   const qmp = machine.qmp;
   let plugged = false;
   try {

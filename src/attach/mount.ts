@@ -23,6 +23,7 @@ export async function mountImage(machine: Machine, image: string, dest: string, 
     await attached.detach();
     throw error;
   }
+  machine.views.set(attached.target, { image, format: 'raw' });
   debug('%s: %s mounted at %s in %d ms', machine.name, image, dest, performance.now() - started);
 }
 

@@ -8,7 +8,7 @@ import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { kvmtestError } from '../errors.js';
-import { CAPSULE_FILES, type CapsuleFile, type CapsuleFileRole, type CapsuleManifest, damaged } from './manifest.js';
+import { attachedFileName, CAPSULE_FILES, type CapsuleFile, type CapsuleFileRole, type CapsuleManifest, damaged } from './manifest.js';
 
 /** Fast gzip: the stream is mostly the guest's touched pages; level 1 keeps the save near the disk's speed. */
 const GZIP_LEVEL = 1;
@@ -109,6 +109,21 @@ export async function verifyFiles(dir: string, manifest: CapsuleManifest): Promi
     paths[role] = path;
   }
   return paths;
+}
+
+/** Checks the mounted disks a capsule carries like its other files; returns them with their paths. */
+export async function verifyAttached(dir: string, manifest: CapsuleManifest): Promise<{ target: number; path: string }[]> {
+  const out: { target: number; path: string }[] = [];
+  for (const disk of manifest.attached ?? []) {
+    const name = attachedFileName(disk.target);
+    const path = join(dir, name);
+    const actual = await describeFile(path).catch((error: NodeJS.ErrnoException) => {
+      throw damaged(dir, `${name} ${error.code === 'ENOENT' ? 'is missing' : error.code === 'ELOOP' ? 'is a symbolic link' : 'cannot be read'}`);
+    });
+    if (actual.bytes !== disk.bytes || actual.sha256 !== disk.sha256) throw damaged(dir, `${name} is not the file the manifest names (its size or sha256 differs)`);
+    out.push({ target: disk.target, path });
+  }
+  return out;
 }
 
 /** Decompresses a capsule's state into a new private file; it must come to exactly `bytes` (else CAPSULE_DAMAGED). */

@@ -63,7 +63,16 @@ export interface CapsuleManifest {
   /** Uncompressed size of the state stream. */
   stateBytes: number;
   files: { state: CapsuleFile; disk: CapsuleFile; seed: CapsuleFile; console?: CapsuleFile; uefiVars?: CapsuleFile };
+  /** Read-only disks the guest had mounted (a toolchain, a view), each as `attach-<target>.qcow2` in the capsule. */
+  attached?: (CapsuleFile & { target: number })[];
 }
+
+/** The file of the disk a capsule's guest had on SCSI target `target`. */
+export function attachedFileName(target: number): string {
+  return `attach-${target}.qcow2`;
+}
+/** At most this many mounted disks travel in a capsule. */
+export const MAX_ATTACHED = 16;
 
 /** The manifest's bytes: keys in a fixed order, two-space indent. Pure. */
 export function renderManifest(manifest: CapsuleManifest): string {
@@ -151,6 +160,16 @@ export function checkManifest(value: unknown, dir = 'the capsule'): CapsuleManif
     if (entry === undefined && (role === 'console' || role === 'uefiVars')) continue;
     const file = record(entry) ?? bad(`files.${role}`, 'an object { bytes, sha256 }');
     if (!isInt(file.bytes, 0, Number.MAX_SAFE_INTEGER) || !isSha256(file.sha256)) bad(`files.${role}`, 'an object { bytes, sha256 }');
+  }
+  if (m.attached !== undefined) {
+    if (!Array.isArray(m.attached) || m.attached.length > MAX_ATTACHED) bad('attached', `an array of at most ${MAX_ATTACHED} disks`);
+    const targets = new Set<number>();
+    for (const [k, entry] of (m.attached as unknown[]).entries()) {
+      const disk = record(entry) ?? bad(`attached[${k}]`, 'an object { target, bytes, sha256 }');
+      if (!isInt(disk.target, 1, 255) || targets.has(disk.target)) bad(`attached[${k}].target`, 'a SCSI target from 1 to 255, each once');
+      targets.add(disk.target as number);
+      if (!isInt(disk.bytes, 0, Number.MAX_SAFE_INTEGER) || !isSha256(disk.sha256)) bad(`attached[${k}]`, 'an object { target, bytes, sha256 }');
+    }
   }
   if ((boot.firmware === 'uefi') !== (files.uefiVars !== undefined)) bad('files.uefiVars', 'present exactly when the machine boots with UEFI');
   for (const field of ['command', 'env', 'cwd', 'durations', 'cell'] as const) {

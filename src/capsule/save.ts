@@ -14,7 +14,7 @@ import { fileDigest } from '../snapshot/digest.js';
 import { saveState } from '../snapshot/migrate.js';
 import { CREATE_NEW, writeNoFollow } from '../util/no-follow.js';
 import { describeFile, writeCompressed } from './files.js';
-import { CAPSULE_FILES, CAPSULE_FORMAT, CAPSULE_KIND, type CapsuleManifest, MANIFEST_NAME, renderManifest, stateLimit } from './manifest.js';
+import { attachedFileName, CAPSULE_FILES, CAPSULE_FORMAT, CAPSULE_KIND, type CapsuleManifest, MANIFEST_NAME, renderManifest, stateLimit } from './manifest.js';
 
 const debug = createDebug('kvmtest:capsule');
 /** A save streams the guest's RAM once and compresses it: seconds; one that takes minutes is stuck. */
@@ -97,6 +97,12 @@ async function save(plan: CapsulePlan, machine: Machine, dir: string, notes: Cap
   });
   if (!written) throw kvmtestError('CAPSULE_FAILED', 'QEMU sent no state');
   await copyDisk(plan, machine.disk.path, files.disk);
+  const attached: NonNullable<CapsuleManifest['attached']> = [];
+  for (const [target, view] of machine.views) {
+    const file = join(dir, attachedFileName(target));
+    await convertCompressed(plan, { path: view.image, format: view.format }, file);
+    attached.push({ target, ...(await describeFile(file)) });
+  }
   await copyFile(machine.spec.seed, files.seed, constants.COPYFILE_EXCL);
   const boot = plan.bootMethod;
   const uefi = boot.kind === 'firmware' && boot.firmware === 'uefi';
@@ -139,6 +145,7 @@ async function save(plan: CapsulePlan, machine: Machine, dir: string, notes: Cap
       ...(hasConsole ? { console: await describeFile(consoleLog) } : {}),
       ...(uefi ? { uefiVars: await describeFile(join(dir, CAPSULE_FILES.uefiVars)) } : {}),
     },
+    ...(attached.length > 0 ? { attached } : {}),
   };
   await writeNoFollow(join(dir, MANIFEST_NAME), renderManifest(manifest), CREATE_NEW);
   let bytes = 0;
@@ -190,6 +197,12 @@ async function streamToBase(machine: Machine, basePath: string, signal: AbortSig
     if (onEvent) qmp.off('event', onEvent);
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** A mounted view's image (read-only, unchanged since it was attached) as a compressed qcow2 of its own. */
+async function convertCompressed(plan: CapsulePlan, from: { path: string; format: 'raw' | 'qcow2' }, to: string): Promise<void> {
+  const result = await execa(plan.tools.qemuImg, ['convert', '-U', '-c', '-f', from.format, '-O', 'qcow2', from.path, to], { reject: false });
+  if (result.exitCode !== 0) throw kvmtestError('CAPSULE_FAILED', `copying a mounted disk (${from.path}) failed: ${result.stderr.trim().split('\n').pop()}`);
 }
 
 /**

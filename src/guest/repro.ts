@@ -1,9 +1,9 @@
 import { open, rm, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import createDebug from 'debug';
 import { dir as tmpDir } from 'tmp-promise';
 import { hostQemu, incompatibility } from '../capsule/compat.js';
-import { decompressState, READ_NO_FOLLOW, verifyFiles } from '../capsule/files.js';
+import { decompressState, READ_NO_FOLLOW, verifyAttached, verifyFiles } from '../capsule/files.js';
 import { type CapsuleManifest, damaged, readManifest } from '../capsule/manifest.js';
 import { isKvmtestError, type KvmtestError, kvmtestError } from '../errors.js';
 import type { AccelRequest } from '../host/accel.js';
@@ -55,7 +55,9 @@ export async function reproCapsule(capsuleDir: string, options: ReproOptions = {
   const dir = resolve(capsuleDir);
   const manifest = await readManifest(dir);
   const files = await verifyFiles(dir, manifest);
-  await refuseDiskReferences(dir, files.disk!);
+  const attached = await verifyAttached(dir, manifest);
+  await refuseDiskReferences(dir, files.disk!, true);
+  for (const disk of attached) await refuseDiskReferences(dir, disk.path, false);
   const prep = await prepareBase(dir, manifest, options, files.uefiVars);
   const chain = baseChain(prep.base);
   if (options.cold) {
@@ -75,7 +77,10 @@ export async function reproCapsule(capsuleDir: string, options: ReproOptions = {
     const state = join(tmp.path, 'state.bin');
     prep.progress.phase('unpacking the state');
     await decompressState(dir, files.state!, state, manifest.stateBytes);
-    const { guest, machine } = await start({ ...prep, opts: { ...prep.opts, machineType: manifest.machine.type, ...(manifest.machine.ramBackend ? { ramBackend: true } : {}) } }, performance.now(), {
+    // the disks it had mounted are there from the start, on the same targets: the saved devices expect them
+    const views = attached.map((a) => ({ target: a.target, path: a.path, format: 'qcow2' as const }));
+    const opts = { ...prep.opts, machineType: manifest.machine.type, ...(manifest.machine.ramBackend ? { ramBackend: true } : {}), ...(views.length > 0 ? { attached: views } : {}) };
+    const { guest, machine } = await start({ ...prep, opts }, performance.now(), {
       incoming: { disk: files.disk!, chain, seed: files.seed!, state },
     });
     machine.afterStop(remove);
@@ -148,17 +153,20 @@ async function prepareBase(dir: string, manifest: CapsuleManifest, options: Repr
 }
 
 /**
- * The capsule's disk is opened by QEMU with its backing chain spelled out, so the backing file its
- * header names is never followed; an external data file would be (a host file read as the guest's disk): refused.
+ * The capsule's disks are opened by QEMU with their backing chains spelled out, so a backing file a
+ * header names is never followed (and a mounted disk may name none); an external data file would be
+ * (a host file read as the guest's disk): refused.
  */
-async function refuseDiskReferences(dir: string, disk: string): Promise<void> {
+async function refuseDiskReferences(dir: string, disk: string, backingAllowed: boolean): Promise<void> {
+  const name = basename(disk);
   const handle = await open(disk, READ_NO_FOLLOW);
   try {
     const head = Buffer.alloc(65536);
     const { bytesRead } = await handle.read(head, 0, head.length, 0);
     const refs = qcow2References(head.subarray(0, bytesRead));
-    if (!refs) throw damaged(dir, 'disk.qcow2 is not a qcow2 image');
-    if (refs.dataFile !== undefined) throw damaged(dir, `disk.qcow2 names an external data file ${JSON.stringify(refs.dataFile)}: refused`);
+    if (!refs) throw damaged(dir, `${name} is not a qcow2 image`);
+    if (refs.dataFile !== undefined) throw damaged(dir, `${name} names an external data file ${JSON.stringify(refs.dataFile)}: refused`);
+    if (!backingAllowed && refs.backingFile !== undefined) throw damaged(dir, `${name} names a backing file ${JSON.stringify(refs.backingFile)}: refused`);
   } finally {
     await handle.close();
   }

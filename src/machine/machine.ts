@@ -57,6 +57,11 @@ export class Machine {
    * nearest first. A checkpoint freezes the top into the chain and puts a new overlay above it.
    */
   disk: { node: string; path: string; chain: BackingLink[] };
+  /**
+   * Disks attached for good (read-only views: a toolchain, a mount) by SCSI target: part of the
+   * machine, so a capsule carries them and a checkpoint (whose receiver lacks them) refuses.
+   */
+  readonly views = new Map<number, { image: string; format: 'raw' | 'qcow2' }>();
 
   private constructor(parts: MachineParts, qemu: QemuHandle) {
     this.name = parts.spec.name;
@@ -69,6 +74,7 @@ export class Machine {
     this.fatal = new Promise<never>((_, reject) => (this.rejectFatal = reject));
     this.fatal.catch(() => {});
     this.disk = { node: DISK_NODE, path: parts.spec.disk, chain: parts.spec.backing };
+    for (const disk of parts.spec.attached ?? []) this.views.set(disk.target, { image: disk.path, format: disk.format });
     void qemu.exited.then((exit) => this.fail(exitError(exit, this.stage(), this.what)));
     this.unwatch.push(qemu.console.onFatal((verdict) => this.onVerdict(verdict)));
   }

@@ -21,6 +21,8 @@ export interface MachineOptions {
   cpu?: string;
   /** A versioned machine type (a capsule's); default the architecture's alias. */
   machineType?: string;
+  /** Read-only disks on the attach controller from the start (a capsule's mounted views). */
+  attached?: { target: number; path: string; format: 'raw' | 'qcow2' }[];
   /** The RAM in a named anonymous backend (a capsule saved from a guest whose RAM was a file); see MachineSpec.ramBackend. */
   ramBackend?: boolean;
   hostname?: string;
@@ -82,6 +84,7 @@ export function machineSpec(
     ...(plan.opts.cpu ? { cpuModel: plan.opts.cpu } : {}),
     ...(plan.opts.machineType ? { machineType: plan.opts.machineType } : {}),
     ...(plan.opts.ramBackend ? { ramBackend: true } : {}),
+    ...(plan.opts.attached?.length ? { attached: plan.opts.attached } : {}),
     cpus: plan.opts.cpus,
     memoryMiB: plan.opts.memoryMiB,
     disk,

@@ -46,6 +46,8 @@ export interface MachineSpec {
   sandbox?: boolean;
   /** Appended verbatim, for what kvmtest does not model. */
   extraArgs?: string[];
+  /** Read-only disks on the attach controller from the start (a restored capsule's mounted views), by SCSI target. */
+  attached?: { target: number; path: string; format: 'raw' | 'qcow2' }[];
   /**
    * The guest's RAM in this file instead of anonymous memory: `shared` for a snapshot template (its
    * writes land in the file, so a save need not carry the RAM), private copy-on-write for a clone
@@ -77,6 +79,13 @@ export const INCOMING_STATE_URI = `fd:${INCOMING_STATE_FD}`;
 export const DISK_NODE = 'disk0';
 /** The virtio-scsi controller present from boot that bulk pushes attach their disks to. */
 export const ATTACH_BUS = 'attach0';
+/** The block node and device ids of the disk on SCSI target `target` of the attach controller (hot-plugged or from the start alike). */
+export function attachNode(target: number): string {
+  return `attach-${target}`;
+}
+export function attachDevice(target: number): string {
+  return `attach-dev-${target}`;
+}
 /** The memory backend's id, named by `-machine memory-backend=`. */
 export const RAM_BACKEND_ID = 'ram0';
 
@@ -141,6 +150,19 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     // bulk pushes hot-plug a disk here (a SCSI target, no PCI hot-plug), on clones of a snapshot too
     '-device',
     `virtio-scsi-pci,id=${ATTACH_BUS}`,
+    ...(spec.attached ?? []).flatMap((disk) => [
+      '-blockdev',
+      // backing: null: a qcow2's header names no file QEMU would open
+      JSON.stringify({
+        driver: disk.format,
+        'node-name': attachNode(disk.target),
+        'read-only': true,
+        file: { driver: 'file', filename: disk.path, 'read-only': true },
+        ...(disk.format === 'qcow2' ? { backing: null } : {}),
+      }),
+      '-device',
+      `scsi-hd,id=${attachDevice(disk.target)},bus=${ATTACH_BUS}.0,scsi-id=${disk.target},lun=0,drive=${attachNode(disk.target)}`,
+    ]),
   ];
   if (spec.network === false) args.push('-nic', 'none');
   else {

@@ -48,10 +48,15 @@ beforeAll(async () => {
   // cells' timeout measures the run, not the first cold boot
   const warm = await boot({ image: 'debian-12', snapshot: true, cpu: 'Nehalem' });
   await warm.dispose();
-  const result = await execa('node', [cli, 'matrix', '--image', 'debian-12', '--vary', 'mode=fail,hang', '--timeout', '45s', '--out', out, '--reporter', 'html', '--', 'sh', '-c', RUN], {
-    reject: false,
-    env: { CI: 'true' },
-  });
+  // node: 'host': each cell has the toolchain disk mounted, which its capsule must carry
+  const result = await execa(
+    'node',
+    [cli, 'matrix', '--image', 'debian-12', '--vary', 'mode=fail,hang', '--node', 'host', '--timeout', '45s', '--out', out, '--reporter', 'html', '--', 'sh', '-c', RUN],
+    {
+      reject: false,
+      env: { CI: 'true' },
+    },
+  );
   stderr = result.stderr;
   expect(result.exitCode, stderr).toBe(1);
   report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as MatrixReport;
@@ -73,6 +78,9 @@ describe('failure capsules', () => {
         base: { name: 'debian-12' },
       });
       expect(manifest.durations?.run).toBeGreaterThan(0);
+      // the mounted toolchain disk travels in the capsule, compressed
+      expect(manifest.attached).toEqual([{ target: 1, bytes: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
+      expect(existsSync(join(dir, 'attach-1.qcow2'))).toBe(true);
       // the whole RAM went in, compressed: the capsule is far smaller than the guest's memory
       expect(manifest.stateBytes).toBeGreaterThan(50 * 2 ** 20);
       expect(manifest.files.state.bytes).toBeLessThan(manifest.stateBytes);
@@ -101,9 +109,10 @@ describe('failure capsules', () => {
     const dir = capsuleOf('fail');
     const before = await sha256File(join(dir, 'state.gz'));
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as CapsuleManifest;
-    const result = await repro([dir, '--', 'sh', '-c', 'cat /root/evidence; pgrep -x sleep >/dev/null && echo sleeper-running; hostname; exit 5']);
+    const result = await repro([dir, '--', 'sh', '-c', 'cat /root/evidence; pgrep -x sleep >/dev/null && echo sleeper-running; hostname; /opt/kvmtest/node/bin/node --version; exit 5']);
     expect(result.exitCode, result.stderr).toBe(5);
-    expect(result.stdout.split('\n')).toEqual(['evidence of debian-12/mode=fail', 'sleeper-running', manifest.hostname]);
+    // the file, the process, the hostname, and the host's node on its mounted disk, as they were
+    expect(result.stdout.split('\n')).toEqual(['evidence of debian-12/mode=fail', 'sleeper-running', manifest.hostname, process.version]);
     expect(result.stderr).toMatch(/capsule of debian-12\/mode=fail \(failed, attempt 1\).*restored as it was/);
     // the capsule is only read
     expect(await sha256File(join(dir, 'state.gz'))).toBe(before);

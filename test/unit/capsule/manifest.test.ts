@@ -223,3 +223,25 @@ describe('readManifest', () => {
     await expect(readManifest(dir)).rejects.toMatchObject({ code: 'CAPSULE_DAMAGED', message: expect.stringMatching(new RegExp(`^the capsule ${dir} .*"machine.type"`)) });
   });
 });
+
+describe('checkManifest: the mounted disks a capsule carries', () => {
+  const withAttached = (attached: unknown) => ({ ...capsuleManifestOf(), attached });
+  const disk = (target: unknown) => ({ target, bytes: 10, sha256: 'c'.repeat(64) });
+
+  it('accepts up to 16 disks on distinct targets 1–255', () => {
+    expect(() => checkManifest(withAttached([disk(1), disk(255)]))).not.toThrow();
+    expect(() => checkManifest(withAttached(Array.from({ length: 16 }, (_, i) => disk(i + 1))))).not.toThrow();
+  });
+
+  it.each([
+    ['not an array', { target: 1 }],
+    ['17 disks', Array.from({ length: 17 }, (_, i) => disk(i + 1))],
+    ['target 0', [disk(0)]],
+    ['target 256', [disk(256)]],
+    ['a target given twice', [disk(2), disk(2)]],
+    ['a target that is a path', [disk('../x')]],
+    ['no sha256', [{ target: 1, bytes: 1 }]],
+  ])('refuses %s as CAPSULE_DAMAGED naming "attached"', (_what, attached) => {
+    expect(() => checkManifest(withAttached(attached))).toThrow(expect.objectContaining({ code: 'CAPSULE_DAMAGED', message: expect.stringContaining('"attached') }));
+  });
+});

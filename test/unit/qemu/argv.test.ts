@@ -216,3 +216,17 @@ describe('capsule argv: a named CPU model, a versioned machine type, a named RAM
     expect(args.slice(-2)).toEqual(['-incoming', 'defer']);
   });
 });
+
+describe("disks on the attach controller from the start (a restored capsule's mounted views)", () => {
+  it('each is a read-only blockdev (a qcow2 with backing: null) and a scsi-hd on its target', () => {
+    const args = buildQemuArgs(machineSpecOf({ attached: [{ target: 3, path: '/c/attach-3.qcow2', format: 'qcow2' }] }));
+    const at = args.indexOf('virtio-scsi-pci,id=attach0');
+    expect(args.slice(at + 1, at + 5)).toEqual([
+      '-blockdev',
+      JSON.stringify({ driver: 'qcow2', 'node-name': 'attach-3', 'read-only': true, file: { driver: 'file', filename: '/c/attach-3.qcow2', 'read-only': true }, backing: null }),
+      '-device',
+      'scsi-hd,id=attach-dev-3,bus=attach0.0,scsi-id=3,lun=0,drive=attach-3',
+    ]);
+    expect(buildQemuArgs(machineSpecOf({ attached: [] }))).toEqual(buildQemuArgs(machineSpecOf()));
+  });
+});
