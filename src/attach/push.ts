@@ -32,7 +32,9 @@ export async function describeSource(source: string): Promise<{ kind: 'file' | '
   // missing or special: the streamed push says why, with its code
   if (!info || (!info.isDirectory() && !info.isFile())) return undefined;
   if (!info.isDirectory()) return { kind: 'file', bytes: info.size, entries: 1, mode: info.mode & 0o7777 };
-  const tree = await treeStats(source);
+  // a tree that cannot be walked (an unreadable directory in it): the streamed push says why, with its code
+  const tree = await treeStats(source).catch(() => undefined);
+  if (!tree) return undefined;
   return { kind: 'dir', bytes: tree.bytes, entries: tree.entries, mode: info.mode & 0o7777, tree };
 }
 
