@@ -49,14 +49,13 @@ export async function mke2fsPath(): Promise<string | undefined> {
  * root's, modes, links and hard links kept), then the disk is detached and the image deleted,
  * whether the copy worked or not.
  */
-export async function pushByDisk(machine: Machine, source: string, dest: string, what: NonNullable<Awaited<ReturnType<typeof describeSource>>>): Promise<void> {
+export async function pushByDisk(machine: Machine, source: string, dest: string, what: NonNullable<Awaited<ReturnType<typeof describeSource>>>, mke2fs: string | undefined): Promise<void> {
   const started = performance.now();
   // in the machine's private dir: if this process dies mid-push, the reaper removes it with the rest
   const image = what.kind === 'dir' ? join(machine.dir, `push-${randomBytes(4).toString('hex')}.img`) : undefined;
   try {
     let file = source;
     if (image) {
-      const mke2fs = await mke2fsPath();
       if (!mke2fs) throw kvmtestError('INVALID_OPTION', "a push by disk of a directory needs mke2fs (e2fsprogs): apt-get install e2fsprogs, or push with via: 'stream'");
       file = image;
       await makeTreeImage(mke2fs, source, what.tree!, file);

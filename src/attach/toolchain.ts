@@ -2,11 +2,12 @@
 // cache: a cell mounts it at /opt/kvmtest/node in a fraction of a second instead of copying ~120 MB.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, chmod, copyFile, cp, mkdir, readFile, rename, rm, symlink } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readFile, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir as tmpDir } from 'tmp-promise';
 import { cachePath } from '../image/cache.js';
 import { fileDigest } from '../snapshot/digest.js';
+import { exists } from '../util/exists.js';
 import { withLock } from '../util/lock.js';
 import { makeTreeImage } from './image.js';
 import { treeStats } from './tree.js';
@@ -27,9 +28,9 @@ export async function toolchainImage(mke2fs: string, node: Toolchain): Promise<s
     .digest('hex')
     .slice(0, 16);
   const image = join(await cachePath('toolchains'), `node-${node.version}-${key}.img`);
-  if (await exists(image)) return image;
+  if (await exists(image, constants.R_OK)) return image;
   return withLock(image, LOCK, async () => {
-    if (await exists(image)) return image;
+    if (await exists(image, constants.R_OK)) return image;
     const stage = await tmpDir({ prefix: 'kvmtest-toolchain-', unsafeCleanup: true, mode: 0o700 });
     try {
       const root = join(stage.path, 'root');
@@ -52,11 +53,4 @@ export async function toolchainImage(mke2fs: string, node: Toolchain): Promise<s
       await rm(`${image}.${process.pid}.tmp`, { force: true });
     }
   });
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path, constants.R_OK).then(
-    () => true,
-    () => false,
-  );
 }

@@ -92,21 +92,7 @@ export async function describeFile(path: string): Promise<CapsuleFile> {
 export async function verifyFiles(dir: string, manifest: CapsuleManifest): Promise<Partial<Record<CapsuleFileRole, string>>> {
   const paths: Partial<Record<CapsuleFileRole, string>> = {};
   for (const [role, expected] of Object.entries(manifest.files) as [CapsuleFileRole, CapsuleFile | undefined][]) {
-    if (!expected) continue;
-    const name = CAPSULE_FILES[role];
-    const path = join(dir, name);
-    let actual: CapsuleFile;
-    try {
-      actual = await describeFile(path);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const why =
-        code === 'ENOENT' ? 'is missing' : code === 'ELOOP' ? 'is a symbolic link' : code === 'CAPSULE_FAILED' ? 'is not a regular file' : `cannot be read (${code ?? (error as Error).message})`;
-      throw damaged(dir, `${name} ${why}`);
-    }
-    if (actual.bytes !== expected.bytes) throw damaged(dir, `${name} is ${actual.bytes} bytes, the manifest says ${expected.bytes} (cut short by a copy or a download?)`);
-    if (actual.sha256 !== expected.sha256) throw damaged(dir, `${name} is not the file the manifest names (its sha256 differs)`);
-    paths[role] = path;
+    if (expected) paths[role] = await verifyFile(dir, CAPSULE_FILES[role], expected);
   }
   return paths;
 }
@@ -114,16 +100,25 @@ export async function verifyFiles(dir: string, manifest: CapsuleManifest): Promi
 /** Checks the mounted disks a capsule carries like its other files; returns them with their paths. */
 export async function verifyAttached(dir: string, manifest: CapsuleManifest): Promise<{ target: number; path: string }[]> {
   const out: { target: number; path: string }[] = [];
-  for (const disk of manifest.attached ?? []) {
-    const name = attachedFileName(disk.target);
-    const path = join(dir, name);
-    const actual = await describeFile(path).catch((error: NodeJS.ErrnoException) => {
-      throw damaged(dir, `${name} ${error.code === 'ENOENT' ? 'is missing' : error.code === 'ELOOP' ? 'is a symbolic link' : 'cannot be read'}`);
-    });
-    if (actual.bytes !== disk.bytes || actual.sha256 !== disk.sha256) throw damaged(dir, `${name} is not the file the manifest names (its size or sha256 differs)`);
-    out.push({ target: disk.target, path });
-  }
+  for (const disk of manifest.attached ?? []) out.push({ target: disk.target, path: await verifyFile(dir, attachedFileName(disk.target), disk) });
   return out;
+}
+
+/** One file of a capsule against its manifest entry; its path, or CAPSULE_DAMAGED naming it. */
+async function verifyFile(dir: string, name: string, expected: CapsuleFile): Promise<string> {
+  const path = join(dir, name);
+  let actual: CapsuleFile;
+  try {
+    actual = await describeFile(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT' ? 'is missing' : code === 'ELOOP' ? 'is a symbolic link' : code === 'CAPSULE_FAILED' ? 'is not a regular file' : `cannot be read (${code ?? (error as Error).message})`;
+    throw damaged(dir, `${name} ${why}`);
+  }
+  if (actual.bytes !== expected.bytes) throw damaged(dir, `${name} is ${actual.bytes} bytes, the manifest says ${expected.bytes} (cut short by a copy or a download?)`);
+  if (actual.sha256 !== expected.sha256) throw damaged(dir, `${name} is not the file the manifest names (its sha256 differs)`);
+  return path;
 }
 
 /** Decompresses a capsule's state into a new private file; it must come to exactly `bytes` (else CAPSULE_DAMAGED). */

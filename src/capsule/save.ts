@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import createDebug from 'debug';
 import { execa } from 'execa';
@@ -147,9 +147,11 @@ async function save(plan: CapsulePlan, machine: Machine, dir: string, notes: Cap
     },
     ...(attached.length > 0 ? { attached } : {}),
   };
-  await writeNoFollow(join(dir, MANIFEST_NAME), renderManifest(manifest), CREATE_NEW);
-  let bytes = 0;
-  for (const entry of await readdir(dir)) bytes += (await stat(join(dir, entry))).size;
+  const text = renderManifest(manifest);
+  await writeNoFollow(join(dir, MANIFEST_NAME), text, CREATE_NEW);
+  // the directory holds exactly the files the manifest describes, and the manifest
+  const described = [...Object.values(manifest.files), ...attached];
+  const bytes = described.reduce((sum, file) => sum + file.bytes, Buffer.byteLength(text));
   return { bytes, stateBytes: written.inBytes };
 }
 

@@ -123,9 +123,10 @@ export class Guest implements AsyncDisposable {
     if (via !== 'stream') {
       assertGuestPath(dest, 'push destination');
       const what = await describeSource(source);
-      if (what && choosePushPath(via, what, Boolean(await mke2fsPath())) === 'disk') {
+      const mke2fs = await mke2fsPath();
+      if (what && choosePushPath(via, what, Boolean(mke2fs)) === 'disk') {
         // QMP and the agent fail differently when QEMU dies mid-way: the machine's own cause wins
-        await pushByDisk(this.machine, source, dest, what).catch((error) => this.rethrow(this.machine.error ?? error));
+        await pushByDisk(this.machine, source, dest, what, mke2fs).catch((error) => this.rethrow(this.machine.error ?? error));
         return;
       }
     }

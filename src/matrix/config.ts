@@ -1,7 +1,8 @@
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { kvmtestError } from '../errors.js';
+import { exists } from '../util/exists.js';
 import type { MatrixOptions } from './types.js';
 
 export const CONFIG_NAMES = ['kvmtest.config.ts', 'kvmtest.config.mts', 'kvmtest.config.js', 'kvmtest.config.mjs', 'kvmtest.config.json'];
@@ -47,11 +48,4 @@ export async function loadConfig(file: string | undefined, dir = process.cwd()):
     throw kvmtestError('CONFIG_INVALID', `${path} must export (default) an object of matrix options such as { images: ['debian-12'], run: ['npm', 'test'] }`);
   }
   return { path, config: { projectDir: dirname(path), ...(loaded as MatrixConfig) } };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
