@@ -17,6 +17,7 @@ const CODES = {
   HOST_IO: 'host',
   CACHE_UNSAFE: 'host',
   UNSUPPORTED_ARCH: 'host',
+  FIRMWARE_NOT_FOUND: 'host',
   CAPSULE_INCOMPATIBLE: 'host',
   // something the user gave is wrong: options, config, paths, images, reports to merge
   INVALID_OPTION: 'input',

@@ -1,9 +1,11 @@
 // A capsule's manifest: what it holds and how to restore it. Written by the host, but read back from
 // wherever the capsule travelled (a CI artifact, a colleague's download): checked field by field.
+
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { kvmtestError } from '../errors.js';
+import { isMachineArch, MACHINE_ARCHES, type MachineArch } from '../qemu/arch.js';
 
 export const CAPSULE_KIND = 'kvmtest-capsule';
 export const CAPSULE_FORMAT = 1;
@@ -44,7 +46,7 @@ export interface CapsuleManifest {
   hostname: string;
   qemu: { version: string };
   machine: {
-    arch: string;
+    arch: MachineArch;
     /** The versioned machine type it ran on (pc-q35-7.2): a restore asks for exactly this one. */
     type: string;
     /** The named CPU model it ran on (or 'host'/'max' when none was pinned: such a capsule restores on a like host only). */
@@ -52,7 +54,8 @@ export interface CapsuleManifest {
     accel: string;
     cpus: number;
     memoryMiB: number;
-    boot: { kind: 'firmware'; firmware: 'bios' } | { kind: 'firmware'; firmware: 'uefi'; code: string; codeSha256: string } | { kind: 'kernel' };
+    /** U-Boot (riscv64) is loaded into RAM, which the state carries: any U-Boot restores it. */
+    boot: { kind: 'firmware'; firmware: 'bios' | 'uboot' } | { kind: 'firmware'; firmware: 'uefi'; code: string; codeSha256: string } | { kind: 'kernel' };
     network: false | { guestPorts: number[]; outbound: boolean };
     /** Its RAM was a named backend (a guest restored from a snapshot): a restore names its RAM the same. */
     ramBackend?: boolean;
@@ -132,13 +135,15 @@ export function checkManifest(value: unknown, dir = 'the capsule'): CapsuleManif
   for (const field of ['arch', 'type', 'cpu', 'accel'] as const) {
     if (typeof machine[field] !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(machine[field] as string)) bad(`machine.${field}`, 'a QEMU name');
   }
+  if (!isMachineArch(machine.arch)) bad('machine.arch', MACHINE_ARCHES.join(' or '));
   if (!isInt(machine.cpus, 1, 1024)) bad('machine.cpus', 'a whole number from 1 to 1024');
   if (!isInt(machine.memoryMiB, 16, 4 * 1024 * 1024)) bad('machine.memoryMiB', 'a whole number of MiB');
   const boot = record(machine.boot) ?? bad('machine.boot', 'an object');
   if (boot.kind === 'firmware' && boot.firmware === 'uefi') {
     if (typeof boot.code !== 'string' || !boot.code.startsWith('/')) bad('machine.boot.code', 'an absolute path');
     if (!isSha256(boot.codeSha256)) bad('machine.boot.codeSha256', 'a sha256');
-  } else if (!(boot.kind === 'kernel' || (boot.kind === 'firmware' && boot.firmware === 'bios'))) bad('machine.boot', "{ kind: 'kernel' } or { kind: 'firmware', firmware }");
+  } else if (!(boot.kind === 'kernel' || (boot.kind === 'firmware' && (boot.firmware === 'bios' || boot.firmware === 'uboot'))))
+    bad('machine.boot', "{ kind: 'kernel' } or { kind: 'firmware', firmware }");
   if (machine.network !== false) {
     const network = record(machine.network) ?? bad('machine.network', 'false or { guestPorts, outbound }');
     if (!Array.isArray(network.guestPorts) || !network.guestPorts.every((p) => isInt(p, 1, 65535))) bad('machine.network.guestPorts', 'an array of ports');

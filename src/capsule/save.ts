@@ -7,7 +7,7 @@ import { isKvmtestError, kvmtestError } from '../errors.js';
 import { baseChain } from '../image/disk.js';
 import type { Machine } from '../machine/machine.js';
 import { type MachinePlan, uefiVarsPath } from '../machine/plan.js';
-import { machineFor, qemuArch } from '../qemu/arch.js';
+import { machineFor } from '../qemu/arch.js';
 import { backingNode } from '../qemu/argv.js';
 import type { QmpEvent } from '../qemu/qmp.js';
 import { fileDigest } from '../snapshot/digest.js';
@@ -69,7 +69,7 @@ export function saveCapsule(plan: CapsulePlan, machine: Machine, dir: string, no
 async function save(plan: CapsulePlan, machine: Machine, dir: string, notes: CapsuleNotes, signal: AbortSignal): Promise<Omit<CapsuleInfo, 'dir' | 'tookMs'>> {
   const qmp = machine.qmp;
   await qmp.execute('stop');
-  const arch = machine.spec.arch ?? qemuArch();
+  const arch = plan.opts.arch;
   const type = await versionedMachineType(machine);
   const base = baseChain(plan.base);
   // everything between the guest's top layer and the base goes into the top: the disk is then top + base
@@ -131,7 +131,12 @@ async function save(plan: CapsulePlan, machine: Machine, dir: string, notes: Cap
       accel: machine.spec.accel,
       cpus: plan.opts.cpus,
       memoryMiB: plan.opts.memoryMiB,
-      boot: boot.kind === 'kernel' ? { kind: 'kernel' } : boot.firmware === 'uefi' ? { kind: 'firmware', firmware: 'uefi', code: boot.code, codeSha256: await fileDigest(boot.code) } : boot,
+      boot:
+        boot.kind === 'kernel'
+          ? { kind: 'kernel' }
+          : boot.firmware === 'uefi'
+            ? { kind: 'firmware', firmware: 'uefi', code: boot.code, codeSha256: await fileDigest(boot.code) }
+            : { kind: 'firmware', firmware: boot.firmware },
       network: network === false ? false : { guestPorts: network.forwards.map((f) => f.guest), outbound: network.outbound !== false },
       ...(machine.spec.memoryFile || machine.spec.ramBackend ? { ramBackend: true } : {}),
       ...(plan.opts.qemuArgs ? { qemuArgs: plan.opts.qemuArgs } : {}),

@@ -1,6 +1,8 @@
-import { judgeKvm, probeKvm } from '../host/accel.js';
+import { hostMachineArch, judgeKvm, probeKvm } from '../host/accel.js';
+import { firmwareInstallHint, locateAarch64Uefi, locateRiscv64Uboot } from '../host/firmware.js';
 import { probeSandbox } from '../host/sandbox.js';
-import { findIsoTool, installHint, qemuSystemName, qemuVersion, which } from '../host/tools.js';
+import { findIsoTool, installHint, qemuInstallHint, qemuSystemName, qemuVersion, which } from '../host/tools.js';
+import { ARCH_MACHINES, MACHINE_ARCHES, type MachineArch } from '../qemu/arch.js';
 
 export interface DoctorLine {
   ok: boolean;
@@ -39,6 +41,41 @@ export async function doctor(): Promise<DoctorLine[]> {
     debootstrap
       ? { ok: true, what: 'debootstrap', detail: `${debootstrap} (kvmtest image build debian-12)` }
       : { ok: true, what: 'debootstrap', detail: 'not found: needed only to build images offline (kvmtest image build)', fix: 'sudo apt-get install -y debootstrap' },
+  );
+  for (const arch of MACHINE_ARCHES) if (arch !== hostMachineArch()) lines.push(...(await foreignArchLines(arch)));
+  return lines;
+}
+
+/**
+ * Another architecture's guests: its emulator, its firmware, and what an image build for it needs
+ * (qemu-user-static). Informational: kvmtest works without them until such a guest is asked for.
+ */
+export async function foreignArchLines(arch: MachineArch): Promise<DoctorLine[]> {
+  const machine = ARCH_MACHINES[arch];
+  const qemu = await which(machine.binary);
+  const lines: DoctorLine[] = [
+    qemu
+      ? { ok: true, what: `${arch} guests`, detail: `${qemu} (QEMU ${await qemuVersion(qemu).catch(() => 'unknown')}), emulated with TCG: not this host's architecture` }
+      : { ok: true, what: `${arch} guests`, detail: `${machine.binary} not found: needed only for arch: '${arch}'`, fix: qemuInstallHint(machine) },
+  ];
+  const what = `${arch} firmware`;
+  if (machine.firmware === 'uefi') {
+    const uefi = await locateAarch64Uefi();
+    lines.push(uefi ? { ok: true, what, detail: `UEFI ${uefi.code}` } : { ok: true, what, detail: "no AAVMF (UEFI) found: boot: 'kernel' works without it", fix: firmwareInstallHint('uefi') });
+  } else if (machine.firmware === 'uboot') {
+    const uboot = await locateRiscv64Uboot();
+    lines.push(
+      uboot
+        ? { ok: true, what, detail: `OpenSBI (QEMU's own) + U-Boot ${uboot}` }
+        : { ok: true, what, detail: "no U-Boot for qemu-riscv64_smode found: boot: 'kernel' works without it", fix: firmwareInstallHint('uboot') },
+    );
+  }
+  const user = `qemu-${arch}-static`;
+  const userPath = await which(user);
+  lines.push(
+    userPath
+      ? { ok: true, what: `${arch} image builds`, detail: `${userPath} (debootstrap's second stage runs under it, registered with binfmt_misc for the build only)` }
+      : { ok: true, what: `${arch} image builds`, detail: `${user} not found: needed only for kvmtest image build --arch ${arch}`, fix: 'sudo apt-get install -y qemu-user-static' },
   );
   return lines;
 }

@@ -2,12 +2,13 @@ import { kvmtestError } from '../errors.js';
 import { which } from '../host/tools.js';
 import { inspectBase } from '../image/base.js';
 import { findBuilt } from '../image/build.js';
-import { catalogSource, hostArch } from '../image/catalog.js';
+import { type CatalogArch, catalogSource } from '../image/catalog.js';
 import { loadCatalog } from '../image/catalog-file.js';
-import { isRecipeName, RECIPES } from '../image/recipes.js';
+import { isRecipeName, RECIPES, type RecipeName } from '../image/recipes.js';
 import { isImageUrl, pullCatalogImage, resolveImage } from '../image/resolve.js';
 import { type SignatureStatus, signaturePlan } from '../image/signature.js';
 import { listCached, pruneCached, removeCached } from '../image/store.js';
+import { defaultArch } from '../qemu/arch.js';
 import { createProgress, formatTransfer } from '../util/progress.js';
 import { parseDuration } from '../util/units.js';
 
@@ -15,12 +16,12 @@ import { parseDuration } from '../util/units.js';
 export async function imageList(): Promise<string> {
   const cached = await listCached();
   const catalog = await loadCatalog();
-  const arch = hostArch();
+  const arch = defaultArch() as CatalogArch;
   const rows: string[][] = [['NAME', 'SOURCE', 'CACHED', 'NOTES', 'VERIFIED BY']];
   for (const entry of catalog) {
     const hit = cached.find((c) => c.name === entry.name);
-    const built = isRecipeName(entry.name) ? await findBuilt(entry.name) : undefined;
-    const state = [hit ? `pulled ${mib(hit.size)}` : '', built ? 'built' : ''].filter(Boolean).join(', ') || '-';
+    const built = isRecipeName(entry.name) ? await builtArches(entry.name) : '';
+    const state = [hit ? `pulled ${mib(hit.size)}` : '', built].filter(Boolean).join(', ') || '-';
     const firmware = entry.arches[arch] ? catalogSource(entry, arch).firmware : undefined;
     const boots = firmware === 'uefi' ? 'needs UEFI' : firmware === 'bios' ? 'BIOS only' : 'BIOS or UEFI';
     const trust = entry.arches[arch] ? TRUST[(await signaturePlan(catalogSource(entry, arch).signature)).status] : '-';
@@ -28,7 +29,7 @@ export async function imageList(): Promise<string> {
   }
   for (const name of Object.keys(RECIPES)) {
     if (catalog.some((e) => e.name === name)) continue;
-    rows.push([name, "built from Debian's archive", (await findBuilt(name as keyof typeof RECIPES)) ? 'built' : '-', 'kvmtest image build', 'apt (signed archive)']);
+    rows.push([name, "built from Debian's archive", (await builtArches(name as RecipeName)) || '-', 'kvmtest image build', 'apt (signed archive)']);
   }
   for (const image of cached.filter((c) => isImageUrl(c.name)))
     rows.push([image.url, 'URL', `pulled ${mib(image.size)}`, `${image.digest.algorithm}:${image.digest.hex.slice(0, 12)}…`, 'your digest']);
@@ -46,8 +47,15 @@ export async function imageList(): Promise<string> {
   return lines.join('\n');
 }
 
+/** `built (x86_64, aarch64)`: the architectures this recipe is built for in the cache, or ''. */
+async function builtArches(name: RecipeName): Promise<string> {
+  const arches: string[] = [];
+  for (const arch of RECIPES[name].arches) if (await findBuilt(name, arch)) arches.push(arch);
+  return arches.length > 0 ? `built (${arches.join(', ')})` : '';
+}
+
 /** `kvmtest image pull NAME|URL`: download, verify and cache, with progress. */
-export async function imagePull(spec: string, signal?: AbortSignal): Promise<string> {
+export async function imagePull(spec: string, signal?: AbortSignal, arch?: string): Promise<string> {
   // plain lines every 2 s: a download is worth following in a CI log
   const progress = createProgress(`image ${spec.length > 40 ? `${spec.slice(0, 37)}…` : spec}`, process.stderr, 2000);
   progress.phase('pulling');
@@ -60,7 +68,7 @@ export async function imagePull(spec: string, signal?: AbortSignal): Promise<str
   try {
     const entry = (await loadCatalog()).find((e) => e.name === spec);
     const source = entry
-      ? await pullCatalogImage(entry, { onProgress, ...(signal ? { signal } : {}) })
+      ? await pullCatalogImage(entry, { onProgress, ...(signal ? { signal } : {}), ...(arch ? { arch } : {}) })
       : isImageUrl(spec)
         ? await resolveImage(spec, { onProgress, ...(signal ? { signal } : {}) })
         : undefined;

@@ -4,6 +4,7 @@ import { isKvmtestError, kvmtestError } from '../errors.js';
 import type { BootOptions } from '../guest/options.js';
 import { ensureImage } from '../image/build.js';
 import { isRecipeName, RECIPES } from '../image/recipes.js';
+import { MACHINE_ARCHES } from '../qemu/arch.js';
 import { createProgress } from '../util/progress.js';
 import { sanitize } from '../util/sanitize.js';
 import { cacheList, cachePrune } from './cache.js';
@@ -21,15 +22,22 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 function withGuestOptions(command: Command): Command {
   return command
     .requiredOption('--image <image>', 'disk image path (qcow2/raw) or a name such as debian-12')
+    .addOption(archOption())
     .option('--memory <size>', 'guest memory', '1G')
     .option('--cpus <n>', 'vCPUs', (v) => Number(v), 2)
     .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']).default('auto'))
     .addOption(new Option('--boot <method>', "firmware boot or the named image's kernel").choices(['firmware', 'kernel']).default('firmware'));
 }
 
+/** --arch: the guest's architecture (default the host's); another is emulated. */
+function archOption(): Option {
+  return new Option('--arch <arch>', "the guest's architecture (default the host's; another is emulated)").choices([...MACHINE_ARCHES]);
+}
+
+type GuestFlags = 'image' | 'memory' | 'cpus' | 'accel' | 'boot';
 /** What withGuestOptions parsed, as boot options (commander's values are untyped). */
-function guestBootOptions(opts: Required<Pick<BootOptions, 'image' | 'memory' | 'cpus' | 'accel' | 'boot'>>): Pick<BootOptions, 'image' | 'memory' | 'cpus' | 'accel' | 'boot'> {
-  return { image: opts.image, memory: opts.memory, cpus: opts.cpus, accel: opts.accel, boot: opts.boot };
+function guestBootOptions(opts: Required<Pick<BootOptions, GuestFlags>> & Pick<BootOptions, 'arch'>): Pick<BootOptions, GuestFlags | 'arch'> {
+  return { image: opts.image, ...(opts.arch ? { arch: opts.arch } : {}), memory: opts.memory, cpus: opts.cpus, accel: opts.accel, boot: opts.boot };
 }
 
 const program = new Command().name('kvmtest').description('Run tests inside throwaway KVM/QEMU guests booted from cloud images').showHelpAfterError();
@@ -164,9 +172,10 @@ image
   .command('pull')
   .description("download a catalog image (or an https URL ending in #sha256=…), verify it against the publisher's checksum, cache it")
   .argument('<name-or-url>')
-  .action(async (spec: string) => {
+  .addOption(archOption())
+  .action(async (spec: string, opts: { arch?: string }) => {
     using interrupt = onInterrupt();
-    process.stdout.write(`${await imagePull(spec, interrupt.signal)}\n`);
+    process.stdout.write(`${await imagePull(spec, interrupt.signal, opts.arch)}\n`);
   });
 image
   .command('rm')
@@ -185,17 +194,26 @@ image
   });
 image
   .command('build')
-  .description(`build an image offline from Debian's archive (${Object.keys(RECIPES).join(', ')})`)
+  .description(
+    `build an image offline from Debian's archive (${Object.entries(RECIPES)
+      .map(([name, r]) => `${name}: ${r.arches.join(', ')}`)
+      .join('; ')})`,
+  )
   .argument('<name>')
+  .addOption(archOption())
   .option('--force', 'rebuild even when cached')
   .action(async (name: string, opts) => {
     if (!isRecipeName(name)) throw kvmtestError('IMAGE_UNKNOWN', `kvmtest builds ${Object.keys(RECIPES).join(', ')} offline; ${name} is not one of them (kvmtest image pull downloads catalog images)`);
-    const progress = createProgress(`image ${name}`);
+    using interrupt = onInterrupt();
+    // every line: the build says a step (or that one is still going) about once a minute
+    const progress = createProgress(`image ${name}${opts.arch ? ` (${opts.arch})` : ''}`, process.stderr, 0);
     progress.phase('building');
-    const built = await ensureImage(name, { force: Boolean(opts.force), onLine: (line) => progress.update(line) }).catch((error) => {
-      progress.fail('failed');
-      throw error;
-    });
+    const built = await ensureImage(name, { force: Boolean(opts.force), ...(opts.arch ? { arch: opts.arch } : {}), signal: interrupt.signal, onLine: (line) => progress.update(line) }).catch(
+      (error) => {
+        progress.fail('failed');
+        throw error;
+      },
+    );
     progress.done(`ready: ${built.disk}`);
   });
 

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
 import type { AccelRequest } from '../host/accel.js';
 import type { MachineOptions } from '../machine/plan.js';
+import { ARCH_MACHINES, type ArchFirmware, defaultArch, isMachineArch, MACHINE_ARCHES, type MachineArch } from '../qemu/arch.js';
 import { type CloudConfig, normaliseCloudConfig } from '../seed/cloud-config.js';
 import type { SetupStep } from '../snapshot/layer-key.js';
 import { describe, parseCpus, parseDuration, parseMemoryMiB } from '../util/units.js';
@@ -9,6 +10,12 @@ import { describe, parseCpus, parseDuration, parseMemoryMiB } from '../util/unit
 export interface BootOptions {
   /** A qcow2 or raw disk image path, a catalog name such as 'debian-12' or 'ubuntu-24.04', or an https URL ending in #sha256=HEX. */
   image: string;
+  /**
+   * The guest's architecture: 'x86_64', 'aarch64' or 'riscv64'; default the host's. A name means
+   * that architecture's image (downloaded, or built from Debian's archive); a path or URL is taken
+   * to be one. KVM only where it matches the host, emulated (TCG) otherwise.
+   */
+  arch?: MachineArch;
   /** Guest RAM: '1G', '512M', or a number of MiB. Default 1G. */
   memory?: string | number;
   /** vCPUs. Default 2. */
@@ -26,8 +33,12 @@ export interface BootOptions {
   kernel?: string;
   initrd?: string;
   append?: string;
-  /** Firmware for firmware boot: SeaBIOS (default) or UEFI (needs OVMF: uefiCode/uefiVars). */
-  firmware?: 'bios' | 'uefi';
+  /**
+   * Firmware for firmware boot; default the architecture's own: SeaBIOS on x86_64 (or 'uefi' with
+   * OVMF's uefiCode/uefiVars), UEFI on aarch64 (AAVMF found on the host unless uefiCode/uefiVars
+   * are given), OpenSBI + U-Boot ('uboot') on riscv64.
+   */
+  firmware?: ArchFirmware;
   uefiCode?: string;
   uefiVars?: string;
   /** Extra cloud-config (object or YAML), merged with kvmtest's own. */
@@ -77,7 +88,8 @@ export interface ResolvedBootOptions extends MachineOptions {
   accel: AccelRequest;
   bootMode: 'firmware' | 'kernel';
   kernel?: { kernel: string; initrd?: string; append?: string };
-  firmware: 'bios' | 'uefi';
+  firmware: ArchFirmware;
+  /** Given by the user (x86_64 needs it for UEFI; aarch64 finds the host's AAVMF without it). */
   uefi?: { code: string; vars: string };
   progress: boolean;
   snapshot: boolean;
@@ -85,6 +97,8 @@ export interface ResolvedBootOptions extends MachineOptions {
 }
 
 const SETUP_TIMEOUT = '30m';
+/** The firmware each architecture's machine can boot with (its default first). */
+const FIRMWARES: Record<MachineArch, readonly ArchFirmware[]> = { x86_64: ['bios', 'uefi'], aarch64: ['uefi'], riscv64: ['uboot'] };
 /** A CPU model name as QEMU lists them (Nehalem, Skylake-Client-v4, cortex-a72): no commas, so no extra properties. */
 const CPU_MODEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -94,10 +108,13 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
   if (typeof options.image !== 'string' || options.image.length === 0) throw kvmtestError('INVALID_OPTION', `Expected the "image" option to be an image path or name, got ${describe(options.image)}`);
   const accel = options.accel ?? 'auto';
   if (!['auto', 'kvm', 'tcg'].includes(accel)) throw kvmtestError('INVALID_OPTION', `Expected the "accel" option to be 'auto', 'kvm' or 'tcg', got ${describe(accel)}`);
-  const firmware = options.firmware ?? 'bios';
-  if (firmware !== 'bios' && firmware !== 'uefi') throw kvmtestError('INVALID_OPTION', `Expected the "firmware" option to be 'bios' or 'uefi', got ${describe(firmware)}`);
+  const arch = options.arch ?? defaultArch();
+  if (!isMachineArch(arch)) throw kvmtestError('INVALID_OPTION', `Expected the "arch" option to be ${MACHINE_ARCHES.map((a) => `'${a}'`).join(', ')}, got ${describe(arch)}`);
+  const firmware = options.firmware ?? ARCH_MACHINES[arch].firmware;
+  if (!FIRMWARES[arch].includes(firmware))
+    throw kvmtestError('INVALID_OPTION', `Expected the "firmware" option of ${arch} guests to be ${FIRMWARES[arch].map((f) => `'${f}'`).join(' or ')}, got ${describe(firmware)}`);
   let uefi: ResolvedBootOptions['uefi'];
-  if (firmware === 'uefi') {
+  if (firmware === 'uefi' && (options.uefiCode || options.uefiVars || arch === 'x86_64')) {
     if (!options.uefiCode || !options.uefiVars)
       throw kvmtestError('INVALID_OPTION', 'firmware: "uefi" needs the "uefiCode" and "uefiVars" options (OVMF_CODE.fd and a copy of OVMF_VARS.fd, from the ovmf package)');
     uefi = { code: options.uefiCode, vars: options.uefiVars };
@@ -138,6 +155,7 @@ export function resolveBootOptions(options: BootOptions): ResolvedBootOptions {
   const setup = options.setup === undefined ? undefined : resolveSetup(options.setup);
   return {
     image: options.image,
+    arch,
     memoryMiB: parseMemoryMiB(options.memory ?? '1G'),
     cpus: parseCpus(options.cpus ?? 2),
     ...(options.cpu ? { cpu: options.cpu } : {}),

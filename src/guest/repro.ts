@@ -112,6 +112,7 @@ async function prepareBase(dir: string, manifest: CapsuleManifest, options: Repr
   const pinned = m.cpu !== 'host' && m.cpu !== 'max';
   const boot: BootOptions = {
     image,
+    arch: m.arch,
     memory: m.memoryMiB,
     cpus: m.cpus,
     ...(pinned ? { cpu: m.cpu } : {}),

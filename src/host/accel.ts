@@ -61,9 +61,25 @@ export function judgeKvm(probe: KvmProbe): { usable: boolean; reason: string; fi
   return { usable: true, reason: '/dev/kvm opens read-write' };
 }
 
-/** Picks the accelerator for a request; 'kvm' where KVM is unusable throws KVM_UNUSABLE with the fix. Pure. */
-export function chooseAccel(request: AccelRequest, probe: KvmProbe): AccelChoice {
+/** Node's process.arch as QEMU and `uname -m` name it (x64 → x86_64, arm64 → aarch64); other names pass through. Pure. */
+export function hostMachineArch(nodeArch: string = process.arch): string {
+  return nodeArch === 'x64' ? 'x86_64' : nodeArch === 'arm64' ? 'aarch64' : nodeArch;
+}
+
+/**
+ * Picks the accelerator for a request and a guest architecture (default the host's): KVM only runs
+ * a guest of the host's own architecture, so any other is emulated (TCG), said once. 'kvm' where
+ * KVM is unusable, or for a foreign guest, throws KVM_UNUSABLE with the fix. Pure.
+ */
+export function chooseAccel(request: AccelRequest, probe: KvmProbe, guestArch: string = hostMachineArch(probe.arch)): AccelChoice {
   if (request === 'tcg') return { accel: 'tcg', reason: 'TCG was requested', timeoutScale: TCG_TIMEOUT_SCALE };
+  const hostArch = hostMachineArch(probe.arch);
+  if (guestArch !== hostArch) {
+    const reason = `${guestArch} guest on ${hostArch} host: KVM runs only the host's own architecture`;
+    if (request === 'kvm')
+      throw kvmtestError('KVM_UNUSABLE', `KVM was requested but cannot run this guest: ${reason}. Pass accel: 'auto' (or 'tcg') to emulate it, or run it on a host of that architecture.`);
+    return { accel: 'tcg', reason, warning: `kvmtest: ${reason}; emulating it with TCG, expect boots 10-20x slower than KVM`, timeoutScale: TCG_TIMEOUT_SCALE };
+  }
   const verdict = judgeKvm(probe);
   if (verdict.usable) return { accel: 'kvm', reason: verdict.reason, timeoutScale: 1 };
   if (request === 'kvm') {

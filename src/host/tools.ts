@@ -56,6 +56,20 @@ export function installHint(what: keyof typeof PACKAGES, family: Family = hostFa
   return `${INSTALL[family]} ${PACKAGES[what][family]}`;
 }
 
+/** The QEMU binary a guest architecture needs, and its Debian package (qemu/arch.ts has both). */
+export interface QemuBinary {
+  binary: string;
+  debianPackage: string;
+}
+
+/** How to install one QEMU system emulator: Debian's package name; Fedora, Arch and Alpine name theirs after the binary. */
+export function qemuInstallHint(qemu: QemuBinary, family: Family = hostFamily()): string {
+  if (qemu.binary === qemuSystemName('x64')) return installHint('qemu', family);
+  if (family === 'debian') return `${INSTALL.debian} ${qemu.debianPackage}`;
+  if (family === 'fedora' || family === 'arch' || family === 'alpine') return `${INSTALL[family]} ${qemu.binary}`;
+  return `install QEMU's ${qemu.binary}`;
+}
+
 function readOsRelease(): string | undefined {
   try {
     return readFileSync('/etc/os-release', 'utf8');
@@ -80,11 +94,14 @@ export interface HostTools {
   mke2fs?: string;
 }
 
-/** Finds QEMU, qemu-img and an ISO tool; throws with the install command for the first missing one. */
-export async function findTools(): Promise<HostTools> {
-  const qemuName = qemuSystemName();
+/**
+ * Finds QEMU (the system emulator of the guest's architecture; default the host's), qemu-img and an
+ * ISO tool; throws with the install command for the first missing one.
+ */
+export async function findTools(qemuBinary?: QemuBinary): Promise<HostTools> {
+  const qemuName = qemuBinary?.binary ?? qemuSystemName();
   const qemu = await which(qemuName);
-  if (!qemu) throw kvmtestError('QEMU_NOT_FOUND', `${qemuName} is not on PATH. Install it: ${installHint('qemu')}`);
+  if (!qemu) throw kvmtestError('QEMU_NOT_FOUND', `${qemuName} is not on PATH. Install it: ${qemuBinary ? qemuInstallHint(qemuBinary) : installHint('qemu')}`);
   const qemuImg = await which('qemu-img');
   if (!qemuImg) throw kvmtestError('QEMU_IMG_NOT_FOUND', `qemu-img is not on PATH. Install it: ${installHint('qemu-img')}`);
   const iso = await findIsoTool();

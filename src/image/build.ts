@@ -5,16 +5,19 @@ import { createInterface } from 'node:readline';
 import createDebug from 'debug';
 import { execa } from 'execa';
 import { kvmtestError } from '../errors.js';
+import { defaultArch, type MachineArch } from '../qemu/arch.js';
 import { withLock } from '../util/lock.js';
 import { TailBuffer } from '../util/tail.js';
 import { cacheDirExists, cacheFileExists, cachePath } from './cache.js';
-import { RECIPES, type RecipeName, recipeDir, recipeKey } from './recipes.js';
+import { checkRecipeArch, debianArch, RECIPES, type RecipeName, recipeDir, recipeKey } from './recipes.js';
 
 const debug = createDebug('kvmtest:image');
 
 /** A built image in the cache: its disk plus kernel, initrd and command line for direct boot. */
 export interface BuiltImage {
   name: RecipeName;
+  /** The guest architecture it was built for. */
+  arch: MachineArch;
   dir: string;
   disk: string;
   kernel: string;
@@ -29,12 +32,17 @@ interface ImageManifest {
   append: string;
 }
 
+/** How often a running build says it is still going. */
+const BUILD_HEARTBEAT_MS = 60_000;
+
 export interface BuildOptions {
   /** Called with each progress line of the build. */
   onLine?: (line: string) => void;
   signal?: AbortSignal;
   /** Rebuild even when the cache has the image. */
   force?: boolean;
+  /** The guest architecture (default the host's); one the recipe has (IMAGE_UNKNOWN otherwise). */
+  arch?: string;
 }
 
 /**
@@ -42,35 +50,37 @@ export interface BuildOptions {
  * recipe's content). Concurrent callers build once: one holds the lock, the others wait for it.
  */
 export async function ensureImage(name: RecipeName, options: BuildOptions = {}): Promise<BuiltImage> {
-  const { root, dir } = await builtPaths(name);
+  const arch = checkRecipeArch(name, options.arch ?? defaultArch());
+  const { root, dir } = await builtPaths(name, arch);
   if (!options.force) {
-    const ready = await readBuilt(name, dir);
+    const ready = await readBuilt(name, arch, dir);
     if (ready) return ready;
   }
   return withLock(dir, { staleMs: 60_000, updateMs: 10_000, retries: 2000, minWaitMs: 500, maxWaitMs: 2000 }, async () => {
     if (!options.force) {
-      const ready = await readBuilt(name, dir);
+      const ready = await readBuilt(name, arch, dir);
       if (ready) return ready;
     }
-    await build(name, dir, options);
-    await prune(root, name, dir);
-    const built = await readBuilt(name, dir);
+    await build(name, arch, dir, options);
+    await prune(root, name, arch, dir);
+    const built = await readBuilt(name, arch, dir);
     if (!built) throw kvmtestError('IMAGE_BUILD_FAILED', `the ${name} recipe finished but left no image.json in ${dir}`);
     return built;
   });
 }
 
-/** The built image of this name and the current recipe, if the cache has it (no build). */
-export async function findBuilt(name: RecipeName): Promise<BuiltImage | undefined> {
-  return readBuilt(name, (await builtPaths(name)).dir);
+/** The built image of this name, architecture (default the host's) and the current recipe, if the cache has it (no build). */
+export async function findBuilt(name: RecipeName, arch: string = defaultArch()): Promise<BuiltImage | undefined> {
+  const checked = checkRecipeArch(name, arch);
+  return readBuilt(name, checked, (await builtPaths(name, checked)).dir);
 }
 
-async function builtPaths(name: RecipeName): Promise<{ root: string; dir: string }> {
+async function builtPaths(name: RecipeName, arch: MachineArch): Promise<{ root: string; dir: string }> {
   const root = await cachePath('images');
-  return { root, dir: join(root, `${name}-${await recipeKey(name)}`) };
+  return { root, dir: join(root, `${name}-${arch}-${await recipeKey(name, arch)}`) };
 }
 
-async function build(name: RecipeName, dir: string, options: BuildOptions): Promise<void> {
+async function build(name: RecipeName, arch: MachineArch, dir: string, options: BuildOptions): Promise<void> {
   if (process.getuid?.() !== 0) {
     throw kvmtestError(
       'IMAGE_BUILD_FAILED',
@@ -81,17 +91,23 @@ async function build(name: RecipeName, dir: string, options: BuildOptions): Prom
   await mkdir(tmp, { recursive: true });
   const script = join(recipeDir(name), 'build.sh');
   const say = options.onLine ?? (() => {});
-  say(`[image] building ${name} (Debian ${RECIPES[name].suite}) into ${dir}`);
-  const child = execa('bash', [script, RECIPES[name].suite, tmp], { all: true, buffer: false, reject: false, ...(options.signal ? { cancelSignal: options.signal } : {}) });
+  say(`[image] building ${name} (Debian ${RECIPES[name].suite}, ${arch}) into ${dir}`);
+  const child = execa('bash', [script, RECIPES[name].suite, tmp, debianArch(arch)], { all: true, buffer: false, reject: false, ...(options.signal ? { cancelSignal: options.signal } : {}) });
   const tail = new TailBuffer(40);
   const lines = createInterface({ input: child.all! });
+  const started = Date.now();
+  let step = 'starting';
   lines.on('error', () => {});
   lines.on('line', (line) => {
     tail.push(line);
-    if (line.startsWith('[image]')) say(line);
-    else debug(line);
+    if (line.startsWith('[image]')) {
+      step = line.replace(/^\[image\]\s*/, '');
+      say(line);
+    } else debug(line);
   });
-  const result = await child;
+  // a step takes minutes (debootstrap under emulation: ten): say it is still going
+  const heartbeat = setInterval(() => say(`[image] ${name} (${arch}): ${step.split(' (')[0]}, ${Math.round((Date.now() - started) / 1000)} s so far`), BUILD_HEARTBEAT_MS);
+  const result = await child.finally(() => clearInterval(heartbeat));
   if (result.exitCode !== 0 || result.isCanceled) {
     await rm(tmp, { recursive: true, force: true });
     throw kvmtestError('IMAGE_BUILD_FAILED', `building ${name} failed (${result.isCanceled ? 'cancelled' : `exit ${result.exitCode}`}); last lines:\n${tail.toString()}`);
@@ -101,7 +117,7 @@ async function build(name: RecipeName, dir: string, options: BuildOptions): Prom
   say(`[image] ${name} ready`);
 }
 
-async function readBuilt(name: RecipeName, dir: string): Promise<BuiltImage | undefined> {
+async function readBuilt(name: RecipeName, arch: MachineArch, dir: string): Promise<BuiltImage | undefined> {
   if (!(await cacheDirExists(dir))) return undefined;
   let manifest: ImageManifest;
   try {
@@ -109,17 +125,21 @@ async function readBuilt(name: RecipeName, dir: string): Promise<BuiltImage | un
   } catch {
     return undefined;
   }
-  const built = { name, dir, disk: join(dir, manifest.disk), kernel: join(dir, manifest.kernel), initrd: join(dir, manifest.initrd), append: manifest.append };
+  const built = { name, arch, dir, disk: join(dir, manifest.disk), kernel: join(dir, manifest.kernel), initrd: join(dir, manifest.initrd), append: manifest.append };
   // booted from: a symlink planted in the build's place is refused (CACHE_UNSAFE), never followed
   for (const file of [built.disk, built.kernel, built.initrd]) if (!(await cacheFileExists(file))) return undefined;
   return built;
 }
 
-/** Removes this image's builds for older recipe keys, and abandoned temporary builds. */
-async function prune(root: string, name: RecipeName, keep: string): Promise<void> {
+/**
+ * Removes this image's builds for this architecture and older recipe keys, and abandoned temporary
+ * builds; also the host architecture's builds from before names carried one (`debian-12-KEY`).
+ */
+async function prune(root: string, name: RecipeName, arch: MachineArch, keep: string): Promise<void> {
+  const ours = new RegExp(`^${name}-${arch === defaultArch() ? `(${arch}-)?` : `${arch}-`}[0-9a-f]{16}(\\.tmp-[0-9a-f]{8})?$`);
   for (const entry of await readdir(root)) {
     const path = join(root, entry);
-    if (path === keep || path === `${keep}.lock` || !entry.startsWith(`${name}-`) || entry.endsWith('.lock')) continue;
+    if (path === keep || !ours.test(entry)) continue;
     debug('pruning %s', path);
     await rm(path, { recursive: true, force: true });
   }

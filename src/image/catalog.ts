@@ -6,6 +6,7 @@
  */
 import { posix } from 'node:path';
 import { kvmtestError } from '../errors.js';
+import { defaultArch } from '../qemu/arch.js';
 import type { ChecksumAlgorithm, ChecksumFormat } from './checksums.js';
 import type { SignatureSource } from './signature.js';
 
@@ -284,11 +285,12 @@ export const CATALOG: readonly CatalogEntry[] = [
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-/** The catalog architecture of this host (process.arch x64 → x86_64, arm64 → aarch64). */
-export function hostArch(arch: string = process.arch): CatalogArch {
-  if (arch === 'x64') return 'x86_64';
-  if (arch === 'arm64') return 'aarch64';
-  throw kvmtestError('IMAGE_UNKNOWN', `The catalog has images for x86_64 and aarch64 hosts only, and this host is ${arch}: give a path to an image of your own instead`);
+/**
+ * The name an entry's image is cached under: the entry's name for the host's architecture (as
+ * before architectures were chosen), `NAME.ARCH` for another. Pure.
+ */
+export function catalogCacheName(entry: Pick<CatalogEntry, 'name'>, arch: string, host: string = defaultArch()): string {
+  return arch === host ? entry.name : `${entry.name}.${arch}`;
 }
 
 /** What a download needs for one entry on one architecture. */
@@ -304,8 +306,8 @@ export interface CatalogSource {
   console: string;
 }
 
-export function catalogSource(entry: CatalogEntry, arch: CatalogArch): CatalogSource {
-  const image = entry.arches[arch];
+export function catalogSource(entry: CatalogEntry, arch: string): CatalogSource {
+  const image = entry.arches[arch as CatalogArch];
   if (!image) {
     const have = CATALOG_ARCHES.filter((a) => entry.arches[a]);
     throw kvmtestError('IMAGE_UNKNOWN', `${entry.name} has no ${arch} image in the catalog (it has ${have.join(', ') || 'none'}): pick another image or give a path to an ${arch} image`);

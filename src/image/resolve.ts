@@ -2,12 +2,13 @@ import { access } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import createDebug from 'debug';
 import { isKvmtestError, kvmtestError } from '../errors.js';
+import { defaultArch } from '../qemu/arch.js';
 import { type BuiltImage, ensureImage, findBuilt } from './build.js';
-import { type CatalogEntry, catalogSource, hostArch } from './catalog.js';
+import { type CatalogEntry, catalogCacheName, catalogSource } from './catalog.js';
 import { loadCatalog } from './catalog-file.js';
 import { type ChecksumAlgorithm, HEX_LENGTH, parseChecksumFile } from './checksums.js';
 import { type Digest, type DownloadProgress, fetchBytes } from './download/index.js';
-import { isRecipeName, RECIPES } from './recipes.js';
+import { isRecipeName, RECIPES, recipeHasArch } from './recipes.js';
 import { verifiedChecksums } from './signature.js';
 import { type CachedImage, findCached, type PullOptions, pullBlob } from './store.js';
 
@@ -25,6 +26,8 @@ export interface ResolveOptions extends Pick<PullOptions, 'retries' | 'idleTimeo
   onProgress?: (progress: DownloadProgress) => void;
   /** Progress lines of an image build and notices (such as falling back to a build). */
   onLine?: (line: string) => void;
+  /** The guest architecture whose image a name means (default the host's); a path or URL is taken as it is. */
+  arch?: string;
 }
 
 /** `https://host/img.qcow2#sha256=HEX` → the URL to fetch and the digest to check. Pure. */
@@ -48,29 +51,34 @@ export function isImageUrl(spec: string): boolean {
  */
 export async function resolveImage(spec: string, options: ResolveOptions = {}): Promise<ImageSource> {
   const pull: PullOptions = pickPull(options);
+  const arch = options.arch ?? defaultArch();
   if (isImageUrl(spec)) {
     const { url, digest } = parseImageUrl(spec);
     const cached = await pullBlob(spec, url, digest, pull);
     return { kind: 'url', path: cached.path, cached };
   }
-  if (isRecipeName(spec)) {
-    const built = await findBuilt(spec);
+  // a name kvmtest can build for this architecture
+  const buildable = isRecipeName(spec) && recipeHasArch(spec, arch);
+  if (buildable) {
+    const built = await findBuilt(spec, arch);
     if (built) return { kind: 'built', path: built.disk, built };
   }
   const entry = (await loadCatalog()).find((e) => e.name === spec);
-  if (entry) {
+  // the catalog's image for this architecture; a release without one is built where it can be
+  if (entry && (entry.arches[arch as keyof CatalogEntry['arches']] || !buildable)) {
     try {
       return await pullCatalogImage(entry, options);
     } catch (error) {
       // offline from the publisher but not from Debian's archive: build the same release instead
-      if (!isRecipeName(spec) || !isUnreachable(error) || options.signal?.aborted) throw error;
-      options.onLine?.(`[image] cannot download ${spec} (${(error as Error).message.split('\n')[0]}); building it from Debian's archive instead`);
+      if (!buildable || !isUnreachable(error) || options.signal?.aborted) throw error;
+      options.onLine?.(`[image] cannot download ${spec} for ${arch} (${(error as Error).message.split('\n')[0]}); building it from Debian's archive instead`);
     }
   }
-  if (isRecipeName(spec)) {
-    const built = await ensureImage(spec, { ...(options.onLine ? { onLine: options.onLine } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+  if (buildable) {
+    const built = await ensureImage(spec, { arch, ...(options.onLine ? { onLine: options.onLine } : {}), ...(options.signal ? { signal: options.signal } : {}) });
     return { kind: 'built', path: built.disk, built };
   }
+  if (isRecipeName(spec)) throw kvmtestError('IMAGE_UNKNOWN', `kvmtest has no ${arch} image of ${spec}: it builds ${spec} for ${RECIPES[spec].arches.join(', ')}`);
   if (
     looksLikePath(spec) ||
     (await access(spec).then(
@@ -85,10 +93,12 @@ export async function resolveImage(spec: string, options: ResolveOptions = {}): 
 
 /** A catalog image: from the cache, else its publisher's checksum file, then the image, verified. */
 export async function pullCatalogImage(entry: CatalogEntry, options: ResolveOptions = {}): Promise<Extract<ImageSource, { kind: 'catalog' }>> {
-  const cached = await findCached(entry.name);
+  const arch = options.arch ?? defaultArch();
+  const name = catalogCacheName(entry, arch);
+  const cached = await findCached(name);
   if (cached) return { kind: 'catalog', path: cached.path, entry, cached };
   if (!entry.cloudInit) throw kvmtestError('NO_CLOUD_INIT', `${entry.name} has no cloud-init, which kvmtest needs to start its agent; pick another image`);
-  const source = catalogSource(entry, hostArch());
+  const source = catalogSource(entry, arch);
   debug('%s: checksum from %s', entry.name, source.checksumUrl);
   const fetch = { ...(options.signal ? { signal: options.signal } : {}), ...(options.retries !== undefined ? { retries: options.retries } : {}) };
   // only what a signature vouches for is read, when the publisher signs and a keyring is installed
@@ -96,7 +106,7 @@ export async function pullCatalogImage(entry: CatalogEntry, options: ResolveOpti
   debug('%s: %s (%s)', entry.name, check.status, check.detail);
   const hex = parseChecksumFile(text, source.checksumFormat, source.algorithm, source.fileName);
   if (!hex) throw kvmtestError('DOWNLOAD_FAILED', `${source.checksumUrl} lists no ${source.algorithm} for ${source.fileName}: the catalog entry for ${entry.name} may be out of date`);
-  const pulled = await pullBlob(entry.name, source.url, { algorithm: source.algorithm, hex }, { ...pickPull(options), signature: check });
+  const pulled = await pullBlob(name, source.url, { algorithm: source.algorithm, hex }, { ...pickPull(options), signature: check });
   return { kind: 'catalog', path: pulled.path, entry, cached: pulled };
 }
 

@@ -258,6 +258,13 @@ export class Machine {
           `the guest booted to a login prompt (${verdict.line.trim()}) without running cloud-init: kvmtest starts its agent through cloud-init, so the image needs it (cloud images have it; for your own image install the cloud-init package)`,
         ),
       );
+    else if (verdict.kind === 'no-root')
+      this.fail(
+        kvmtestError(
+          'NOT_BOOTABLE',
+          `the guest kernel could not mount its root file system (${verdict.line.trim()}): check root= in the kernel command line, and that the initramfs has the disk and file system drivers (virtio_blk, ext4)`,
+        ),
+      );
     else
       this.fail(
         kvmtestError(

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { AccelChoice } from '../host/accel.js';
 import type { HostTools } from '../host/tools.js';
 import type { BackingLink, DiskInfo } from '../image/disk.js';
+import type { MachineArch } from '../qemu/arch.js';
 import type { BootMethod, MachineSpec } from '../qemu/argv.js';
 import type { CloudConfig } from '../seed/cloud-config.js';
 import type { Progress } from '../util/progress.js';
@@ -15,6 +16,8 @@ export const RESTORE_TIMEOUT_MS = 20_000;
 
 /** The settled options a machine is started with (guest/options.ts resolves them from user input). */
 export interface MachineOptions {
+  /** The guest's architecture: picks the QEMU binary, machine, CPU, console and firmware. */
+  arch: MachineArch;
   memoryMiB: number;
   cpus: number;
   /** A named CPU model (see MachineSpec.cpuModel); default the accelerator's own. */
@@ -80,6 +83,7 @@ export function machineSpec(
   const boot = plan.bootMethod;
   return {
     name,
+    arch: plan.opts.arch,
     accel: plan.choice.accel,
     ...(plan.opts.cpu ? { cpuModel: plan.opts.cpu } : {}),
     ...(plan.opts.machineType ? { machineType: plan.opts.machineType } : {}),

@@ -7,7 +7,7 @@ import { boot } from '../guest/boot.js';
 import type { Guest } from '../guest/guest.js';
 import type { BootOptions } from '../guest/options.js';
 import { DEFAULT_PATH } from '../protocol/shared.js';
-import { machineFor, qemuArch } from '../qemu/arch.js';
+import { ARCH_MACHINES, defaultArch, isMachineArch } from '../qemu/arch.js';
 import { parseResultFile } from '../results/file.js';
 import { LineSplitter } from '../util/lines.js';
 import { TailBuffer } from '../util/tail.js';
@@ -19,7 +19,7 @@ import type { AxisValue, CellAttempt, CellPhase, CellResult, CellSpec, MatrixOpt
 const debug = createDebug('kvmtest:matrix');
 
 /** Axes that are boot options; every other axis reaches the run as $KVMTEST_<NAME>. */
-const BOOT_AXES = ['cpus', 'memory', 'accel', 'boot', 'firmware', 'cpu'] as const;
+const BOOT_AXES = ['arch', 'cpus', 'memory', 'accel', 'boot', 'firmware', 'cpu'] as const;
 
 export interface CellContext {
   options: ResolvedMatrixOptions;
@@ -44,7 +44,9 @@ export function cellBootOptions(cell: CellSpec, options: Pick<MatrixOptions, 'bo
   const fromAxes: Record<string, AxisValue> = {};
   for (const name of BOOT_AXES) if (cell.axes[name] !== undefined) fromAxes[name] = cell.axes[name];
   const boot: BootOptions = { ...options.boot, ...(fromAxes as Partial<BootOptions>), image: cell.image, snapshot: options.snapshot ?? true, ...(options.setup ? { setup: options.setup } : {}) };
-  const portable = machineFor(qemuArch()).portableCpu;
+  const arch = boot.arch ?? defaultArch();
+  // an unknown arch is boot()'s to refuse (INVALID_OPTION), in the cell
+  const portable = isMachineArch(arch) ? ARCH_MACHINES[arch].portableCpu : undefined;
   if (options.capsule !== undefined && options.capsule !== 'never' && boot.cpu === undefined && portable) boot.cpu = portable;
   return boot;
 }

@@ -1,11 +1,13 @@
 import type { Accel } from '../host/accel.js';
 import { SANDBOX_ARG } from '../host/sandbox.js';
 import { PORT_NAME } from '../protocol/shared.js';
-import { machineFor, qemuArch } from './arch.js';
+import { defaultArch, type MachineArch, machineFor } from './arch.js';
 
 export type BootMethod =
   | { kind: 'firmware'; firmware: 'bios' }
   | { kind: 'firmware'; firmware: 'uefi'; code: string; vars: string }
+  /** riscv64: QEMU's own OpenSBI (-bios default) starts this U-Boot, which boots what the disk's extlinux.conf names. */
+  | { kind: 'firmware'; firmware: 'uboot'; loader: string }
   | { kind: 'kernel'; kernel: string; initrd?: string; append?: string };
 
 export interface PortForward {
@@ -17,7 +19,7 @@ export interface PortForward {
 export interface MachineSpec {
   name: string;
   /** The guest's architecture (QEMU's name); default the host's, as the qemu-system binary and catalog image are. Picks the machine type. */
-  arch?: string;
+  arch?: MachineArch;
   accel: Accel;
   /**
    * A named CPU model, run with `enforce` (QEMU refuses to start where the host cannot give every
@@ -98,7 +100,7 @@ export function escapeOpt(value: string): string {
 export const AGENT_PORT_ID = 'agentport';
 
 export function buildQemuArgs(spec: MachineSpec): string[] {
-  const machine = machineFor(spec.arch ?? qemuArch());
+  const machine = machineFor(spec.arch ?? defaultArch());
   const args: string[] = [
     '-name',
     `${escapeOpt(spec.name)},process=${escapeOpt(spec.name)}`,
@@ -129,9 +131,8 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     // entropy at boot: without it python and cloud-init can stall waiting for the pool
     '-device',
     'virtio-rng-pci',
-    // a new generation id on every start: Linux reseeds its RNG when a snapshot is restored
-    '-device',
-    'vmgenid,guid=auto',
+    // a new generation id on every start: Linux reseeds its RNG when a snapshot is restored (x86's ACPI only)
+    ...(machine.vmgenid ? ['-device', 'vmgenid,guid=auto'] : []),
     '-blockdev',
     JSON.stringify({ driver: 'qcow2', 'node-name': DISK_NODE, discard: 'unmap', file: { driver: 'file', filename: spec.disk }, backing: backingNode(spec.backing) }),
     '-device',
@@ -177,6 +178,8 @@ export function buildQemuArgs(spec: MachineSpec): string[] {
     if (boot.append) args.push('-append', boot.append);
   } else if (boot.firmware === 'uefi') {
     args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${escapeOpt(boot.code)}`, '-drive', `if=pflash,format=raw,unit=1,file=${escapeOpt(boot.vars)}`);
+  } else if (boot.firmware === 'uboot') {
+    args.push('-kernel', boot.loader);
   }
   if (spec.extraArgs) args.push(...spec.extraArgs);
   // defer: the capabilities (x-ignore-shared) must be set before the stream loads, which only QMP can do

@@ -3,10 +3,12 @@ import type { Readable } from 'node:stream';
 import { LineSplitter } from '../util/lines.js';
 import { TailBuffer } from '../util/tail.js';
 
-export type ConsoleVerdict = { kind: 'panic'; line: string } | { kind: 'not-bootable'; line: string } | { kind: 'no-cloud-init'; line: string };
+export type ConsoleVerdict = { kind: 'panic'; line: string } | { kind: 'not-bootable'; line: string } | { kind: 'no-root'; line: string } | { kind: 'no-cloud-init'; line: string };
 
 const PANIC = /Kernel panic - not syncing|---\[ end Kernel panic/;
 const NOT_BOOTABLE = /No bootable device|Boot failed: not a bootable disk|Boot failed: could not read the boot disk/;
+/** initramfs-tools gave up on the root file system and dropped to its shell: nothing more will happen. */
+const NO_ROOT = /^Failed to mount \S+ as root file system|^Gave up waiting for root file system device|^ALERT! .* does not exist\. +Dropping to a shell!/;
 
 // a getty's prompt; kernel messages may follow it on the same line
 const LOGIN_PROMPT = /^(?!Last )\S+ login:(\s|$)/;
@@ -24,6 +26,7 @@ export function judgeLoginPrompt(line: string, sawCloudInit: boolean): ConsoleVe
 export function judgeConsoleLine(line: string): ConsoleVerdict | undefined {
   if (PANIC.test(line)) return { kind: 'panic', line };
   if (NOT_BOOTABLE.test(line)) return { kind: 'not-bootable', line };
+  if (NO_ROOT.test(line.trim())) return { kind: 'no-root', line };
   return undefined;
 }
 

@@ -35,7 +35,9 @@ const SEAL_TEMPLATE = [
 export async function keyFor(prep: MachinePlan): Promise<string> {
   // the chain's files are keyed by content (baseDigest), not by where they are
   const chain = baseChain(prep.base).map((link, i) => ({ path: `/BASE${i}`, format: link.format }));
-  const kernelFiles = prep.bootMethod.kind === 'kernel' ? [prep.bootMethod.kernel, prep.bootMethod.initrd].filter((f): f is string => Boolean(f)) : [];
+  // what QEMU loads into the guest's RAM from host files: a kernel and initrd, or riscv64's U-Boot
+  const boot = prep.bootMethod;
+  const kernelFiles = boot.kind === 'kernel' ? [boot.kernel, boot.initrd].filter((f): f is string => Boolean(f)) : boot.firmware === 'uboot' ? [boot.loader] : [];
   return snapshotKey({
     baseDigest: [await fileDigest(prep.base.path), ...(prep.base.backingFile ? [await fileDigest(prep.base.backingFile)] : [])].join('+'),
     qemuVersion: await qemuVersion(prep.tools.qemu),

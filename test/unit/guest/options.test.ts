@@ -32,6 +32,30 @@ describe('options', () => {
     expect(() => resolveBootOptions({ image: 'x.qcow2', ...over } as never)).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }));
   });
 
+  it("arch: the host's by default; each architecture's own firmware unless told", () => {
+    const host = process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : process.arch;
+    expect(resolveBootOptions({ image: 'x' }).arch).toBe(host);
+    expect(resolveBootOptions({ image: 'x', arch: 'x86_64' })).toMatchObject({ arch: 'x86_64', firmware: 'bios' });
+    // aarch64: UEFI, the host's AAVMF found later unless the user gives the files
+    expect(resolveBootOptions({ image: 'x', arch: 'aarch64' })).toMatchObject({ arch: 'aarch64', firmware: 'uefi' });
+    expect(resolveBootOptions({ image: 'x', arch: 'aarch64' }).uefi).toBeUndefined();
+    expect(resolveBootOptions({ image: 'x', arch: 'aarch64', uefiCode: '/c', uefiVars: '/v' }).uefi).toEqual({ code: '/c', vars: '/v' });
+    expect(resolveBootOptions({ image: 'x', arch: 'riscv64' })).toMatchObject({ arch: 'riscv64', firmware: 'uboot' });
+    expect(resolveBootOptions({ image: 'x', arch: 'riscv64', boot: 'kernel' })).toMatchObject({ bootMode: 'kernel' });
+  });
+
+  it.each([
+    [{ arch: 'arm64' }, /"arch" option to be 'x86_64', 'aarch64', 'riscv64'/],
+    [{ arch: 'amd64' }, /"arch" option/],
+    [{ arch: 'ppc64le' }, /"arch" option/],
+    [{ arch: 'aarch64', firmware: 'bios' }, /"firmware" option of aarch64 guests to be 'uefi'/],
+    [{ arch: 'riscv64', firmware: 'uefi' }, /"firmware" option of riscv64 guests to be 'uboot'/],
+    [{ arch: 'x86_64', firmware: 'uboot' }, /'bios' or 'uefi'/],
+    [{ arch: 'aarch64', uefiCode: '/c' }, /uefiVars/],
+  ])('rejects %o with INVALID_OPTION', (over, message) => {
+    expect(() => resolveBootOptions({ image: 'x.qcow2', ...over } as never)).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }));
+  });
+
   it('network: outbound false isolates the guest; true or absent is plain NAT', () => {
     expect(resolveBootOptions({ image: 'x', network: { forwards: [{ guest: 22 }], outbound: false } }).network).toEqual({ forwards: [{ guest: 22 }], outbound: false });
     expect(resolveBootOptions({ image: 'x', network: { outbound: true } }).network).toEqual({ forwards: [] });

@@ -32,3 +32,25 @@ describe('KVM detection', () => {
     expect(chooseAccel('tcg', probe({ device: 'ENOENT' })).accel).toBe('tcg');
   });
 });
+
+describe('KVM per guest architecture', () => {
+  it("uses KVM only for the host's own architecture, emulating another with TCG, said once and with scaled timeouts", () => {
+    expect(chooseAccel('auto', probe({}), 'x86_64').accel).toBe('kvm');
+    for (const guest of ['aarch64', 'riscv64']) {
+      const choice = chooseAccel('auto', probe({}), guest);
+      expect(choice).toMatchObject({ accel: 'tcg', timeoutScale: 5 });
+      expect(choice.reason).toContain(`${guest} guest on x86_64 host`);
+      expect(choice.warning!.split('\n')).toHaveLength(1);
+    }
+    // an arm64 host with a working KVM runs aarch64 guests on it, and emulates x86_64 ones
+    const arm = probe({ arch: 'arm64', cpuinfo: 'Features: fp asimd' });
+    expect(chooseAccel('auto', arm, 'aarch64').accel).toBe('kvm');
+    expect(chooseAccel('auto', arm).accel).toBe('kvm');
+    expect(chooseAccel('auto', arm, 'x86_64').accel).toBe('tcg');
+  });
+
+  it("'kvm' for a foreign guest fails at once, saying why", () => {
+    expect(() => chooseAccel('kvm', probe({}), 'aarch64')).toThrowError(expect.objectContaining({ code: 'KVM_UNUSABLE', message: expect.stringMatching(/aarch64 guest on x86_64 host.*'auto'/) }));
+    expect(chooseAccel('tcg', probe({}), 'riscv64').accel).toBe('tcg');
+  });
+});

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isKvmtestError } from '../../../src/errors.js';
-import { CATALOG, CATALOG_ARCHES, type CatalogEntry, catalogSource, hostArch } from '../../../src/image/catalog.js';
+import { CATALOG, CATALOG_ARCHES, type CatalogEntry, catalogCacheName, catalogSource } from '../../../src/image/catalog.js';
 import { loadCatalog } from '../../../src/image/catalog-file.js';
 import { parseChecksumFile } from '../../../src/image/checksums.js';
 import { PORT_NAME } from '../../../src/protocol/shared.js';
@@ -164,11 +164,11 @@ describe('catalog helpers', () => {
     }
   });
 
-  it('hostArch maps Node architectures and refuses the others', () => {
-    expect(hostArch('x64')).toBe('x86_64');
-    expect(hostArch('arm64')).toBe('aarch64');
-    expect(['x86_64', 'aarch64']).toContain(hostArch());
-    expect(() => hostArch('riscv64')).toThrow(expect.objectContaining({ code: 'IMAGE_UNKNOWN', message: expect.stringContaining('riscv64') }));
+  it("caches the host architecture's image under the entry's name and another's as NAME.ARCH", () => {
+    expect(catalogCacheName(entry, 'x86_64', 'x86_64')).toBe('mine-1');
+    expect(catalogCacheName(entry, 'aarch64', 'x86_64')).toBe('mine-1.aarch64');
+    expect(catalogCacheName(entry, 'x86_64', 'aarch64')).toBe('mine-1.x86_64');
+    expect(catalogCacheName(entry, 'riscv64', 'x86_64')).toBe('mine-1.riscv64');
   });
 
   it('an entry is found by exact name only, $KVMTEST_CATALOG entries included', async () => {

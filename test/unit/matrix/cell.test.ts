@@ -75,6 +75,17 @@ describe('cells with capsules: a named CPU model so that a capsule moves between
     expect(boot).toEqual({ memory: '2G' });
   });
 
+  it('an arch axis is a boot option (cell ids such as debian-12/arch=aarch64); a foreign guest gets no x86 pin', () => {
+    asHost('x64');
+    const onArm = { id: 'debian-12/arch=aarch64', image: 'debian-12', axes: { arch: 'aarch64' } };
+    expect(cellBootOptions(onArm, { capsule: 'always' })).toEqual({ image: 'debian-12', arch: 'aarch64', snapshot: true });
+    expect(cellBootOptions({ ...onArm, axes: { arch: 'x86_64' } }, { capsule: 'always' })).toMatchObject({ arch: 'x86_64', cpu: 'Nehalem' });
+    expect(cellBootOptions(onArm, { capsule: 'never', boot: { arch: 'riscv64' } }).arch).toBe('aarch64');
+    expect(cellEnv(onArm)).toMatchObject({ KVMTEST_ARCH: 'aarch64', KVMTEST_CELL: 'debian-12/arch=aarch64' });
+    // an arch kvmtest does not know is boot()'s to refuse, in the cell: nothing thrown here
+    expect(cellBootOptions({ ...onArm, axes: { arch: 'sparc' } }, { capsule: 'always' })).toEqual({ image: 'debian-12', arch: 'sparc', snapshot: true });
+  });
+
   it('aarch64 has no portable CPU model (KVM there runs the host CPU only): nothing pinned', () => {
     asHost('arm64');
     expect(cellBootOptions(cell, { capsule: 'always' })).not.toHaveProperty('cpu');

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HostError, InputError } from '../../../src/errors.js';
-import { ARCH_MACHINES, machineFor, qemuArch } from '../../../src/qemu/arch.js';
+import { hostMachineArch } from '../../../src/host/accel.js';
+import { ARCH_MACHINES, defaultArch, isMachineArch, type MachineArch, machineFor } from '../../../src/qemu/arch.js';
 import { buildQemuArgs, type MachineSpec } from '../../../src/qemu/argv.js';
 import { valuesAfter } from '../fixtures/argv.js';
 import { machineSpecOf } from '../fixtures/machine-spec.js';
@@ -17,13 +18,24 @@ const SPECS: MachineSpec[] = [
 ];
 
 describe('the machine type per architecture', () => {
-  it("x86_64 → q35, aarch64 → virt with the host GIC; the CPU is the host's under KVM and max under TCG", () => {
-    expect(machineFor('x86_64')).toMatchObject({ machine: 'q35', cpu: { kvm: 'host', tcg: 'max' } });
-    expect(machineFor('aarch64')).toMatchObject({ machine: 'virt,gic-version=max', cpu: { kvm: 'host', tcg: 'max' } });
-    expect(Object.keys(ARCH_MACHINES).sort()).toEqual(['aarch64', 'x86_64']);
+  it("x86_64 → q35, aarch64 → virt with the host GIC, riscv64 → virt; the CPU is the host's under KVM and TCG's fullest otherwise", () => {
+    expect(machineFor('x86_64')).toMatchObject({ binary: 'qemu-system-x86_64', machine: 'q35', cpu: { kvm: 'host', tcg: 'max' }, console: 'ttyS0', firmware: 'bios', vmgenid: true });
+    expect(machineFor('aarch64')).toMatchObject({
+      binary: 'qemu-system-aarch64',
+      debianPackage: 'qemu-system-arm',
+      machine: 'virt,gic-version=max',
+      cpu: { kvm: 'host', tcg: 'max' },
+      console: 'ttyAMA0',
+      firmware: 'uefi',
+      vmgenid: false,
+    });
+    expect(machineFor('riscv64')).toMatchObject({ binary: 'qemu-system-riscv64', debianPackage: 'qemu-system-misc', machine: 'virt', cpu: { tcg: 'rv64' }, console: 'ttyS0', firmware: 'uboot' });
+    expect(Object.keys(ARCH_MACHINES).sort()).toEqual(['aarch64', 'riscv64', 'x86_64']);
+    // only x86 has a named model every KVM host gives (capsules move between hosts on it)
+    expect(Object.entries(ARCH_MACHINES).flatMap(([arch, m]) => (m.portableCpu ? [arch] : []))).toEqual(['x86_64']);
   });
 
-  it.each(['riscv64', 'ppc64', 's390x', 'x64', 'arm64', '', 'toString', '__proto__'])('refuses %j with UNSUPPORTED_ARCH (a HostError), never q35', (arch) => {
+  it.each(['ppc64', 's390x', 'x64', 'arm64', 'amd64', 'riscv', '', 'toString', '__proto__'])('refuses %j with UNSUPPORTED_ARCH (a HostError), never q35', (arch) => {
     let caught: unknown;
     try {
       machineFor(arch);
@@ -33,13 +45,15 @@ describe('the machine type per architecture', () => {
     expect(caught).toMatchObject({ code: 'UNSUPPORTED_ARCH', category: 'host', message: expect.stringContaining(JSON.stringify(arch)) });
     expect(caught).toBeInstanceOf(HostError);
     expect(caught).not.toBeInstanceOf(InputError);
-    expect(() => buildQemuArgs({ ...base, arch })).toThrow(expect.objectContaining({ code: 'UNSUPPORTED_ARCH' }));
+    expect(isMachineArch(arch)).toBe(false);
+    expect(() => buildQemuArgs({ ...base, arch: arch as MachineArch })).toThrow(expect.objectContaining({ code: 'UNSUPPORTED_ARCH' }));
   });
 
-  it("names Node's architectures as QEMU does", () => {
-    expect(qemuArch('x64')).toBe('x86_64');
-    expect(qemuArch('arm64')).toBe('aarch64');
-    expect(qemuArch('riscv64')).toBe('riscv64');
+  it("names Node's architectures as QEMU does; the default guest is the host's", () => {
+    expect(hostMachineArch('x64')).toBe('x86_64');
+    expect(hostMachineArch('arm64')).toBe('aarch64');
+    expect(hostMachineArch('riscv64')).toBe('riscv64');
+    expect(defaultArch()).toBe(hostMachineArch(process.arch));
   });
 });
 
@@ -58,5 +72,30 @@ describe('QEMU argv per architecture', () => {
     const kvm = buildQemuArgs({ ...base, arch: 'aarch64', accel: 'kvm' });
     expect(valuesAfter(kvm, '-accel')).toEqual(['kvm']);
     expect(valuesAfter(kvm, '-cpu')).toEqual(['host']);
+  });
+
+  it('aarch64 and riscv64 have no vmgenid (QEMU 7.2 has it on x86 only) and keep every virtio device kvmtest needs', () => {
+    for (const arch of ['aarch64', 'riscv64'] as const) {
+      const args = buildQemuArgs({ ...base, arch });
+      expect(args.join(' ')).not.toContain('vmgenid');
+      const devices = valuesAfter(args, '-device').map((d) => d.split(',')[0]);
+      expect(devices).toEqual(expect.arrayContaining(['virtio-rng-pci', 'virtio-blk-pci', 'virtio-serial-pci', 'virtserialport', 'virtio-scsi-pci']));
+      expect(valuesAfter(args, '-serial')).toEqual(['chardev:console0']);
+    }
+    expect(valuesAfter(buildQemuArgs({ ...base, arch: 'x86_64' }), '-device')).toContain('vmgenid,guid=auto');
+  });
+
+  it('riscv64 gets virt and rv64 under TCG; its firmware boot hands QEMU U-Boot as the kernel OpenSBI starts', () => {
+    const args = buildQemuArgs({ ...base, arch: 'riscv64', boot: { kind: 'firmware', firmware: 'uboot', loader: '/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf' } });
+    expect(valuesAfter(args, '-machine')).toEqual(['virt,graphics=off']);
+    expect(valuesAfter(args, '-cpu')).toEqual(['rv64']);
+    expect(valuesAfter(args, '-kernel')).toEqual(['/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf']);
+    expect(args).not.toContain('-bios');
+    expect(args).not.toContain('-initrd');
+  });
+
+  it('aarch64 UEFI is two pflash drives, the code read-only, the vars the machine’s own copy', () => {
+    const args = buildQemuArgs({ ...base, arch: 'aarch64', boot: { kind: 'firmware', firmware: 'uefi', code: '/usr/share/AAVMF/AAVMF_CODE.fd', vars: '/dir/uefi-vars.fd' } });
+    expect(valuesAfter(args, '-drive')).toEqual(['if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd', 'if=pflash,format=raw,unit=1,file=/dir/uefi-vars.fd']);
   });
 });

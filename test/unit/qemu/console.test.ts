@@ -15,6 +15,15 @@ describe('console', () => {
     expect(judgeConsoleLine('[  OK  ] Started cloud-init.service')).toBeUndefined();
   });
 
+  it('recognises an initramfs that gave up on the root file system (its shell would wait for ever), the lines initramfs-tools prints', () => {
+    expect(judgeConsoleLine('Failed to mount /dev/vda1 as root file system.')?.kind).toBe('no-root');
+    expect(judgeConsoleLine('Gave up waiting for root file system device.  Common problems:')?.kind).toBe('no-root');
+    expect(judgeConsoleLine('ALERT!  UUID=85fb2d2e-40c3 does not exist.  Dropping to a shell!')?.kind).toBe('no-root');
+    // a guest's own program printing the words later is not the initramfs
+    expect(judgeConsoleLine('echo Failed to mount /dev/vda1 as root file system.')).toBeUndefined();
+    expect(judgeConsoleLine('[  OK  ] Mounted /boot/efi')).toBeUndefined();
+  });
+
   it('a login prompt before any word of cloud-init means the image has no cloud-init', async () => {
     expect(judgeLoginPrompt('debian login: ', false)?.kind).toBe('no-cloud-init');
     expect(judgeLoginPrompt('debian login: ', true)).toBeUndefined();
