@@ -64,6 +64,10 @@ export async function resolveImage(spec: string, options: ResolveOptions = {}): 
     if (built) return { kind: 'built', path: built.disk, built };
   }
   const entry = (await loadCatalog()).find((e) => e.name === spec);
+  // a release kvmtest builds, for an architecture neither its recipe nor the catalog has
+  if (isRecipeName(spec) && !buildable && !entry?.arches[arch as keyof CatalogEntry['arches']]) {
+    throw kvmtestError('IMAGE_UNKNOWN', `kvmtest has no ${arch} image of ${spec}: it builds ${spec} for ${RECIPES[spec].arches.join(', ')}`);
+  }
   // the catalog's image for this architecture; a release without one is built where it can be
   if (entry && (entry.arches[arch as keyof CatalogEntry['arches']] || !buildable)) {
     try {
@@ -78,7 +82,6 @@ export async function resolveImage(spec: string, options: ResolveOptions = {}): 
     const built = await ensureImage(spec, { arch, ...(options.onLine ? { onLine: options.onLine } : {}), ...(options.signal ? { signal: options.signal } : {}) });
     return { kind: 'built', path: built.disk, built };
   }
-  if (isRecipeName(spec)) throw kvmtestError('IMAGE_UNKNOWN', `kvmtest has no ${arch} image of ${spec}: it builds ${spec} for ${RECIPES[spec].arches.join(', ')}`);
   if (
     looksLikePath(spec) ||
     (await access(spec).then(

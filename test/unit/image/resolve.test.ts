@@ -93,6 +93,19 @@ describe('URLs and paths', () => {
     expect(isUnreachable(new KvmtestError('CHECKSUM_MISMATCH', 'differs'))).toBe(false);
   });
 
+  it("a name means that architecture's image: cached apart from the host's, refused where the catalog and the recipes have none", async () => {
+    const arm = await resolveImage('testos-3', { arch: 'aarch64' });
+    expect(arm).toMatchObject({ kind: 'catalog', cached: { name: 'testos-3.aarch64' } });
+    expect(requests).toEqual(['/SHA256SUMS', '/testos-3.qcow2']);
+    requests.length = 0;
+    expect((await resolveImage('testos-3', { arch: 'aarch64' })).path).toBe(arm.path);
+    expect(requests).toEqual([]);
+    await expect(resolveImage('testos-1', { arch: 'aarch64' })).rejects.toMatchObject({ code: 'IMAGE_UNKNOWN', message: expect.stringMatching(/testos-1 has no aarch64 image.*x86_64/) });
+    // a release kvmtest builds, for an architecture Debian's archive lacks for it: nothing asked of the network
+    await expect(resolveImage('debian-12', { arch: 'riscv64' })).rejects.toMatchObject({ code: 'IMAGE_UNKNOWN', message: expect.stringMatching(/builds debian-12 for x86_64, aarch64/) });
+    expect(requests).toEqual([]);
+  });
+
   it('paths stay paths; an unknown name says what names there are', async () => {
     await expect(resolveImage('./disk.qcow2')).resolves.toEqual({ kind: 'local', path: join(process.cwd(), 'disk.qcow2') });
     await expect(resolveImage('debain-12')).rejects.toMatchObject({ code: 'IMAGE_UNKNOWN', message: expect.stringMatching(/debian-12, debian-13/) });
