@@ -1,5 +1,7 @@
 // Whether this host's QEMU can restore a capsule: judged before QEMU starts, so the answer names the cause.
+
 import { execa } from 'execa';
+import { compareVersions } from '../qemu/arch.js';
 import type { CapsuleManifest } from './manifest.js';
 
 /** What this host offers: its QEMU's version, machine types and CPU models, and the accelerator chosen. */
@@ -28,17 +30,6 @@ export function incompatibility(manifest: Pick<CapsuleManifest, 'qemu' | 'machin
       return `it ran on CPU model 'max' (${accel}, QEMU ${saved}), which differs from this host's (${here.accel}, QEMU ${here.version}): pin a named CPU model (capsules in a matrix do) to move capsules between hosts`;
   } else if (!here.cpuModels.includes(cpu)) return `its CPU model ${cpu} is not one this QEMU has`;
   return undefined;
-}
-
-/** -1, 0 or 1 comparing dotted versions by major, minor and micro. Pure. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < 3; i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return Math.sign(d);
-  }
-  return 0;
 }
 
 /** Machine type names from `qemu-system-* -machine help` (first word of each line after the header). Pure. */

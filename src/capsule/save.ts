@@ -12,6 +12,7 @@ import { backingNode } from '../qemu/argv.js';
 import type { QmpEvent } from '../qemu/qmp.js';
 import { fileDigest } from '../snapshot/digest.js';
 import { saveState } from '../snapshot/migrate.js';
+import { checkRestorable } from '../snapshot/restorable.js';
 import { CREATE_NEW, writeNoFollow } from '../util/no-follow.js';
 import { describeFile, writeCompressed } from './files.js';
 import { attachedFileName, CAPSULE_FILES, CAPSULE_FORMAT, CAPSULE_KIND, type CapsuleManifest, MANIFEST_NAME, renderManifest, stateLimit } from './manifest.js';
@@ -49,7 +50,8 @@ export type CapsulePlan = Pick<MachinePlan, 'tools' | 'base' | 'bootMethod' | 'c
  * console log, and a manifest written last. The machine is paused for good: save, then stop it.
  * A failure leaves no directory behind and is CAPSULE_FAILED.
  */
-export function saveCapsule(plan: CapsulePlan, machine: Machine, dir: string, notes: CapsuleNotes, signal?: AbortSignal): Promise<CapsuleInfo> {
+export async function saveCapsule(plan: CapsulePlan, machine: Machine, dir: string, notes: CapsuleNotes, signal?: AbortSignal): Promise<CapsuleInfo> {
+  await checkRestorable(plan, 'CAPSULE_FAILED');
   return machine.exclusive(async () => {
     const started = performance.now();
     await mkdir(dir, { mode: 0o700 });

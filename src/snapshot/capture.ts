@@ -13,6 +13,7 @@ import { DISK_NODE } from '../qemu/argv.js';
 import { QmpClient, type QmpEvent } from '../qemu/qmp.js';
 import { CREATE_NEW, writeNoFollow } from '../util/no-follow.js';
 import { saveState } from './migrate.js';
+import { checkRestorable } from './restorable.js';
 
 const debug = createDebug('kvmtest:checkpoint');
 /** The stream between two local QEMUs carries every touched page: seconds under TCG at worst. */
@@ -62,7 +63,7 @@ export function captureMachine(plan: MachinePlan, source: Machine, dir: string, 
     // the receiver and the clones would need the same disks at the same targets: not modelled yet
     return Promise.reject(kvmtestError('SNAPSHOT_FAILED', `${source.name} has disks mounted (node: 'host', mount()): a checkpoint of it is not supported yet; mount in each clone instead`));
   }
-  return source.exclusive(() => capture(plan, source, dir, signal));
+  return checkRestorable(plan, 'SNAPSHOT_FAILED').then(() => source.exclusive(() => capture(plan, source, dir, signal)));
 }
 
 async function capture(plan: MachinePlan, source: Machine, dir: string, signal?: AbortSignal): Promise<Captured> {

@@ -13,6 +13,7 @@ import { fileDigest } from './digest.js';
 import { snapshotKey } from './key.js';
 import { saveState } from './migrate.js';
 import { pruneSnapshots } from './prune.js';
+import { checkRestorable } from './restorable.js';
 import { makeSnapshotDir, readSnapshot, removeSnapshot, type Snapshot, snapshotPaths, withSnapshotLock, writeMeta } from './store.js';
 
 const debug = createDebug('kvmtest:snapshot');
@@ -73,6 +74,7 @@ function normalisedNetwork(prep: Pick<MachinePlan, 'opts'>): MachineSpec['networ
  * callers make it once: the first holds the key's lock, the others wait and then find it.
  */
 export async function ensureSnapshot(prep: MachinePlan): Promise<Snapshot> {
+  await checkRestorable(prep, 'SNAPSHOT_FAILED');
   const key = await keyFor(prep);
   const ramBytes = prep.opts.memoryMiB * 2 ** 20;
   const ready = await readSnapshot(key, ramBytes);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compareVersions, type HostQemu, incompatibility, parseCpuModels, parseMachineTypes } from '../../../src/capsule/compat.js';
+import { type HostQemu, incompatibility, parseCpuModels, parseMachineTypes } from '../../../src/capsule/compat.js';
 import type { CapsuleManifest } from '../../../src/capsule/manifest.js';
+import { compareVersions } from '../../../src/qemu/arch.js';
 import { capsuleManifestOf } from '../fixtures/capsule.js';
 
 // Lines of `qemu-system-x86_64 -machine help` (QEMU 7.2.22, Debian 12), as printed: the header, then one machine per line

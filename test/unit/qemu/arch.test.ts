@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HostError, InputError } from '../../../src/errors.js';
 import { hostMachineArch } from '../../../src/host/accel.js';
-import { ARCH_MACHINES, defaultArch, isMachineArch, type MachineArch, machineFor } from '../../../src/qemu/arch.js';
+import { ARCH_MACHINES, defaultArch, isMachineArch, type MachineArch, machineFor, restoreBlocker } from '../../../src/qemu/arch.js';
 import { buildQemuArgs, type MachineSpec } from '../../../src/qemu/argv.js';
 import { valuesAfter } from '../fixtures/argv.js';
 import { machineSpecOf } from '../fixtures/machine-spec.js';
@@ -54,6 +54,16 @@ describe('the machine type per architecture', () => {
     expect(hostMachineArch('arm64')).toBe('aarch64');
     expect(hostMachineArch('riscv64')).toBe('riscv64');
     expect(defaultArch()).toBe(hostMachineArch(process.arch));
+  });
+});
+
+describe('what a QEMU can restore', () => {
+  it('riscv64 machines saved by QEMU 7.2 never run again after a load (measured): refused with the reason; others, and newer QEMUs, are tried', () => {
+    expect(restoreBlocker('riscv64', '7.2.22')).toMatch(/QEMU 7\.2\.22 cannot restore a saved riscv64 machine/);
+    expect(restoreBlocker('riscv64', '7.1')).toBeDefined();
+    expect(restoreBlocker('riscv64', '8.0.0')).toBeUndefined();
+    expect(restoreBlocker('aarch64', '7.2.22')).toBeUndefined();
+    expect(restoreBlocker('x86_64', '7.2.22')).toBeUndefined();
   });
 });
 
