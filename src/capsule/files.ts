@@ -1,9 +1,9 @@
 // A capsule's files: written compressed and counted, read back without following links, each checked
 // against the manifest's size and digest before QEMU sees a byte of it.
 import { createHash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
@@ -121,15 +121,42 @@ async function verifyFile(dir: string, name: string, expected: CapsuleFile): Pro
   return path;
 }
 
-/** Decompresses a capsule's state into a new private file; it must come to exactly `bytes` (else CAPSULE_DAMAGED). */
-export async function decompressState(dir: string, from: string, to: string, bytes: number): Promise<void> {
+/**
+ * Copies one of a capsule's files into a private file, checking what is read against its manifest
+ * entry as it goes (CAPSULE_DAMAGED). QEMU then opens the copy: a file swapped in the capsule after
+ * its check is never what runs.
+ */
+export async function copyVerified(dir: string, from: string, to: string, expected: CapsuleFile): Promise<void> {
+  const source = await open(from, READ_NO_FOLLOW).catch(() => {
+    throw changed(dir, from);
+  });
+  const hasher = new Hasher();
+  const target = await open(to, NEW_FILE, 0o600);
+  // each stream owns its handle from here and closes it once
+  await pipeline(source.createReadStream({ highWaterMark: 1 << 20 }), new Counter(expected.bytes, () => changed(dir, from)), hasher, target.createWriteStream());
+  if (hasher.bytes !== expected.bytes || hasher.digest() !== expected.sha256) throw changed(dir, from);
+}
+
+/**
+ * Decompresses a capsule's state into a new private file; it must come to exactly `bytes`, and the
+ * compressed bytes read must be the ones the manifest names (else CAPSULE_DAMAGED): what is
+ * unpacked is what was checked, even if the file is swapped meanwhile.
+ */
+export async function decompressState(dir: string, from: string, to: string, bytes: number, expected?: CapsuleFile): Promise<void> {
   const counter = new Counter(bytes, () => damaged(dir, `${CAPSULE_FILES.state} holds more than the ${bytes} bytes the manifest says`));
+  const hasher = new Hasher();
+  const source = await open(from, READ_NO_FOLLOW);
   const handle = await open(to, NEW_FILE, 0o600);
   try {
-    await pipeline(createReadStream(from), createGunzip(), counter, handle.createWriteStream());
+    await pipeline(source.createReadStream({ highWaterMark: 1 << 20 }), hasher, createGunzip(), counter, handle.createWriteStream());
   } catch (error) {
     if (error instanceof Error && 'code' in error && String((error as NodeJS.ErrnoException).code).startsWith('Z_')) throw damaged(dir, `${CAPSULE_FILES.state} is not valid gzip`);
     throw error;
   }
+  if (expected && (hasher.bytes !== expected.bytes || hasher.digest() !== expected.sha256)) throw changed(dir, from);
   if (counter.bytes !== bytes) throw damaged(dir, `${CAPSULE_FILES.state} holds ${counter.bytes} bytes, the manifest says ${bytes}`);
+}
+
+function changed(dir: string, path: string): Error {
+  return damaged(dir, `${basename(path)} changed while it was read (it is not the file the manifest names)`);
 }

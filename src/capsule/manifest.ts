@@ -76,6 +76,8 @@ export function attachedFileName(target: number): string {
 }
 /** At most this many mounted disks travel in a capsule. */
 export const MAX_ATTACHED = 16;
+/** Forwarded guest ports a manifest may list (each opens a port on the host's 127.0.0.1 at repro; a cell forwards a handful). */
+export const MAX_GUEST_PORTS = 32;
 
 /** The manifest's bytes: keys in a fixed order, two-space indent. Pure. */
 export function renderManifest(manifest: CapsuleManifest): string {
@@ -146,7 +148,10 @@ export function checkManifest(value: unknown, dir = 'the capsule'): CapsuleManif
     bad('machine.boot', "{ kind: 'kernel' } or { kind: 'firmware', firmware }");
   if (machine.network !== false) {
     const network = record(machine.network) ?? bad('machine.network', 'false or { guestPorts, outbound }');
-    if (!Array.isArray(network.guestPorts) || !network.guestPorts.every((p) => isInt(p, 1, 65535))) bad('machine.network.guestPorts', 'an array of ports');
+    const ports = network.guestPorts;
+    if (!Array.isArray(ports) || ports.length > MAX_GUEST_PORTS || !ports.every((p) => isInt(p, 1, 65535)) || new Set(ports).size !== ports.length) {
+      bad('machine.network.guestPorts', `an array of at most ${MAX_GUEST_PORTS} different ports`);
+    }
     if (typeof network.outbound !== 'boolean') bad('machine.network.outbound', 'a boolean');
   }
   if (machine.ramBackend !== undefined && typeof machine.ramBackend !== 'boolean') bad('machine.ramBackend', 'a boolean');

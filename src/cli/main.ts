@@ -131,9 +131,11 @@ program
   .option('--base <file>', "the base image file (same content as the capsule's; default found by the capsule's image name)")
   .addOption(new Option('--accel <accel>', 'acceleration').choices(['auto', 'kvm', 'tcg']))
   .option('--trust-qemu-args', 'pass the extra QEMU arguments the capsule was saved with (they can open host files: only for capsules you made)')
+  .option('--network', 'give the machine the network it was saved with, outbound connections included (default: its NIC reaches nothing; forwards still work)')
   .action(async (dir: string, command: string[], opts) => {
     process.exitCode = await reproCommand(dir, command, {
       ...(opts.cold ? { cold: true } : {}),
+      ...(opts.network ? { network: true } : {}),
       ...(opts.base ? { base: opts.base } : {}),
       ...(opts.accel ? { accel: opts.accel } : {}),
       ...(opts.trustQemuArgs ? { trustQemuArgs: true } : {}),

@@ -4,6 +4,7 @@ import type { Guest } from '../guest/guest.js';
 import { reproCapsule } from '../guest/repro.js';
 import type { AccelRequest } from '../host/accel.js';
 import { sanitize } from '../util/sanitize.js';
+import { commandFence, underGithubActions } from '../util/stop-commands.js';
 import { onInterrupt } from './interrupt.js';
 import { relay } from './run.js';
 import { openTerminal } from './shell.js';
@@ -13,6 +14,7 @@ export interface ReproCommandOptions {
   base?: string;
   accel?: AccelRequest;
   trustQemuArgs?: boolean;
+  network?: boolean;
 }
 
 /**
@@ -32,7 +34,9 @@ export async function reproCommand(dir: string, command: string[], options: Repr
     if (command.length === 0) return await openTerminal(vm, [], { ...(manifest.cwd ? { cwd: manifest.cwd } : {}) });
     using interrupt = onInterrupt();
     const child = vm.spawn(command, [], { signal: interrupt.signal, buffer: false, ...(manifest.cwd ? { cwd: manifest.cwd } : {}) });
-    const copies = [relay(child.stdout, process.stdout, undefined), relay(child.stderr, process.stderr, undefined)];
+    // the capsule's machine is as hostile as the cell that made it: under GitHub Actions its output is fenced too
+    const fence = underGithubActions() ? commandFence() : undefined;
+    const copies = [relay(child.stdout, process.stdout, fence), relay(child.stderr, process.stderr, fence)];
     const result = await child;
     await Promise.all(copies);
     if (result.signal) return 128 + (constants.signals[result.signal] ?? 0);

@@ -2,8 +2,9 @@ import { constants } from 'node:os';
 import { boot } from '../guest/boot.js';
 import type { Guest } from '../guest/guest.js';
 import type { BootOptions } from '../guest/options.js';
+import { commandFence, underGithubActions } from '../util/stop-commands.js';
 import { onInterrupt } from './interrupt.js';
-import { parseCopySpec, parseEnv } from './run.js';
+import { parseCopySpec, parseEnv, relay } from './run.js';
 
 export interface ShellCommandOptions extends BootOptions {
   push: string[];
@@ -52,9 +53,11 @@ export async function openTerminal(vm: Guest, command: string[], options: { env?
   const onResize = () => child.resize(size());
   stdout.on('resize', onResize);
   stdin.pipe(child.stdin);
-  child.stdout.pipe(stdout, { end: false });
+  // a terminal's bytes are the guest's: under GitHub Actions (a shell or repro run by a workflow) fenced
+  const copy = relay(child.stdout, stdout, underGithubActions() ? commandFence() : undefined);
   try {
     const result = await child;
+    await copy;
     if (result.signal) return 128 + (constants.signals[result.signal] ?? 0);
     return result.exitCode ?? 1;
   } finally {

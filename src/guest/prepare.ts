@@ -7,7 +7,7 @@ import { packageRoot } from '../host/paths.js';
 import { probeSandbox } from '../host/sandbox.js';
 import { findTools } from '../host/tools.js';
 import { warnOnce } from '../host/warn.js';
-import { inspectBase } from '../image/base.js';
+import { type BaseTrust, inspectBase } from '../image/base.js';
 import type { BuiltImage } from '../image/build.js';
 import { type CatalogEntry, catalogSource } from '../image/catalog.js';
 import { type ImageSource, resolveImage } from '../image/resolve.js';
@@ -24,8 +24,8 @@ export interface Prepared extends MachinePlan {
   built: BuiltImage | undefined;
 }
 
-/** Settles everything a boot needs before a QEMU starts: tools, accelerator, base image, boot method. */
-export async function prepare(options: BootOptions): Promise<Prepared> {
+/** Settles everything a boot needs before a QEMU starts: tools, accelerator, base image (`trust`: how far a local one is trusted), boot method. */
+export async function prepare(options: BootOptions, trust: BaseTrust = {}): Promise<Prepared> {
   const opts = resolveBootOptions(options);
   const tools = await findTools(machineFor(opts.arch));
   const choice = chooseAccel(opts.accel, await probeKvmOnce(), opts.arch);
@@ -42,7 +42,7 @@ export async function prepare(options: BootOptions): Promise<Prepared> {
   const built = source.kind === 'built' ? source.built : undefined;
   if (source.kind === 'catalog') checkFirmware(source.entry, opts.firmware, opts.arch);
   if (source.kind === 'built' && source.built.arch !== opts.arch) throw kvmtestError('IMAGE_INVALID', `${opts.image} was built for ${source.built.arch}, not ${opts.arch}`);
-  const base = await inspectBase(tools.qemuImg, source);
+  const base = await inspectBase(tools.qemuImg, source, trust);
   return {
     opts,
     tools,

@@ -1,15 +1,15 @@
-import { open, rm, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import createDebug from 'debug';
 import { dir as tmpDir } from 'tmp-promise';
 import { hostQemu, incompatibility } from '../capsule/compat.js';
-import { decompressState, READ_NO_FOLLOW, verifyAttached, verifyFiles } from '../capsule/files.js';
-import { type CapsuleManifest, damaged, readManifest } from '../capsule/manifest.js';
+import { copyVerified, decompressState, verifyAttached, verifyFiles } from '../capsule/files.js';
+import { capsuleBaseImage, checkHostRoom, hostRoom, refuseDiskReferences, reproNetwork } from '../capsule/input.js';
+import { attachedFileName, CAPSULE_FILES, type CapsuleManifest, readManifest } from '../capsule/manifest.js';
 import { isKvmtestError, type KvmtestError, kvmtestError } from '../errors.js';
 import type { AccelRequest } from '../host/accel.js';
 import { qemuVersion } from '../host/tools.js';
 import { baseChain } from '../image/disk.js';
-import { qcow2References } from '../image/qcow2-header.js';
 import { track } from '../machine/registry.js';
 import { fileDigest } from '../snapshot/digest.js';
 import { start } from './boot.js';
@@ -24,6 +24,11 @@ export interface ReproOptions {
   cold?: boolean;
   /** The base image file to use (same content as the capsule's: checked by digest); default found by the capsule's base name. */
   base?: string;
+  /**
+   * Give the machine the network its manifest records, outbound connections included. Off by
+   * default: a restored machine keeps its NIC (the saved devices expect it) but reaches nothing.
+   */
+  network?: boolean;
   /**
    * Pass the extra QEMU arguments the capsule's manifest records. Off by default: a capsule may come
    * from anywhere, and QEMU arguments can open host files.
@@ -58,14 +63,7 @@ export async function reproCapsule(capsuleDir: string, options: ReproOptions = {
   const attached = await verifyAttached(dir, manifest);
   await refuseDiskReferences(dir, files.disk!, true);
   for (const disk of attached) await refuseDiskReferences(dir, disk.path, false);
-  const prep = await prepareBase(dir, manifest, options, files.uefiVars);
-  const chain = baseChain(prep.base);
-  if (options.cold) {
-    const { guest } = await start(prep, performance.now(), { lower: [{ path: files.disk!, format: 'qcow2' }, ...chain] });
-    return { guest, manifest };
-  }
-  const reason = incompatibility(manifest, await hostQemu(prep.tools.qemu, await qemuVersion(prep.tools.qemu), prep.choice.accel));
-  if (reason) throw incompatible(dir, reason);
+  // QEMU opens private copies checked as they are made: nothing swapped into the capsule after its check runs
   const tmp = await tmpDir({ prefix: 'kvmtest', unsafeCleanup: true, mode: 0o700 });
   const tracked = track(`kvmtest-repro-${manifest.hostname}`, tmp.path);
   const remove = async () => {
@@ -74,21 +72,42 @@ export async function reproCapsule(capsuleDir: string, options: ReproOptions = {
   };
   try {
     await tracked.registered;
+    const copy = async (role: 'disk' | 'seed' | 'uefiVars') => {
+      const to = join(tmp.path, CAPSULE_FILES[role]);
+      await copyVerified(dir, files[role]!, to, manifest.files[role]!);
+      return to;
+    };
+    const disk = await copy('disk');
+    const uefiVars = files.uefiVars ? await copy('uefiVars') : undefined;
+    const prep = await prepareBase(dir, manifest, options, uefiVars);
+    const chain = baseChain(prep.base);
+    if (options.cold) {
+      const { guest, machine } = await start(prep, performance.now(), { lower: [{ path: disk, format: 'qcow2' }, ...chain] });
+      machine.afterStop(remove);
+      return { guest, manifest };
+    }
+    const reason = incompatibility(manifest, await hostQemu(prep.tools.qemu, await qemuVersion(prep.tools.qemu), prep.choice.accel));
+    if (reason) throw incompatible(dir, reason);
+    checkHostRoom(dir, manifest, await hostRoom(tmp.path), `the temporary directory ${tmp.path}`);
+    const seed = await copy('seed');
+    const views: { target: number; path: string; format: 'qcow2' }[] = [];
+    for (const [k, a] of attached.entries()) {
+      const to = join(tmp.path, attachedFileName(a.target));
+      await copyVerified(dir, a.path, to, manifest.attached![k]!);
+      views.push({ target: a.target, path: to, format: 'qcow2' });
+    }
     const state = join(tmp.path, 'state.bin');
     prep.progress.phase('unpacking the state');
-    await decompressState(dir, files.state!, state, manifest.stateBytes);
+    await decompressState(dir, files.state!, state, manifest.stateBytes, manifest.files.state);
     // the disks it had mounted are there from the start, on the same targets: the saved devices expect them
-    const views = attached.map((a) => ({ target: a.target, path: a.path, format: 'qcow2' as const }));
     const opts = { ...prep.opts, machineType: manifest.machine.type, ...(manifest.machine.ramBackend ? { ramBackend: true } : {}), ...(views.length > 0 ? { attached: views } : {}) };
-    const { guest, machine } = await start({ ...prep, opts }, performance.now(), {
-      incoming: { disk: files.disk!, chain, seed: files.seed!, state },
-    });
+    const { guest, machine } = await start({ ...prep, opts }, performance.now(), { incoming: { disk, chain, seed, state } });
     machine.afterStop(remove);
     debug('capsule %s restored as %s', dir, guest.info.name);
     return { guest, manifest };
   } catch (error) {
     await remove();
-    if (isKvmtestError(error) && RESTORE_FAILURES.has(error.code) && !options.signal?.aborted) {
+    if (!options.cold && isKvmtestError(error) && RESTORE_FAILURES.has(error.code) && !options.signal?.aborted) {
       throw incompatible(dir, `QEMU could not resume it here (${error.message.split('\n')[0]})`, error);
     }
     throw error;
@@ -101,14 +120,7 @@ async function prepareBase(dir: string, manifest: CapsuleManifest, options: Repr
   if (m.qemuArgs && m.qemuArgs.length > 0 && !options.trustQemuArgs) {
     throw incompatible(dir, `it was saved with extra QEMU arguments (${m.qemuArgs.join(' ')}), which kvmtest passes from a capsule only when told to (--trust-qemu-args): they can open host files`);
   }
-  // a manifest names its base: a catalog or recipe name, or a path; never a URL to fetch (that takes --base)
-  if (!options.base && /^[a-z][a-z0-9+.-]*:\/\//i.test(manifest.base.name)) {
-    throw kvmtestError(
-      'CAPSULE_BASE_MISSING',
-      `the capsule ${dir} names its base by URL (${manifest.base.name}); kvmtest does not fetch what a capsule names: download it yourself and pass --base FILE`,
-    );
-  }
-  const image = options.base ?? manifest.base.name;
+  const image = await capsuleBaseImage(dir, manifest, options.base);
   const pinned = m.cpu !== 'host' && m.cpu !== 'max';
   const boot: BootOptions = {
     image,
@@ -119,7 +131,7 @@ async function prepareBase(dir: string, manifest: CapsuleManifest, options: Repr
     accel: options.accel ?? 'auto',
     ...(m.boot.kind === 'kernel' ? { boot: 'kernel' as const } : {}),
     ...(m.boot.kind === 'firmware' && m.boot.firmware === 'uefi' ? { firmware: 'uefi' as const, uefiCode: m.boot.code, uefiVars: uefiVars! } : {}),
-    network: m.network === false ? false : { forwards: m.network.guestPorts.map((guest) => ({ guest })), outbound: m.network.outbound },
+    network: reproNetwork(m.network, options.network === true),
     hostname: manifest.hostname,
     ...(m.qemuArgs ? { qemuArgs: m.qemuArgs } : {}),
     progress: options.progress ?? false,
@@ -127,7 +139,8 @@ async function prepareBase(dir: string, manifest: CapsuleManifest, options: Repr
   };
   let prep: Prepared;
   try {
-    prep = await prepare(boot);
+    // even a --base the user gave is opened as a capsule's base: declared format, no backing file, no data file
+    prep = await prepare(boot, { untrusted: { format: manifest.base.format } });
   } catch (error) {
     if (isKvmtestError(error) && BASE_FAILURES.has(error.code)) {
       throw kvmtestError(
@@ -144,33 +157,13 @@ async function prepareBase(dir: string, manifest: CapsuleManifest, options: Repr
   if (digest !== manifest.base.sha256) {
     throw kvmtestError(
       'CAPSULE_BASE_MISSING',
-      `the capsule ${dir} lies on the base image ${manifest.base.name} with sha256 ${manifest.base.sha256}; ${prep.base.path} here is sha256 ${digest}, another image (built or pulled at another time?). Copy the base from the machine that saved the capsule and pass --base FILE`,
+      `the capsule ${dir} lies on the base image ${manifest.base.name} with sha256 ${manifest.base.sha256}; ${prep.base.path} here has other content (built or pulled at another time?). Copy the base from the machine that saved the capsule and pass --base FILE`,
     );
   }
   if (m.boot.kind === 'firmware' && m.boot.firmware === 'uefi' && (!(await isRegularFile(m.boot.code, FIRMWARE_MAX_BYTES)) || (await fileDigest(m.boot.code)) !== m.boot.codeSha256)) {
     throw incompatible(dir, `it booted with the UEFI firmware ${m.boot.code} (sha256 ${m.boot.codeSha256}), which is not here with that content`);
   }
   return prep;
-}
-
-/**
- * The capsule's disks are opened by QEMU with their backing chains spelled out, so a backing file a
- * header names is never followed (and a mounted disk may name none); an external data file would be
- * (a host file read as the guest's disk): refused.
- */
-async function refuseDiskReferences(dir: string, disk: string, backingAllowed: boolean): Promise<void> {
-  const name = basename(disk);
-  const handle = await open(disk, READ_NO_FOLLOW);
-  try {
-    const head = Buffer.alloc(65536);
-    const { bytesRead } = await handle.read(head, 0, head.length, 0);
-    const refs = qcow2References(head.subarray(0, bytesRead));
-    if (!refs) throw damaged(dir, `${name} is not a qcow2 image`);
-    if (refs.dataFile !== undefined) throw damaged(dir, `${name} names an external data file ${JSON.stringify(refs.dataFile)}: refused`);
-    if (!backingAllowed && refs.backingFile !== undefined) throw damaged(dir, `${name} names a backing file ${JSON.stringify(refs.backingFile)}: refused`);
-  } finally {
-    await handle.close();
-  }
 }
 
 /** Firmware images are a few MB: a larger "firmware" named by a manifest is not one. */

@@ -6,13 +6,20 @@ import { removeCached } from './store.js';
 
 const debug = createDebug('kvmtest:image');
 
+/** How far a local base is trusted: `untrusted` for one a capsule stands on (opened as `format`, self-contained). */
+export interface BaseTrust {
+  untrusted?: { format?: DiskFormat };
+}
+
 /**
- * The base disk of a resolved image. A path the user gave is theirs (a backing chain is allowed);
+ * The base disk of a resolved image. A path the user gave is theirs (a backing chain is allowed,
+ * unless `untrusted`: a capsule's base, even given by --base, must be self-contained);
  * anything downloaded (or built) is opened as its declared format and must be self-contained. A
  * downloaded image that is refused leaves the cache, so nothing of it is left to boot later.
  */
-export async function inspectBase(qemuImg: string, source: ImageSource): Promise<DiskInfo> {
-  if (source.kind === 'local') return inspectDisk(qemuImg, source.path);
+export async function inspectBase(qemuImg: string, source: ImageSource, options: BaseTrust = {}): Promise<DiskInfo> {
+  if (source.kind === 'local' && !options.untrusted) return inspectDisk(qemuImg, source.path);
+  if (source.kind === 'local') return inspectUntrusted(qemuImg, source.path, options.untrusted?.format, `the base image ${source.path}`);
   try {
     return await inspectUntrusted(qemuImg, source.path, declaredFormat(source), describeSource(source));
   } catch (error) {

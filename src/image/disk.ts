@@ -28,10 +28,14 @@ export function baseChain(base: DiskInfo): BackingLink[] {
 
 /**
  * Reads the format of a base image the user gave as a path with `qemu-img info`; rejects what is
- * not a usable disk image. The user's own file may have a backing chain: they asked for it.
+ * not a usable disk image. The user's own file may have a backing chain (they asked for it), but
+ * no image in it may name an external data file (IMAGE_INVALID).
  */
 export async function inspectDisk(qemuImg: string, path: string): Promise<DiskInfo> {
   const abs = await readable(path);
+  // an external data file is a second host file read as the disk, which nobody typed: refused before qemu-img opens it
+  const top = qcow2References(await readHead(abs));
+  if (top?.dataFile !== undefined) refuseReferences(`image ${path}`, { dataFile: top.dataFile });
   // --backing-chain would fail loudly on a missing backing file: that is what we want
   const result = await execa(qemuImg, ['info', '--output=json', '--backing-chain', abs], { reject: false });
   if (result.exitCode !== 0) {
@@ -93,11 +97,18 @@ async function readable(path: string): Promise<string> {
   return abs;
 }
 
-/** The first 64 KiB: a qcow2 header, its extensions and (usually) its backing file name. */
-async function readHead(abs: string): Promise<Buffer> {
-  const handle = await open(abs, 'r');
+/** Bytes of an image's start read before anything opens it: a qcow2 header, its extensions and (usually) its backing file name. */
+export const HEAD_BYTES = 65536;
+
+/**
+ * The first HEAD_BYTES of an image. `noFollow`: a file that is input from elsewhere (a capsule's) is
+ * opened without following a link, and a FIFO planted there never blocks the open.
+ */
+export async function readHead(abs: string, options: { noFollow?: boolean } = {}): Promise<Buffer> {
+  const flags = options.noFollow ? constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK : constants.O_RDONLY;
+  const handle = await open(abs, flags);
   try {
-    const buffer = Buffer.alloc(65536);
+    const buffer = Buffer.alloc(HEAD_BYTES);
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
     return buffer.subarray(0, bytesRead);
   } finally {
@@ -130,6 +141,11 @@ export function parseDiskInfo(path: string, json: string): DiskInfo {
   const infos = (Array.isArray(parsed) ? parsed : [parsed]) as (QemuImgInfo & { filename?: string })[];
   const top = infos[0]!;
   const format = checkFormat(path, top.format);
+  // every image of the chain (each the user's or named by one) is self-contained: no external data file
+  for (const link of infos) {
+    const dataFile = link['format-specific']?.data?.['data-file'];
+    if (dataFile !== undefined) refuseReferences(`image ${link.filename ?? path}`, { dataFile });
+  }
   const chain = infos.slice(1).map((link) => ({ path: link.filename ?? '?', format: checkFormat(link.filename ?? '?', link.format) }));
   const backing = top['full-backing-filename'] ?? top['backing-filename'];
   return { path, format, virtualSize: top['virtual-size'] ?? 0, ...(backing ? { backingFile: backing } : {}), ...(chain.length > 0 ? { chain } : {}) };

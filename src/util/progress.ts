@@ -11,7 +11,9 @@ export interface Progress {
   fail(summary: string): void;
 }
 
-export function createProgress(label: string, stream: NodeJS.WriteStream = process.stderr, plainEveryMs = 10_000): Progress {
+export function createProgress(rawLabel: string, stream: NodeJS.WriteStream = process.stderr, plainEveryMs = 10_000): Progress {
+  // a label may name what a capsule or a config gave (an image name): one sanitized line too
+  const label = sanitizeLine(rawLabel, 200);
   const start = Date.now();
   const tty = stream.isTTY === true && !process.env.CI;
   const elapsed = () => `${((Date.now() - start) / 1000).toFixed(0)}s`;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { decompressState, describeFile, verifyFiles, writeCompressed } from '../../../src/capsule/files.js';
+import { copyVerified, decompressState, describeFile, verifyFiles, writeCompressed } from '../../../src/capsule/files.js';
 import { CAPSULE_FILES } from '../../../src/capsule/manifest.js';
 import { CAPSULE_STATE, writeCapsule } from '../fixtures/capsule.js';
 import { sha256 } from '../fixtures/digest.js';
@@ -239,5 +239,41 @@ describe('decompressState', () => {
     const whole = gzipSync(randomBytes(100_000));
     writeFileSync(join(dir, 'cut'), whole.subarray(0, whole.length - 100));
     await expect(decompressState(dir, join(dir, 'cut'), join(dir, 'b.bin'), 100_000)).rejects.toMatchObject({ code: 'CAPSULE_DAMAGED' });
+  });
+});
+
+describe('what QEMU opens is what was checked', () => {
+  it('copyVerified copies a capsule file (0600, never over a file) and refuses one that is not the file its manifest names', async () => {
+    const dir = roots.makeRoot();
+    const manifest = writeCapsule(dir);
+    const to = join(dir, 'copy.qcow2');
+    await copyVerified(dir, join(dir, CAPSULE_FILES.disk), to, manifest.files.disk);
+    expect(readFileSync(to).equals(readFileSync(join(dir, CAPSULE_FILES.disk)))).toBe(true);
+    expect(statSync(to).mode & 0o777).toBe(0o600);
+    // swapped after the check: same size, other bytes
+    const swapped = readFileSync(join(dir, CAPSULE_FILES.disk));
+    swapped[10] = swapped[10]! ^ 1;
+    writeFileSync(join(dir, CAPSULE_FILES.disk), swapped);
+    await expect(copyVerified(dir, join(dir, CAPSULE_FILES.disk), join(dir, 'copy2'), manifest.files.disk)).rejects.toMatchObject({
+      code: 'CAPSULE_DAMAGED',
+      message: expect.stringContaining('changed'),
+    });
+    // grown after the check: refused as it passes the size
+    writeFileSync(join(dir, CAPSULE_FILES.disk), Buffer.concat([swapped, swapped]));
+    await expect(copyVerified(dir, join(dir, CAPSULE_FILES.disk), join(dir, 'copy3'), manifest.files.disk)).rejects.toMatchObject({ code: 'CAPSULE_DAMAGED' });
+    // a link put in its place
+    unlinkSync(join(dir, CAPSULE_FILES.disk));
+    symlinkSync('/etc/passwd', join(dir, CAPSULE_FILES.disk));
+    await expect(copyVerified(dir, join(dir, CAPSULE_FILES.disk), join(dir, 'copy4'), manifest.files.disk)).rejects.toMatchObject({ code: 'CAPSULE_DAMAGED' });
+  });
+
+  it('decompressState refuses a state.gz swapped after its check, though it is valid gzip of the right size', async () => {
+    const dir = roots.makeRoot();
+    const manifest = writeCapsule(dir);
+    writeFileSync(join(dir, CAPSULE_FILES.state), gzipSync(Buffer.alloc(CAPSULE_STATE.length, 1)));
+    await expect(decompressState(dir, join(dir, CAPSULE_FILES.state), join(dir, 'state.bin'), CAPSULE_STATE.length, manifest.files.state)).rejects.toMatchObject({
+      code: 'CAPSULE_DAMAGED',
+      message: expect.stringContaining('changed'),
+    });
   });
 });

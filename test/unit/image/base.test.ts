@@ -92,4 +92,19 @@ describe('downloaded images must be self-contained', () => {
     expect(prep.base.chain).toEqual([{ path: images.secret, format: 'raw' }]);
     expect(await inspectBase('qemu-img', { kind: 'local', path: mine })).toMatchObject({ backingFile: images.secret });
   });
+
+  it('but no image the user gives, nor any image in its chain, may name an external data file (a host file nobody typed)', async () => {
+    const top = join(images.work, 'mine-data.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', '-o', `data_file=${images.secret},data_file_raw=on`, top, '1M');
+    await expect(prepare({ image: top })).rejects.toMatchObject({ code: 'IMAGE_INVALID', message: expect.stringContaining('data file') });
+    const over = join(images.work, 'mine-over-data.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', '-b', top, '-F', 'qcow2', over);
+    await expect(prepare({ image: over })).rejects.toMatchObject({ code: 'IMAGE_INVALID', message: expect.stringContaining('data file') });
+  });
+
+  it('a local base opened as untrusted (a capsule stands on it) may have no backing file', async () => {
+    const mine = join(images.work, 'mine-backed.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', '-b', images.secret, '-F', 'raw', mine);
+    await expect(inspectBase('qemu-img', { kind: 'local', path: mine }, { untrusted: { format: 'qcow2' } })).rejects.toMatchObject({ code: 'IMAGE_INVALID' });
+  });
 });

@@ -16,3 +16,16 @@ describe('reports of hostile guest text', () => {
     expect(out.trimEnd().split('\n')).toHaveLength(3);
   });
 });
+
+describe('the label', () => {
+  it('is sanitized too: a capsule names its base, and a base name is not trusted text', () => {
+    const { stream, written } = captureStream();
+    const progress = createProgress(`boot ${HOSTILE.title}\n::error::owned\x1b]52;c;ZXZpbA==\x07`, stream, 0);
+    progress.phase('restoring');
+    progress.done('up');
+    const out = written();
+    expect(out).not.toMatch(/[\x1b\x07]/);
+    expect(runsCommand(out)).toBe(false);
+    expect(out.trimEnd().split('\n')).toHaveLength(2);
+  });
+});
