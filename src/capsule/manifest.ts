@@ -38,7 +38,10 @@ export interface CapsuleManifest {
   cell?: { id: string; status: string; attempt: number };
   /** What ran in the guest, as the matrix gave it. */
   command?: string[] | string;
+  /** The run's environment with its values: only when the saver asked for them (matrix `capsuleEnv`; older capsules have it too). */
   env?: Record<string, string>;
+  /** The names of the run's environment, without values (a value may be a secret): what a capsule holds by default. */
+  envNames?: string[];
   cwd?: string;
   /** Milliseconds per phase of the attempt, up to the save. */
   durations?: Record<string, number>;
@@ -182,23 +185,23 @@ export function checkManifest(value: unknown, dir = 'the capsule'): CapsuleManif
     }
   }
   if ((boot.firmware === 'uefi') !== (files.uefiVars !== undefined)) bad('files.uefiVars', 'present exactly when the machine boots with UEFI');
-  for (const field of ['command', 'env', 'cwd', 'durations', 'cell'] as const) {
+  if (m.envNames !== undefined && m.env !== undefined) bad('envNames', 'absent when "env" is there (names and values)');
+  for (const [field, ok] of Object.entries(NOTE_CHECKS)) {
     const v = m[field];
-    if (v === undefined) continue;
-    const ok =
-      field === 'command'
-        ? typeof v === 'string' || (Array.isArray(v) && v.every((a) => typeof a === 'string'))
-        : field === 'env'
-          ? isStringMap(v)
-          : field === 'cwd'
-            ? typeof v === 'string'
-            : field === 'durations'
-              ? record(v) !== undefined && Object.values(v as object).every((d) => typeof d === 'number')
-              : record(v) !== undefined && typeof (v as { id?: unknown }).id === 'string' && typeof (v as { status?: unknown }).status === 'string';
-    if (!ok) bad(field, 'as kvmtest writes it');
+    if (v !== undefined && !ok(v)) bad(field, 'as kvmtest writes it');
   }
   return m as unknown as CapsuleManifest;
 }
+
+/** The fields the saver's notes fill (each optional): what each must be. */
+const NOTE_CHECKS: Record<'command' | 'env' | 'envNames' | 'cwd' | 'durations' | 'cell', (v: unknown) => boolean> = {
+  command: (v) => typeof v === 'string' || isStringArray(v),
+  env: isStringMap,
+  envNames: isStringArray,
+  cwd: (v) => typeof v === 'string',
+  durations: (v) => record(v) !== undefined && Object.values(v as object).every((d) => typeof d === 'number'),
+  cell: (v) => record(v) !== undefined && typeof (v as { id?: unknown }).id === 'string' && typeof (v as { status?: unknown }).status === 'string',
+};
 
 /** Device state and ROMs ride beside the RAM in the stream: this much over the guest's memory is allowed. */
 export const STATE_OVERHEAD = 256 * 2 ** 20;
@@ -227,4 +230,8 @@ function isSha256(value: unknown): value is string {
 function isStringMap(value: unknown): boolean {
   const r = record(value);
   return r !== undefined && Object.values(r).every((v) => typeof v === 'string');
+}
+
+function isStringArray(value: unknown): boolean {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string');
 }

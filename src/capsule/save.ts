@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import createDebug from 'debug';
 import { execa } from 'execa';
@@ -25,7 +25,10 @@ const SAVE_TIMEOUT_MS = 5 * 60_000;
 export interface CapsuleNotes {
   cell?: CapsuleManifest['cell'];
   command?: string[] | string;
+  /** The run's environment: only its names go into the manifest, unless `envValues`. */
   env?: Record<string, string>;
+  /** Keep the env's values in the manifest too (they may be secrets, and a capsule travels). */
+  envValues?: boolean;
   cwd?: string;
   durations?: Record<string, number>;
   hostname: string;
@@ -121,7 +124,7 @@ async function save(plan: CapsulePlan, machine: Machine, dir: string, notes: Cap
     createdAt: new Date().toISOString(),
     ...(notes.cell ? { cell: notes.cell } : {}),
     ...(notes.command !== undefined ? { command: notes.command } : {}),
-    ...(notes.env ? { env: notes.env } : {}),
+    ...manifestEnv(notes),
     ...(notes.cwd ? { cwd: notes.cwd } : {}),
     ...(notes.durations ? { durations: notes.durations } : {}),
     hostname: notes.hostname,
@@ -160,6 +163,28 @@ async function save(plan: CapsulePlan, machine: Machine, dir: string, notes: Cap
   const described = [...Object.values(manifest.files), ...attached];
   const bytes = described.reduce((sum, file) => sum + file.bytes, Buffer.byteLength(text));
   return { bytes, stateBytes: written.inBytes };
+}
+
+/** Room for what rides beside the state and the disks: seed, console log (≤ 10 MiB), UEFI vars (64 MiB on aarch64), manifest. */
+const SMALL_FILES_BYTES = 128 * 2 ** 20;
+
+/**
+ * The most a capsule of this machine may take on disk: the state's cap (the whole memory and the
+ * devices' overhead), the disk layers over the bottom one and the mounted disks as allocated now
+ * (the capsule holds them compressed), and the small files. An over-estimate by design: what it
+ * promises room for always fits.
+ */
+export async function capsuleWorstCase(machine: Pick<Machine, 'disk' | 'views' | 'spec'>): Promise<number> {
+  const layers = [machine.disk.path, ...machine.disk.chain.slice(0, -1).map((layer) => layer.path), ...[...machine.views.values()].map((view) => view.image)];
+  let bytes = stateLimit(machine.spec.memoryMiB * 2 ** 20) + SMALL_FILES_BYTES;
+  for (const layer of layers) bytes += await stat(layer).then((info) => info.blocks * 512);
+  return bytes;
+}
+
+/** The env as the manifest holds it: names only unless the notes ask for the values. Pure. */
+export function manifestEnv(notes: Pick<CapsuleNotes, 'env' | 'envValues'>): Pick<CapsuleManifest, 'env' | 'envNames'> {
+  if (!notes.env) return {};
+  return notes.envValues === true ? { env: notes.env } : { envNames: Object.keys(notes.env) };
 }
 
 /** The running QEMU's own version (QMP query-version: no parsing of --version text). */

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
 import { loadConfig, type MatrixConfig } from '../matrix/config.js';
 import { parseAxisValue } from '../matrix/grid.js';
-import { resolveMatrixOptions } from '../matrix/options.js';
+import { type CapsuleStorageOptions, resolveMatrixOptions } from '../matrix/options.js';
 import { runMatrix } from '../matrix/run.js';
 import type { AxisValue, MatrixOptions, MatrixReport } from '../matrix/types.js';
 import { githubAnnotations, githubSummary } from '../report/github.js';
@@ -41,6 +41,10 @@ export interface MatrixFlags {
   boot?: 'firmware' | 'kernel';
   snapshot: boolean;
   capsule?: 'on-failure' | 'always' | 'never';
+  /** --capsule-env: keep the env's values in capsules (default: names only). */
+  capsuleEnv?: boolean;
+  /** --capsule-budget SIZE: what this run's capsules may take together (default 8G). */
+  capsuleBudget?: string;
 }
 
 /** `--vary cpus=1,2` → ['cpus', [1, 2]]: numbers and booleans where the text is one. Pure. */
@@ -57,10 +61,10 @@ export function parseVary(spec: string): [string, AxisValue[]] {
 }
 
 /** The config file's options with the command line's on top. Pure apart from reading the config. */
-export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): Promise<MatrixConfig> {
+export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): Promise<MatrixConfig & CapsuleStorageOptions> {
   const loaded = await loadConfig(flags.config);
-  const base: Partial<MatrixConfig> = loaded?.config ?? {};
-  const options: Partial<MatrixConfig> = { ...base };
+  const base: Partial<MatrixConfig & CapsuleStorageOptions> = loaded?.config ?? {};
+  const options: Partial<MatrixConfig & CapsuleStorageOptions> = { ...base };
   if (flags.image.length > 0) options.images = flags.image;
   if (flags.vary.length > 0) options.vary = Object.fromEntries(flags.vary.map(parseVary));
   if (command.length > 0) options.run = command;
@@ -83,9 +87,11 @@ export async function matrixOptionsFrom(command: string[], flags: MatrixFlags): 
   options.boot = boot;
   if (!flags.snapshot) options.snapshot = false;
   if (flags.capsule) options.capsule = flags.capsule;
+  if (flags.capsuleEnv) options.capsuleEnv = true;
+  if (flags.capsuleBudget) options.capsuleBudget = flags.capsuleBudget;
   if (!options.images) throw kvmtestError('INVALID_OPTION', 'kvmtest matrix needs images: --image debian-12 (repeatable), or "images" in kvmtest.config.ts');
   if (!options.run) throw kvmtestError('INVALID_OPTION', 'kvmtest matrix needs a command: after --, or "run" in kvmtest.config.ts');
-  return options as MatrixConfig;
+  return options as MatrixConfig & CapsuleStorageOptions;
 }
 
 /** Repeated SRC:DEST flags as a host path → guest path map. Pure. */

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import createDebug from 'debug';
@@ -31,6 +32,12 @@ interface ImageManifest {
   initrd: string;
   append: string;
 }
+
+/** What debootstrap checks the archive's signatures against (the recipe forces the check, mirror or not). */
+export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
+/** Where a foreign-architecture build registers its qemu-user handler (`kvmtest-ARCH-PID`). */
+const BINFMT_DIR = '/proc/sys/fs/binfmt_misc';
+const BUILD_HANDLER = /^kvmtest-[a-z0-9]+-([1-9][0-9]*)$/;
 
 /** How often a running build says it is still going. */
 const BUILD_HEARTBEAT_MS = 60_000;
@@ -87,6 +94,8 @@ async function build(name: RecipeName, arch: MachineArch, dir: string, options: 
       `building ${name} runs debootstrap, which needs root: run \`sudo npx kvmtest image build ${name}\` once (the image is cached for every user of this cache directory)`,
     );
   }
+  await checkKeyring(name);
+  await removeStaleHandlers();
   const tmp = `${dir}.tmp-${randomBytes(4).toString('hex')}`;
   await mkdir(tmp, { recursive: true });
   const script = join(recipeDir(name), 'build.sh');
@@ -142,5 +151,46 @@ async function prune(root: string, name: RecipeName, arch: MachineArch, keep: st
     if (path === keep || !ours.test(entry)) continue;
     debug('pruning %s', path);
     await rm(path, { recursive: true, force: true });
+  }
+}
+
+/** A host without the archive keyring fails here, before debootstrap (which the recipe runs with --force-check-gpg). */
+export async function checkKeyring(name: string, keyring = DEBIAN_KEYRING): Promise<void> {
+  const info = await stat(keyring).catch(() => undefined);
+  if (info?.isFile()) return;
+  throw kvmtestError(
+    'IMAGE_BUILD_FAILED',
+    `building ${name} checks the Debian archive's signatures against ${keyring}, which ${info ? 'is not a file' : 'is missing'}: install the debian-archive-keyring package (apt-get install debian-archive-keyring)`,
+  );
+}
+
+/**
+ * The binfmt_misc handlers (`kvmtest-ARCH-PID`) whose build is gone: a SIGKILLed build.sh never ran
+ * its EXIT trap. A live build's handler (its PID still runs build.sh) is kept. Pure.
+ */
+export function staleHandlers(names: readonly string[], buildRunning: (pid: number) => boolean): string[] {
+  return names.filter((name) => {
+    const pid = BUILD_HANDLER.exec(name)?.[1];
+    return pid !== undefined && !buildRunning(Number(pid));
+  });
+}
+
+/** Removes the handlers killed builds left (best effort: binfmt_misc may not be mounted). */
+async function removeStaleHandlers(dir = BINFMT_DIR): Promise<void> {
+  const names = await readdir(dir).catch(() => []);
+  for (const name of staleHandlers(names, runsBuildScript)) {
+    debug('removing the binfmt_misc handler %s a killed build left', name);
+    await writeFile(join(dir, name), '-1').catch((error: unknown) => debug('could not remove %s: %s', name, (error as Error).message));
+  }
+}
+
+/** Whether this PID is a build script (not a reused PID running something else). */
+function runsBuildScript(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .some((arg) => arg === 'build.sh' || arg.endsWith('/build.sh'));
+  } catch {
+    return false;
   }
 }

@@ -1,11 +1,28 @@
 import { kvmtestError } from '../errors.js';
 import { resolveSetup, type SetupOptions } from '../guest/options.js';
-import { describe, parseDuration } from '../util/units.js';
+import { describe, parseDuration, parseMemoryMiB } from '../util/units.js';
 import { expandGrid, type MatrixGrid } from './grid.js';
 import { parseShard, type Shard } from './shard.js';
 import type { AxisValue, CapsuleWhen, CellMatch, CellSpec, MatrixEvent, MatrixOptions } from './types.js';
 
 export const DEFAULT_CELL_TIMEOUT_MS = 30 * 60_000;
+/** What one run's capsules may hold together, by default. */
+export const DEFAULT_CAPSULE_BUDGET_MIB = 8 * 1024;
+
+/** How a run's capsules are kept (MatrixOptions' fields: to move into types.ts with the others). */
+export interface CapsuleStorageOptions {
+  /**
+   * Keep the values of the run's env in each capsule's manifest (default false: only the names,
+   * since a value may be a secret and a capsule travels as a CI artifact).
+   */
+  capsuleEnv?: boolean;
+  /**
+   * What this run's capsules may take on disk together: '8G' (the default), '500M' or a number of
+   * MiB. A capsule whose worst case (the guest's memory, its disk layers) does not fit in what is
+   * left, or in the output filesystem's free space, is not saved; the cell's result says why.
+   */
+  capsuleBudget?: string | number;
+}
 
 /** The grid checked and defaulted, with the full matrix it expands to (before sharding). */
 export interface ResolvedMatrixGrid extends MatrixGrid {
@@ -29,6 +46,8 @@ export interface ResolvedMatrixOptions extends ResolvedMatrixGrid {
   boot: NonNullable<MatrixOptions['boot']>;
   snapshot: boolean;
   capsule: CapsuleWhen;
+  capsuleEnv: boolean;
+  capsuleBudgetMiB: number;
   /** The setup step as boot() takes it, its push sources made absolute against projectDir. */
   setup: SetupOptions | undefined;
   outDir: string | undefined;
@@ -50,7 +69,7 @@ function invalid(path: string, expected: string, value: unknown): never {
  * complete, defaulted, checked configuration. Throws INVALID_OPTION naming the option for anything
  * wrong. Pure apart from reading the working directory for a missing projectDir.
  */
-export function resolveMatrixOptions(options: MatrixOptions): ResolvedMatrixOptions {
+export function resolveMatrixOptions(options: MatrixOptions & CapsuleStorageOptions): ResolvedMatrixOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) invalid('options', 'an object of matrix options', options);
   const grid = resolveMatrixGrid(options);
   const { run } = options;
@@ -79,6 +98,9 @@ export function resolveMatrixOptions(options: MatrixOptions): ResolvedMatrixOpti
   if (typeof snapshot !== 'boolean') invalid('snapshot', 'a boolean', snapshot);
   const capsule = options.capsule ?? defaultCapsule();
   if (!['on-failure', 'always', 'never'].includes(capsule)) invalid('capsule', "'on-failure', 'always' or 'never'", capsule);
+  const capsuleEnv = options.capsuleEnv ?? false;
+  if (typeof capsuleEnv !== 'boolean') invalid('capsuleEnv', 'a boolean', capsuleEnv);
+  const capsuleBudgetMiB = options.capsuleBudget === undefined ? DEFAULT_CAPSULE_BUDGET_MIB : parseMemoryMiB(options.capsuleBudget, 'capsuleBudget');
   const projectDir = options.projectDir ?? process.cwd();
   let setup: SetupOptions | undefined;
   if (options.setup !== undefined) {
@@ -107,6 +129,8 @@ export function resolveMatrixOptions(options: MatrixOptions): ResolvedMatrixOpti
     boot,
     snapshot,
     capsule,
+    capsuleEnv,
+    capsuleBudgetMiB,
     setup,
     outDir: options.outDir,
     projectDir,

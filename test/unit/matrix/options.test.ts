@@ -122,6 +122,8 @@ describe('resolveMatrixOptions: defaults filled, valid input kept', () => {
       boot: {},
       snapshot: true,
       capsule: 'never',
+      capsuleEnv: false,
+      capsuleBudgetMiB: 8192,
       setup: undefined,
       outDir: undefined,
       projectDir: process.cwd(),
@@ -244,6 +246,8 @@ describe('matrix options', () => {
       boot: {},
       snapshot: true,
       capsule: 'never',
+      capsuleEnv: false,
+      capsuleBudgetMiB: 8192,
       projectDir: process.cwd(),
     });
   });
