@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import createDebug from 'debug';
 import { type ErrorCode, kvmtestError } from '../errors.js';
 import { packageRoot } from '../host/paths.js';
+import { type PackedCases, unpackCases } from './pack.js';
 import { MAX_RESULT_FILE_BYTES, parseResults, SNIFF_BYTES, sniffResults } from './parse.js';
 import type { TestCase } from './types.js';
 
@@ -19,7 +20,8 @@ export interface WorkerInput {
   bytes: Uint8Array;
   displayName: string;
 }
-export type WorkerAnswer = { cases: TestCase[] | undefined } | { error: { code: ErrorCode; message: string } };
+/** The cases packed (pack.ts: each suite and file string sent once), undefined for a file that is not results. */
+export type WorkerAnswer = { packed: PackedCases | undefined } | { error: { code: ErrorCode; message: string } };
 
 /**
  * Reads and parses one collected file. Its start is sniffed first, so a large file that is not a
@@ -69,7 +71,7 @@ function inWorker(entry: string, input: WorkerInput, timeoutMs: number, heapMb: 
     }, timeoutMs);
     worker.once('message', (answer: WorkerAnswer) => {
       if ('error' in answer) reject(kvmtestError(answer.error.code, answer.error.message));
-      else resolve(answer.cases);
+      else resolve(answer.packed && unpackCases(answer.packed));
     });
     worker.once('error', (error: Error & { code?: string }) => {
       fail(error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `it needs more than ${heapMb} MB to parse` : error.message);

@@ -1,4 +1,5 @@
 import { parseJUnit } from './junit.js';
+import { clip, MAX_NAME_CHARS } from './limits.js';
 import { parseTap } from './tap.js';
 import type { TestCase } from './types.js';
 
@@ -8,8 +9,6 @@ export const SNIFF_BYTES = 64 * 1024;
 export const MAX_RESULT_FILE_BYTES = 16 * 1024 * 1024;
 /** Cases kept per file; the rest are counted in one error case. */
 export const MAX_CASES_PER_FILE = 100_000;
-const MAX_NAME_CHARS = 2000;
-const MAX_MESSAGE_CHARS = 4000;
 
 const JUNIT_ROOT = /^<(?:testsuites|testsuite)[\s>/]/;
 // a version line, a plan, or a top-level test point (`ok`, `ok 3`, `not ok 3 name`, `ok - name`, `ok # SKIP`)
@@ -47,33 +46,25 @@ function skipSpace(text: string, from: number): number {
 /**
  * A collected file's test cases: JUnit XML or TAP, told apart by content. Undefined for any other file
  * (a log, a core dump); a file that looks like a result file but does not parse throws RESULT_PARSE_FAILED.
+ * The file name is clipped once, and that one string is every case's `file`.
  */
 export function parseResults(text: string, file: string): TestCase[] | undefined {
   const kind = sniffResults(text);
   if (!kind) return undefined;
-  return bound(kind === 'junit' ? parseJUnit(text, file) : parseTap(text, file), file);
+  const shown = clip(file, MAX_NAME_CHARS);
+  return bound(kind === 'junit' ? parseJUnit(text, shown) : parseTap(text, shown), shown);
 }
 
-/** Caps the cases of one file and the length of their names and messages. */
+/** Caps the cases of one file (their strings were clipped as the parser made them). */
 function bound(cases: TestCase[], file: string): TestCase[] {
-  const kept = cases.length > MAX_CASES_PER_FILE ? cases.slice(0, MAX_CASES_PER_FILE) : cases;
-  for (const c of kept) {
-    c.name = clip(c.name, MAX_NAME_CHARS);
-    c.suite = clip(c.suite, MAX_NAME_CHARS);
-    if (c.message !== undefined) c.message = clip(c.message, MAX_MESSAGE_CHARS);
-  }
-  if (kept.length < cases.length) {
-    kept.push({
-      name: `${cases.length - kept.length} more cases not read`,
-      suite: '',
-      status: 'error',
-      file,
-      message: `the file holds ${cases.length} cases; kvmtest reads at most ${MAX_CASES_PER_FILE} per file`,
-    });
-  }
+  if (cases.length <= MAX_CASES_PER_FILE) return cases;
+  const kept = cases.slice(0, MAX_CASES_PER_FILE);
+  kept.push({
+    name: `${cases.length - kept.length} more cases not read`,
+    suite: '',
+    status: 'error',
+    file,
+    message: `RESULT_TOO_LARGE: the file holds ${cases.length} cases; kvmtest reads at most ${MAX_CASES_PER_FILE} per file`,
+  });
   return kept;
-}
-
-function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
 }

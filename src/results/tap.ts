@@ -1,14 +1,14 @@
 import { Parser, type Result } from 'tap-parser';
 import { stringify } from 'yaml';
 import { kvmtestError } from '../errors.js';
+import { clip, joinSuite, MAX_DETAILS_CHARS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS } from './limits.js';
 import type { TestCase } from './types.js';
-
-const MAX_DETAILS = 4000;
 
 /**
  * TAP (13 or 14, subtests included) → one TestCase per leaf test point. A subtest's name becomes its
  * children's suite; its closing point is a case only when it had no test points of its own, or failed
- * while they all passed (node:test, an error thrown after the subtests ran).
+ * while they all passed (node:test, an error thrown after the subtests ran). Each subtest's suite
+ * path is built once, clipped, and shared by its cases; names and messages are clipped as made.
  */
 export function parseTap(text: string, file: string): TestCase[] {
   const root = new Parser();
@@ -45,29 +45,29 @@ export function parseTap(text: string, file: string): TestCase[] {
   if (!hadVersion && root.syntheticPlan) {
     throw kvmtestError('RESULT_PARSE_FAILED', `Could not parse ${file} as TAP: no version line, plan or test point in it`);
   }
-  const cases = points.map(({ result, parser }) => toCase(result, suiteOf(parser), file));
+  const suites = new Map<Parser, string>();
+  const cases = points.map(({ result, parser }) => toCase(result, suiteOf(parser, suites), file));
   if (bailout) {
-    const testCase: TestCase = { name: 'Bail out!', suite: suiteOf(bailout.parser), status: 'error', file };
-    if (bailout.reason) testCase.message = bailout.reason;
+    const testCase: TestCase = { name: 'Bail out!', suite: suiteOf(bailout.parser, suites), status: 'error', file };
+    if (bailout.reason) testCase.message = clip(bailout.reason, MAX_MESSAGE_CHARS);
     cases.push(testCase);
   }
   return cases;
 }
 
 function toCase(result: Result, suite: string, file: string): TestCase {
-  const testCase: TestCase = { name: result.name || `#${result.id}`, suite, status: 'passed', file };
+  const testCase: TestCase = { name: clip(result.name || `#${result.id}`, MAX_NAME_CHARS), suite, status: 'passed', file };
   // tap-parser moves node:test's duration_ms diagnostic and node-tap's `# time=` directive here
   if (result.time !== null) testCase.durationMs = Math.round(result.time);
   const reason = result.skip || result.todo;
   if (reason) {
     testCase.status = 'skipped';
-    if (typeof reason === 'string') testCase.message = reason;
+    if (typeof reason === 'string') testCase.message = clip(reason, MAX_MESSAGE_CHARS);
   } else if (!result.ok) {
     testCase.status = 'failed';
-    testCase.message = diagMessage(result.diag) ?? testCase.name;
+    testCase.message = clip(diagMessage(result.diag) ?? testCase.name, MAX_MESSAGE_CHARS);
     if (result.diag && typeof result.diag === 'object' && Object.keys(result.diag).length > 0) {
-      const details = stringify(result.diag).trim();
-      testCase.details = details.length > MAX_DETAILS ? `${details.slice(0, MAX_DETAILS)}\n…` : details;
+      testCase.details = clip(stringify(result.diag).trim(), MAX_DETAILS_CHARS, '\n…');
     }
   }
   return testCase;
@@ -83,12 +83,19 @@ function diagMessage(diag: unknown): string | undefined {
   return undefined;
 }
 
-/** The enclosing subtests' names, outermost first; an unnamed (unadorned) subtest takes its closing point's name. */
-function suiteOf(parser: Parser): string {
-  const names: string[] = [];
-  for (let p: Parser | null = parser; p?.parent; p = p.parent) {
-    const name = p.name || p.closingTestPoint?.name;
-    if (name) names.unshift(name);
+/**
+ * The enclosing subtests' names, outermost first, joined with ' > ' and clipped; an unnamed
+ * (unadorned) subtest takes its closing point's name. Built once per subtest from its parent's
+ * (`known`), so its cases share one string.
+ */
+function suiteOf(parser: Parser, known: Map<Parser, string>): string {
+  if (!parser.parent) return '';
+  let suite = known.get(parser);
+  if (suite === undefined) {
+    const outer = suiteOf(parser.parent, known);
+    const name = parser.name || parser.closingTestPoint?.name;
+    suite = joinSuite(outer, name);
+    known.set(parser, suite);
   }
-  return names.join(' > ');
+  return suite;
 }

@@ -2,12 +2,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isKvmtestError } from '../errors.js';
 import type { WorkerAnswer, WorkerInput } from './file.js';
+import { packCases } from './pack.js';
 import { parseResults } from './parse.js';
 
 const { bytes, displayName } = workerData as WorkerInput;
 let answer: WorkerAnswer;
 try {
-  answer = { cases: parseResults(Buffer.from(bytes).toString('utf8'), displayName) };
+  const cases = parseResults(Buffer.from(bytes).toString('utf8'), displayName);
+  answer = { packed: cases && packCases(cases) };
 } catch (error) {
   answer = {
     error: {

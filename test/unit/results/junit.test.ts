@@ -92,4 +92,20 @@ describe('JUnit XML', () => {
     expect(call).toThrow(/\/guest\/out\/junit\.xml.*Expected closing tag 'testcase'.*line 5/);
     expect(() => parseJUnit('<html><body/></html>', 'x.xml')).toThrow(expect.objectContaining({ code: 'RESULT_PARSE_FAILED' }));
   });
+
+  it('clips names, suite paths and messages as each case is made, however deep the suites nest', () => {
+    const deep = `${`<testsuite name="${'s'.repeat(1000)}">`.repeat(40)}<testcase name="${'n'.repeat(5000)}" classname="${'c'.repeat(5000)}"><failure message="${'m'.repeat(9000)}"/></testcase>${'</testsuite>'.repeat(40)}`;
+    const [testCase] = parseJUnit(`<testsuites>${deep}</testsuites>`, 'deep.xml');
+    expect(testCase!.suite.length).toBeLessThanOrEqual(2001);
+    expect(testCase!.suite.startsWith(`${'s'.repeat(1000)} > s`)).toBe(true);
+    expect(testCase!.name).toHaveLength(2001);
+    expect(testCase!.message).toHaveLength(4001);
+    const [pytest] = parseJUnit(`<testsuite name="pytest">${deep.slice(deep.indexOf('<testcase'), deep.indexOf('</testcase>') + 11)}</testsuite>`, 'p.xml');
+    expect(pytest!.suite).toHaveLength(2001);
+  });
+
+  it('a parser limit (nesting too deep) is RESULT_PARSE_FAILED naming the file, not an uncoded error', () => {
+    const deep = `<testsuites>${'<testsuite name="s">'.repeat(3000)}${'</testsuite>'.repeat(3000)}</testsuites>`;
+    expect(() => parseJUnit(deep, 'deep.xml')).toThrow(expect.objectContaining({ code: 'RESULT_PARSE_FAILED', message: expect.stringContaining('deep.xml') }));
+  });
 });

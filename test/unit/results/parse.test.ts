@@ -53,6 +53,20 @@ describe('result sniffing and caps', () => {
   });
 });
 
+describe('result files that amplify (issue 22)', () => {
+  it('2 MB of JUnit (two nested 1,000-character suites, 100,000 cases, a long path): one suite string and one file string for all', () => {
+    const xml = `<testsuites><testsuite name="${'a'.repeat(1000)}"><testsuite name="${'b'.repeat(1000)}">${'<testcase name="t"/>'.repeat(100_000)}</testsuite></testsuite></testsuites>`;
+    const before = process.memoryUsage().heapUsed;
+    const cases = parseResults(xml, `/work/${'p'.repeat(5000)}/junit.xml`)!;
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(cases).toHaveLength(100_000);
+    expect(cases[0]!.suite).toHaveLength(2001);
+    expect(cases[0]!.file).toHaveLength(2001);
+    // measured: ~35 MiB with the strings shared, ~222 MiB with a joined suite per case
+    expect(grown).toBeLessThan(120 * 2 ** 20);
+  });
+});
+
 describe('parseResults', () => {
   it('tells JUnit XML from TAP by content', () => {
     expect(parseResults(resultFile('node-junit.xml'), 'a')).toHaveLength(7);

@@ -89,4 +89,13 @@ describe('TAP', () => {
     expect(() => parseTap(resultFile('plain.log'), '/guest/out.log')).toThrow(expect.objectContaining({ code: 'RESULT_PARSE_FAILED' }));
     expect(() => parseTap('', 'empty.tap')).toThrow(/empty\.tap/);
   });
+
+  it('clips names, suite paths and messages as each case is made', () => {
+    const long = 'x'.repeat(3000);
+    const text = `TAP version 13\n# Subtest: ${long}\n    # Subtest: ${long}\n        not ok 1 - ${'n'.repeat(5000)}\n          ---\n          message: ${'m'.repeat(9000)}\n          ...\n        1..1\n    not ok 1 - ${long}\n    1..1\nnot ok 1 - ${long}\n1..1\n`;
+    const [leaf] = parseTap(text, 't.tap');
+    expect(leaf!.suite).toHaveLength(2001);
+    expect(leaf!.name).toHaveLength(2001);
+    expect(leaf!.message).toHaveLength(4001);
+  });
 });
