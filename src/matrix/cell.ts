@@ -8,6 +8,7 @@ import type { Guest } from '../guest/guest.js';
 import type { BootOptions } from '../guest/options.js';
 import { DEFAULT_PATH } from '../protocol/shared.js';
 import { ARCH_MACHINES, defaultArch, isMachineArch } from '../qemu/arch.js';
+import { CaseBudget, CaseCollector, CELL_CASE_LIMITS } from '../results/budget.js';
 import { parseResultFile } from '../results/file.js';
 import { LineSplitter } from '../util/lines.js';
 import { TailBuffer } from '../util/tail.js';
@@ -30,6 +31,8 @@ export interface CellContext {
   attempt: number;
   onPhase: (phase: CellPhase) => void;
   onOutput: (stream: 'stdout' | 'stderr', line: string) => void;
+  /** This attempt's budget of parsed cases (its parent: the run's, shared by every cell); default a cell's own. */
+  budget?: CaseBudget;
 }
 
 /** One attempt's full outcome: the attempt summary plus what the last attempt reports. */
@@ -78,7 +81,8 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
   const stdout = new TailBuffer();
   const stderr = new TailBuffer();
   const collected: NonNullable<CellResult['collected']> = [];
-  const cases: TestCase[] = [];
+  const kept = new CaseCollector(ctx.budget ?? new CaseBudget('cell', CELL_CASE_LIMITS));
+  const cases = kept.cases;
   let exitCode: number | null = null;
   let exitSignal: string | undefined;
   let error: AttemptOutcome['error'];
@@ -181,7 +185,7 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
     exitCode = result.exitCode;
     exitSignal = result.signal ?? undefined;
     for (const path of ctx.options.collect) {
-      await phase('pull', () => collect(vm!, path, ctx.outDir, collected, cases, signal));
+      await phase('pull', () => collect(vm!, path, ctx.outDir, collected, kept, signal));
     }
   } catch (caught) {
     error = describeError(caught, timeout.aborted ? timeoutMs : undefined);
@@ -230,10 +234,11 @@ export function collectTarget(outDir: string, guestPath: string): string {
 }
 
 /**
- * Pulls one guest path into the attempt's directory and parses the result files in it. A path
- * under a link an earlier collect brought (or overlapping it) is refused by pull and recorded.
+ * Pulls one guest path into the attempt's directory and parses the result files in it, keeping
+ * their cases as far as the budget goes. A path under a link an earlier collect brought (or
+ * overlapping it) is refused by pull and recorded.
  */
-async function collect(vm: Guest, guestPath: string, outDir: string, collected: NonNullable<CellResult['collected']>, cases: TestCase[], signal: AbortSignal): Promise<void> {
+async function collect(vm: Guest, guestPath: string, outDir: string, collected: NonNullable<CellResult['collected']>, kept: CaseCollector, signal: AbortSignal): Promise<void> {
   const host = collectTarget(outDir, guestPath);
   let pulled: PullResult;
   try {
@@ -245,15 +250,18 @@ async function collect(vm: Guest, guestPath: string, outDir: string, collected: 
     }
     throw error;
   }
+  const found = await parseCollected(host, guestPath, kept);
+  collected.push({ path: guestPath, host, cases: found, ...(pulled.droppedTotal > 0 ? { dropped: pulled.dropped } : {}) });
+}
+
+/** Parses the result files pulled from `guestPath` into `host`, file by file into `kept`; how many cases it kept. */
+export async function parseCollected(host: string, guestPath: string, kept: CaseCollector): Promise<number> {
   let found = 0;
   for (const file of await filesUnder(host)) {
     const parsed = await parseResultFile(file, join(guestPath, file.slice(host.length)));
-    if (parsed) {
-      cases.push(...parsed);
-      found += parsed.length;
-    }
+    if (parsed) found += kept.add(parsed);
   }
-  collected.push({ path: guestPath, host, cases: found, ...(pulled.droppedTotal > 0 ? { dropped: pulled.dropped } : {}) });
+  return found;
 }
 
 async function filesUnder(path: string): Promise<string[]> {

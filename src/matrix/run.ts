@@ -6,6 +6,7 @@ import createDebug from 'debug';
 import { resolveBootOptions } from '../guest/options.js';
 import { chooseAccel, probeKvmOnce } from '../host/accel.js';
 import { resolveImage } from '../image/resolve.js';
+import { CaseBudget, CELL_CASE_LIMITS, RUN_CASE_LIMITS } from '../results/budget.js';
 import { formatTransfer } from '../util/progress.js';
 import { type AttemptOutcome, cellBootOptions, runCellAttempt } from './cell.js';
 import { decideConcurrency, guestFootprintMiB, MemoryBudget } from './concurrency.js';
@@ -66,11 +67,19 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
   const failFast = new AbortController();
   const signal = resolved.signal ? AbortSignal.any([resolved.signal, failFast.signal]) : failFast.signal;
   let firstFailure: string | undefined;
+  // one budget of parsed cases for the whole run, drawn on by every cell's attempts
+  const caseBudget = new CaseBudget('run', RUN_CASE_LIMITS);
   emit({ type: 'start', cells, concurrency: decision.concurrency, shard: formatShard(resolved.shard) });
 
   const runCell = async (cell: CellSpec): Promise<CellResult> => {
     const attempts: AttemptOutcome[] = [];
+    let budget: CaseBudget | undefined;
     for (let attempt = 1; attempt <= resolved.retries + 1; attempt++) {
+      // the report keeps the last attempt's cases only: an earlier attempt's are dropped, their share back to the run
+      budget?.release();
+      const previous = attempts.at(-1);
+      if (previous) previous.cases = [];
+      budget = new CaseBudget('cell', CELL_CASE_LIMITS, caseBudget);
       const outcome = await runCellAttempt(
         cell,
         {
@@ -80,6 +89,7 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixReport> {
           attempt,
           onPhase: (phase) => emit({ type: 'phase', cell, phase, attempt }),
           onOutput: (stream, line) => emit({ type: 'output', cell, stream, line }),
+          budget,
         },
         resolved.timeoutMs,
         signal,
