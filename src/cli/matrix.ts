@@ -1,4 +1,4 @@
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { kvmtestError } from '../errors.js';
 import { loadConfig, type MatrixConfig } from '../matrix/config.js';
@@ -7,11 +7,13 @@ import { type CapsuleStorageOptions, resolveMatrixOptions } from '../matrix/opti
 import { runMatrix } from '../matrix/run.js';
 import type { AxisValue, MatrixOptions, MatrixReport } from '../matrix/types.js';
 import { githubAnnotations, githubSummary } from '../report/github.js';
-import { toHtml } from '../report/html.js';
-import { toJUnit } from '../report/junit.js';
+import { htmlChunks } from '../report/html.js';
+import { reportJson } from '../report/json.js';
+import { junitChunks } from '../report/junit.js';
 import { mergeReports, readReportFile } from '../report/merge.js';
 import { summaryTable } from '../report/table.js';
 import { createTerminalReporter } from '../report/terminal.js';
+import { writeChunks, writeReportFile } from '../report/write.js';
 import { onInterrupt } from './interrupt.js';
 import { parseCopySpec, parseEnv } from './run.js';
 
@@ -130,8 +132,8 @@ export async function matrixCommand(command: string[], flags: MatrixFlags): Prom
     terminal.close();
   }
   const jsonPath = join(out, shard.count > 1 ? `shard-${shard.index}-of-${shard.count}.json` : 'report.json');
-  await writeReports(report, reporters, { json: jsonPath, junit: join(out, 'junit.xml'), ...(reporters.has('html') ? { html: join(out, 'index.html') } : {}) });
-  return report.ok ? 0 : 1;
+  const whole = await writeReports(report, reporters, { json: jsonPath, junit: join(out, 'junit.xml'), ...(reporters.has('html') ? { html: join(out, 'index.html') } : {}) });
+  return report.ok && whole ? 0 : 1;
 }
 
 /** kvmtest merge: one report (and JUnit file) from the shards' JSON reports. */
@@ -139,25 +141,37 @@ export async function mergeCommand(files: string[], flags: { junit?: string; jso
   const reporters = chooseReporters(flags.reporter);
   const report = mergeReports(await Promise.all(files.map((f) => readReportFile(f))), files);
   if (reporters.has('default')) process.stderr.write(`${summaryTable(report, { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR })}\n`);
-  await writeReports(report, reporters, {
+  const whole = await writeReports(report, reporters, {
     ...(flags.json ? { json: resolve(flags.json) } : {}),
     ...(flags.junit ? { junit: resolve(flags.junit) } : {}),
     ...(flags.html ? { html: resolve(flags.html) } : {}),
   });
-  return report.ok ? 0 : 1;
+  return report.ok && whole ? 0 : 1;
 }
 
-async function writeReports(report: MatrixReport, reporters: Set<ReporterName>, paths: { json?: string; junit?: string; html?: string }): Promise<void> {
-  const json = `${JSON.stringify(report, null, 2)}\n`;
-  if (paths.json) await writeFile(paths.json, json);
-  if (reporters.has('json')) process.stdout.write(json);
-  if (paths.junit) await writeFile(paths.junit, toJUnit(report));
+/**
+ * Writes the chosen reports, each as a stream (piece by piece with backpressure, never one string
+ * of the whole report). A file that cannot be written whole is written reduced (without the parsed
+ * cases, with a coded case per cell) and reported on stderr: false then.
+ */
+async function writeReports(report: MatrixReport, reporters: Set<ReporterName>, paths: { json?: string; junit?: string; html?: string }): Promise<boolean> {
+  const warn = (line: string) => process.stderr.write(`${line}\n`);
+  let whole = true;
+  if (paths.json) whole = (await writeReportFile(paths.json, report, reportJson, warn)) && whole;
+  if (reporters.has('json')) {
+    await writeChunks(reportJson(report), process.stdout, { end: false }).catch((cause: unknown) => {
+      throw kvmtestError('HOST_IO', `Could not write the JSON report to stdout: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    });
+  }
+  if (paths.junit) whole = (await writeReportFile(paths.junit, report, junitChunks, warn)) && whole;
   if (reporters.has('github')) {
     for (const line of githubAnnotations(report)) process.stdout.write(`${line}\n`);
     if (process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, `${githubSummary(report)}\n`);
   }
   // the page links the cells' files relative to where it is, and only files beneath that directory
-  if (paths.html) await writeFile(paths.html, toHtml(report, { baseDir: dirname(paths.html) }));
+  const html = paths.html;
+  if (html) whole = (await writeReportFile(html, report, (r) => htmlChunks(r, { baseDir: dirname(html) }), warn)) && whole;
   if (paths.json) process.stderr.write(`report: ${paths.json}${paths.junit ? `, JUnit: ${paths.junit}` : ''}${paths.html ? `, HTML: ${paths.html}` : ''}\n`);
   else if (paths.html) process.stderr.write(`HTML report: ${paths.html}\n`);
+  return whole;
 }

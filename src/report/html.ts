@@ -1,7 +1,7 @@
 import { isAbsolute, relative, sep } from 'node:path';
 import type { CellResult, CellStatus, MatrixReport, TestCase } from '../matrix/types.js';
 import { sanitize } from '../util/sanitize.js';
-import { shellQuote } from '../util/shell-quote.js';
+import { shellPath } from '../util/shell-quote.js';
 import { formatDuration } from './table.js';
 
 /** Where the page goes: links to cell files are made relative to it, and only to files beneath it. */
@@ -11,6 +11,10 @@ export interface HtmlOptions {
 
 /** Per cell, at most this many failed or errored cases are shown (the JSON report has them all). */
 const MAX_CASES = 100;
+/** And on the whole page at most this many, so a page of many failing cells still opens. */
+const MAX_PAGE_CASES = 1000;
+/** A grid of more entries (images × axis combinations) than this is shown as one row per cell instead. */
+const MAX_GRID_ENTRIES = 10_000;
 /** Each message, detail, tail or console excerpt is cut to this many characters. */
 const MAX_TEXT = 8000;
 const PHASES = ['boot', 'node', 'push', 'run', 'pull', 'capsule'] as const;
@@ -23,11 +27,18 @@ const BAD: CellStatus[] = ['failed', 'error', 'timeout'];
  * string from a guest (or a report file) is sanitized and escaped. Pure.
  */
 export function toHtml(report: MatrixReport, options: HtmlOptions = {}): string {
-  const scale = Math.max(1, ...report.cells.map((c) => c.durations.total));
+  return [...htmlChunks(report, options)].join('');
+}
+
+/** The page of toHtml piece by piece (the head and grid, then a piece per cell), for writing as a stream. Pure. */
+export function* htmlChunks(report: MatrixReport, options: HtmlOptions = {}): Generator<string> {
+  // a loop, not Math.max(...spread): a spread of many cells overflows the stack
+  let scale = 1;
+  for (const c of report.cells) scale = Math.max(scale, c.durations.total);
   const ids = new Map(report.cells.map((c, i) => [c.id, `cell-${i + 1}`]));
   const firstBad = report.cells.find((c) => BAD.includes(c.status));
   const t = report.totals;
-  return `<!doctype html>
+  yield `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -55,7 +66,14 @@ export function toHtml(report: MatrixReport, options: HtmlOptions = {}): string 
 <h2 id="grid">Matrix</h2>
 ${grid(report, ids)}
 <h2 id="cells">Cells</h2>
-${report.cells.map((cell) => cellSection(cell, ids.get(cell.id)!, scale, options)).join('\n')}
+`;
+  let room = MAX_PAGE_CASES;
+  for (const [i, cell] of report.cells.entries()) {
+    const section = cellSection(cell, ids.get(cell.id)!, scale, options, room);
+    room -= section.shown;
+    yield `${i > 0 ? '\n' : ''}${section.html}`;
+  }
+  yield `
 </main>
 </body>
 </html>
@@ -68,49 +86,77 @@ function totalsLine(report: MatrixReport): string {
   return `${t.cells} cells: ${parts.join(', ') || 'none'}; cases: ${t.cases.total} (${t.cases.passed} passed, ${t.cases.failed} failed, ${t.cases.error} errors, ${t.cases.skipped} skipped)`;
 }
 
-/** Images as rows, the other axes' combinations as columns; each entry links to its cell. */
+/**
+ * Images as rows, the other axes' combinations as columns; each entry links to its cell. Each
+ * entry is looked up by (image, column), so the grid costs its size, not its size times the cells;
+ * a grid of more than MAX_GRID_ENTRIES (a sparse one: cells that share no image or axes) is one
+ * row per cell instead.
+ */
 function grid(report: MatrixReport, ids: Map<string, string>): string {
+  const columnOf = new Map(
+    report.cells.map((c) => [
+      c,
+      Object.entries(c.axes)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(' ') || '—',
+    ]),
+  );
   const images = unique(report.cells.map((c) => c.image));
-  const columnOf = (c: CellResult) =>
-    Object.entries(c.axes)
-      .map(([k, v]) => `${k}=${String(v)}`)
-      .join(' ') || '—';
-  const columns = unique(report.cells.map(columnOf));
+  const columns = unique([...columnOf.values()]);
+  if (images.length * columns.length > MAX_GRID_ENTRIES) return cellList(report, ids, columnOf);
+  const at = new Map<string, CellResult>();
+  for (const [cell, column] of columnOf) {
+    const key = JSON.stringify([cell.image, column]);
+    // the first cell of an (image, column) is the one shown, as before
+    if (!at.has(key)) at.set(key, cell);
+  }
   const head = `<tr><th scope="col">image</th>${columns.map((col) => `<th scope="col">${esc(col)}</th>`).join('')}</tr>`;
   const rows = images.map((image) => {
     const entries = columns.map((col) => {
-      const cell = report.cells.find((c) => c.image === image && columnOf(c) === col);
-      if (!cell) return '<td class="none">—</td>';
-      return `<td class="${esc(cell.status)}" data-cell="${esc(cell.id)}" data-status="${esc(cell.status)}"><a href="#${ids.get(cell.id)}">${esc(statusLabel(cell))}</a></td>`;
+      const cell = at.get(JSON.stringify([image, col]));
+      return cell ? gridEntry(cell, ids) : '<td class="none">—</td>';
     });
     return `<tr><th scope="row">${esc(image)}</th>${entries.join('')}</tr>`;
   });
   return `<div class="scroll"><table class="grid" data-testid="grid"><thead>${head}</thead><tbody>${rows.join('')}</tbody></table></div>`;
 }
 
+/** The grid as one row per cell: image, axes, status. */
+function cellList(report: MatrixReport, ids: Map<string, string>, columnOf: Map<CellResult, string>): string {
+  const rows = report.cells.map((cell) => `<tr><th scope="row">${esc(cell.image)}</th><td>${esc(columnOf.get(cell)!)}</td>${gridEntry(cell, ids)}</tr>`);
+  return `<p class="muted">${esc(String(report.cells.length))} cells share too few images and axes for a grid: one row each.</p><div class="scroll"><table class="grid" data-testid="grid"><thead><tr><th scope="col">image</th><th scope="col">axes</th><th scope="col">status</th></tr></thead><tbody>${rows.join('')}</tbody></table></div>`;
+}
+
+function gridEntry(cell: CellResult, ids: Map<string, string>): string {
+  return `<td class="${esc(cell.status)}" data-cell="${esc(cell.id)}" data-status="${esc(cell.status)}"><a href="#${ids.get(cell.id)}">${esc(statusLabel(cell))}</a></td>`;
+}
+
 function statusLabel(cell: CellResult): string {
   return cell.status === 'flaky' ? `flaky (${cell.attempts.length} attempts)` : cell.status;
 }
 
-function cellSection(cell: CellResult, id: string, scale: number, options: HtmlOptions): string {
+/** A cell's section, showing at most `room` of its failed cases (what is left of the page's MAX_PAGE_CASES); `shown`: how many it showed. */
+function cellSection(cell: CellResult, id: string, scale: number, options: HtmlOptions, room: number): { html: string; shown: number } {
   const bad = BAD.includes(cell.status) || cell.status === 'flaky';
   const cases = cell.cases.filter((c) => c.status === 'failed' || c.status === 'error');
+  const shown = Math.max(0, Math.min(MAX_CASES, room, cases.length));
   const guest = [cell.guest?.os, cell.guest?.kernel && `kernel ${cell.guest.kernel}`, cell.guest?.node && `node ${cell.guest.node}`].filter(Boolean).join(', ');
   const links = fileLinks(cell, options);
-  return `<section id="${id}" class="cell" data-cell="${esc(cell.id)}" data-status="${esc(cell.status)}">
+  const html = `<section id="${id}" class="cell" data-cell="${esc(cell.id)}" data-status="${esc(cell.status)}">
 <details${bad ? ' open' : ''}>
 <summary><span class="badge ${esc(cell.status)}">${esc(statusLabel(cell))}</span> <span class="id">${esc(cell.id)}</span> <span class="muted">${esc(formatDuration(cell.durations.total))}${cell.exitCode !== null ? `, exit ${esc(String(cell.exitCode))}` : ''}${cell.signal ? `, ${esc(cell.signal)}` : ''}</span></summary>
 ${timeline(cell, scale)}
 ${guest ? `<p class="muted">${esc(guest)}</p>` : ''}
 ${cell.attempts.length > 1 ? `<p>Attempts: ${cell.attempts.map((a, i) => `${i + 1}: ${esc(a.status)}${a.error ? ` (${esc(a.error.code)})` : ''}`).join('; ')}</p>` : ''}
 ${cell.error ? `<div class="error" role="note"><p><strong>${esc(cell.error.code)}</strong>: ${esc(cut(cell.error.message))}</p>${cell.error.consoleTail ? `<h4>console (last lines)</h4><pre>${esc(cut(cell.error.consoleTail))}</pre>` : ''}</div>` : ''}
-${cases.length > 0 ? `<h3>Failed cases (${cases.length})</h3><ul class="cases">${cases.slice(0, MAX_CASES).map(caseItem).join('')}</ul>${cases.length > MAX_CASES ? `<p class="muted">and ${cases.length - MAX_CASES} more in the JSON report</p>` : ''}` : ''}
+${cases.length > 0 ? `<h3>Failed cases (${cases.length})</h3><ul class="cases">${cases.slice(0, shown).map(caseItem).join('')}</ul>${cases.length > shown ? `<p class="muted">and ${cases.length - shown} more in the JSON report</p>` : ''}` : ''}
 ${cell.stdoutTail ? `<h3>stdout (last lines)</h3><pre>${esc(cut(cell.stdoutTail))}</pre>` : ''}
 ${cell.stderrTail ? `<h3>stderr (last lines)</h3><pre>${esc(cut(cell.stderrTail))}</pre>` : ''}
 ${capsuleBlock(cell, options)}
 ${links.length > 0 ? `<h3>Files</h3><ul class="files">${links.join('')}</ul>` : ''}
 </details>
 </section>`;
+  return { html, shown };
 }
 
 /** The phases of the last attempt as one bar, to the scale of the longest cell. */
@@ -127,7 +173,7 @@ function timeline(cell: CellResult, scale: number): string {
 
 function caseItem(c: TestCase): string {
   const name = [c.suite, c.name].filter(Boolean).join(' > ');
-  return `<li class="case ${esc(c.status)}" data-testid="case"><p><span class="badge ${esc(c.status)}">${esc(c.status)}</span> <span class="case-name">${esc(cut(name, 500))}</span> <span class="muted">${esc(cut(c.file, 300))}</span></p>${c.message ? `<p class="message">${esc(cut(c.message))}</p>` : ''}${c.details ? `<details><summary>details</summary><pre>${esc(cut(c.details))}</pre></details>` : ''}</li>`;
+  return `<li class="case ${esc(c.status)}" data-testid="case"><p><span class="badge ${esc(c.status)}">${esc(c.status)}</span> <span class="case-name">${esc(cut(name, 500))}</span>${c.file ? ` <span class="muted">${esc(cut(c.file, 300))}</span>` : ''}</p>${c.message ? `<p class="message">${esc(cut(c.message))}</p>` : ''}${c.details ? `<details><summary>details</summary><pre>${esc(cut(c.details))}</pre></details>` : ''}</li>`;
 }
 
 /** The cell's capsule: a link to its directory, its size, and the command that steps into it; or why there is none. */
@@ -138,7 +184,7 @@ function capsuleBlock(cell: CellResult, options: HtmlOptions): string {
   const href = options.baseDir ? relativeHref(options.baseDir, capsule.dir) : undefined;
   const path = href ? decodeURIComponent(href) : capsule.dir;
   const where = href ? `<a href="${esc(href)}/">${esc(path)}</a>` : `<code>${esc(capsule.dir)}</code>`;
-  return `<h3>Capsule</h3><p data-testid="capsule">The machine as it was when the cell ended: ${where} (${esc(formatBytes(capsule.bytes))}, saved in ${esc(formatDuration(capsule.tookMs))}). Step into it (from this page's directory): <code>kvmtest repro ${esc(shellQuote(path))}</code></p>`;
+  return `<h3>Capsule</h3><p data-testid="capsule">The machine as it was when the cell ended: ${where} (${esc(formatBytes(capsule.bytes))}, saved in ${esc(formatDuration(capsule.tookMs))}). Step into it (from this page's directory): <code>kvmtest repro ${esc(shellPath(path))}</code></p>`;
 }
 
 function formatBytes(bytes: number): string {
@@ -166,7 +212,9 @@ function relativeHref(baseDir: string, path: string): string | undefined {
   return rel.split(sep).map(encodeURIComponent).join('/');
 }
 
-function cut(text: string, max = MAX_TEXT): string {
+/** Text cut to `max` characters; a value that is not a string (a tampered report) is shown as text, undefined as nothing. */
+function cut(value: unknown, max = MAX_TEXT): string {
+  const text = String(value ?? '');
   return text.length > max ? `${text.slice(0, max)}… [${text.length - max} more characters]` : text;
 }
 

@@ -1,12 +1,11 @@
 import { stripVTControlCharacters } from 'node:util';
-import { XMLBuilder } from 'fast-xml-parser';
 import type { CellAttempt, CellResult, MatrixReport, TestCase } from '../matrix/types.js';
 import { cellProblem } from './table.js';
 
 // Characters XML 1.0 forbids even as references; lone surrogates fall outside the ranges too (u flag).
 const INVALID_XML_CHARS = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
 
-/** Text safe to put in XML 1.0: terminal escape sequences and forbidden characters removed (entities are the builder's job). */
+/** Text safe to put in XML 1.0: terminal escape sequences and forbidden characters removed (markup is escaped by text() and attrs() below). */
 export function xmlText(text: string): string {
   return stripVTControlCharacters(text).replace(INVALID_XML_CHARS, '');
 }
@@ -20,7 +19,17 @@ function xmlAttr(text: string): string {
 
 const seconds = (ms: number | undefined) => ((ms ?? 0) / 1000).toFixed(3);
 
-type XmlNode = Record<string, unknown>;
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+/** Element text: XML-safe characters, markup escaped. */
+const text = (value: string) => xmlText(value).replace(/[&<>]/g, (ch) => ENTITIES[ch]!);
+/** ` name="value"` for each attribute that has a value: one line, XML-safe, escaped. */
+const attrs = (pairs: Record<string, string | number | undefined>) =>
+  Object.entries(pairs)
+    .filter(([, value]) => value !== undefined)
+    .map(([name, value]) => ` ${name}="${xmlAttr(String(value)).replace(/[&<>"]/g, (ch) => ENTITIES[ch]!)}"`)
+    .join('');
+/** One element on one line: empty (`<x a="1"/>`), or holding text. */
+const element = (name: string, pairs: Record<string, string | number | undefined>, body = '') => (body ? `<${name}${attrs(pairs)}>${text(body)}</${name}>` : `<${name}${attrs(pairs)}/>`);
 
 interface Counts {
   tests: number;
@@ -29,55 +38,62 @@ interface Counts {
   skipped: number;
 }
 
-function countOf(testcases: XmlNode[]): Counts {
-  return {
-    tests: testcases.length,
-    failures: testcases.filter((t) => 'failure' in t).length,
-    errors: testcases.filter((t) => 'error' in t).length,
-    skipped: testcases.filter((t) => 'skipped' in t).length,
-  };
+/** A <testcase> with its outcome, indented as the fourth level. */
+function testcase(pairs: Record<string, string | number | undefined>, outcome?: { tag: 'failure' | 'error' | 'skipped'; message?: string | undefined; details?: string | undefined }): string {
+  if (!outcome) return `    ${element('testcase', pairs)}\n`;
+  return `    <testcase${attrs(pairs)}>\n      ${element(outcome.tag, { message: outcome.message }, outcome.details)}\n    </testcase>\n`;
 }
 
-function outcome(message: string, details?: string): XmlNode {
-  const node: XmlNode = { '@_message': xmlAttr(message) };
-  const text = details ? xmlText(details) : '';
-  if (text) node['#text'] = text;
-  return node;
-}
-
-function caseNode(cell: CellResult, testCase: TestCase): XmlNode {
-  const node: XmlNode = {
-    '@_name': xmlAttr(testCase.name),
-    '@_classname': xmlAttr(testCase.suite ? `${cell.id}.${testCase.suite}` : cell.id),
+function caseXml(cell: CellResult, testCase: TestCase): string {
+  const pairs = {
+    name: testCase.name,
+    classname: testCase.suite ? `${cell.id}.${testCase.suite}` : cell.id,
+    time: testCase.durationMs !== undefined ? seconds(testCase.durationMs) : undefined,
   };
-  if (testCase.durationMs !== undefined) node['@_time'] = seconds(testCase.durationMs);
   const message = testCase.message ?? testCase.status;
-  if (testCase.status === 'failed') node.failure = outcome(message, testCase.details);
-  else if (testCase.status === 'error') node.error = outcome(message, testCase.details);
-  else if (testCase.status === 'skipped') node.skipped = testCase.message ? { '@_message': xmlAttr(testCase.message) } : '';
-  return node;
+  if (testCase.status === 'failed') return testcase(pairs, { tag: 'failure', message, details: testCase.details });
+  if (testCase.status === 'error') return testcase(pairs, { tag: 'error', message, details: testCase.details });
+  if (testCase.status === 'skipped') return testcase(pairs, { tag: 'skipped', message: testCase.message });
+  return testcase(pairs);
 }
 
-/** The synthetic `run` testcase standing for the cell itself (no parsed cases, or a failure beyond them). */
-function runNode(cell: CellResult): XmlNode {
-  const node: XmlNode = {
-    '@_name': 'run',
-    '@_classname': xmlAttr(cell.id),
-    '@_time': seconds(cell.durations.run ?? cell.durations.total),
-  };
+/** Whether the cell gets the synthetic `run` testcase: no parsed cases, or a failure beyond them (boot error, crash after the last case). */
+function needsRunCase(cell: CellResult): boolean {
+  if (cell.cases.length === 0 || cell.status === 'error' || cell.status === 'timeout') return true;
+  return cell.status === 'failed' && !cell.cases.some((c) => c.status === 'failed' || c.status === 'error');
+}
+
+/** The synthetic `run` testcase standing for the cell itself. */
+function runXml(cell: CellResult): string {
+  const pairs = { name: 'run', classname: cell.id, time: seconds(cell.durations.run ?? cell.durations.total) };
   switch (cell.status) {
     case 'failed':
-      node.failure = outcome(cellProblem(cell), cell.stderrTail);
-      break;
+      return testcase(pairs, { tag: 'failure', message: cellProblem(cell), details: cell.stderrTail });
     case 'error':
     case 'timeout':
-      node.error = outcome(cellProblem(cell), cell.error?.consoleTail || cell.stderrTail);
-      break;
+      return testcase(pairs, { tag: 'error', message: cellProblem(cell), details: cell.error?.consoleTail || cell.stderrTail });
     case 'skipped':
-      node.skipped = { '@_message': xmlAttr(cell.error?.message ?? 'skipped') };
-      break;
+      return testcase(pairs, { tag: 'skipped', message: cell.error?.message ?? 'skipped' });
+    default:
+      return testcase(pairs);
   }
-  return node;
+}
+
+/** A cell's counts, the `run` testcase included, without building any testcase. */
+function countsOf(cell: CellResult): Counts {
+  const counts: Counts = { tests: cell.cases.length, failures: 0, errors: 0, skipped: 0 };
+  for (const c of cell.cases) {
+    if (c.status === 'failed') counts.failures += 1;
+    else if (c.status === 'error') counts.errors += 1;
+    else if (c.status === 'skipped') counts.skipped += 1;
+  }
+  if (needsRunCase(cell)) {
+    counts.tests += 1;
+    if (cell.status === 'failed') counts.failures += 1;
+    else if (cell.status === 'error' || cell.status === 'timeout') counts.errors += 1;
+    else if (cell.status === 'skipped') counts.skipped += 1;
+  }
+  return counts;
 }
 
 function describeAttempt(attempt: CellAttempt): string {
@@ -92,14 +108,8 @@ export function flakyNote(cell: CellResult): string {
   return `flaky: passed on attempt ${cell.attempts.length} after ${earlier.join(', ') || 'earlier failures'}`;
 }
 
-function suiteNode(report: MatrixReport, cell: CellResult): { node: XmlNode; counts: Counts; ms: number } {
-  const testcases = cell.cases.map((testCase) => caseNode(cell, testCase));
-  const failedCases = cell.cases.some((c) => c.status === 'failed' || c.status === 'error');
-  // no cases: the cell is the test; with cases, still report a failure the cases do not show (boot error, crash after the last case)
-  if (testcases.length === 0 || cell.status === 'error' || cell.status === 'timeout' || (cell.status === 'failed' && !failedCases)) {
-    testcases.push(runNode(cell));
-  }
-  const counts = countOf(testcases);
+/** One cell's <testsuite>, testcase by testcase. */
+function* suiteXml(report: MatrixReport, cell: CellResult, counts: Counts): Generator<string> {
   const properties: [string, string | number | boolean | null | undefined][] = [
     ['image', cell.image],
     ...Object.entries(cell.axes).map(([name, value]): [string, string | number | boolean] => [`axis.${name}`, value]),
@@ -115,51 +125,34 @@ function suiteNode(report: MatrixReport, cell: CellResult): { node: XmlNode; cou
     ['consoleLog', cell.consoleLog],
     ['outDir', cell.outDir],
   ];
-  const node: XmlNode = {
-    '@_name': xmlAttr(cell.id),
-    '@_tests': counts.tests,
-    '@_failures': counts.failures,
-    '@_errors': counts.errors,
-    '@_skipped': counts.skipped,
-    '@_time': seconds(cell.durations.total),
-    '@_timestamp': report.startedAt,
-    '@_hostname': xmlAttr(report.host.hostname),
-    properties: {
-      property: properties.filter(([, value]) => value !== undefined && value !== null && value !== '').map(([name, value]) => ({ '@_name': xmlAttr(name), '@_value': xmlAttr(String(value)) })),
-    },
-    testcase: testcases,
-  };
+  const shown = properties.filter(([, value]) => value !== undefined && value !== null && value !== '');
+  yield `  <testsuite${attrs({ name: cell.id, ...counts, time: seconds(cell.durations.total), timestamp: report.startedAt, hostname: report.host.hostname })}>\n`;
+  if (shown.length > 0) {
+    yield `    <properties>\n${shown.map(([name, value]) => `      ${element('property', { name, value: String(value) })}\n`).join('')}    </properties>\n`;
+  }
+  for (const testCase of cell.cases) yield caseXml(cell, testCase);
+  if (needsRunCase(cell)) yield runXml(cell);
   const out = [cell.status === 'flaky' ? flakyNote(cell) : '', xmlText(cell.stdoutTail)].filter(Boolean).join('\n');
-  const err = xmlText(cell.stderrTail);
-  if (out) node['system-out'] = out;
-  if (err) node['system-err'] = err;
-  return { node, counts, ms: cell.durations.total };
+  if (out) yield `    ${element('system-out', {}, out)}\n`;
+  if (xmlText(cell.stderrTail)) yield `    ${element('system-err', {}, cell.stderrTail)}\n`;
+  yield '  </testsuite>\n';
 }
 
-/** JUnit XML for CI test views: one <testsuite> per cell, named by the cell id, so each OS shows on its own. */
+/**
+ * JUnit XML for CI test views, piece by piece (a report of any size is written without one giant
+ * string): one <testsuite> per cell, named by the cell id, so each OS shows on its own.
+ */
+export function* junitChunks(report: MatrixReport): Generator<string> {
+  const counts = report.cells.map(countsOf);
+  const sum = (key: keyof Counts) => counts.reduce((total, c) => total + c[key], 0);
+  const totals = { tests: sum('tests'), failures: sum('failures'), errors: sum('errors'), skipped: sum('skipped') };
+  yield '<?xml version="1.0" encoding="UTF-8"?>\n';
+  yield `<testsuites${attrs({ name: 'kvmtest', ...totals, time: seconds(report.durationMs), timestamp: report.startedAt })}>\n`;
+  for (const [i, cell] of report.cells.entries()) yield* suiteXml(report, cell, counts[i]!);
+  yield '</testsuites>\n';
+}
+
+/** The whole JUnit XML as one string (junitChunks joined). */
 export function toJUnit(report: MatrixReport): string {
-  const suites = report.cells.map((cell) => suiteNode(report, cell));
-  const sum = (key: keyof Counts) => suites.reduce((total, s) => total + s.counts[key], 0);
-  const builder = new XMLBuilder({
-    ignoreAttributes: false,
-    attributeNamePrefix: '@_',
-    textNodeName: '#text',
-    format: true,
-    indentBy: '  ',
-    suppressEmptyNode: true,
-  });
-  const xml = builder.build({
-    '?xml': { '@_version': '1.0', '@_encoding': 'UTF-8' },
-    testsuites: {
-      '@_name': 'kvmtest',
-      '@_tests': sum('tests'),
-      '@_failures': sum('failures'),
-      '@_errors': sum('errors'),
-      '@_skipped': sum('skipped'),
-      '@_time': seconds(report.durationMs),
-      '@_timestamp': report.startedAt,
-      testsuite: suites.map((s) => s.node),
-    },
-  }) as string;
-  return xml.endsWith('\n') ? xml : `${xml}\n`;
+  return [...junitChunks(report)].join('');
 }

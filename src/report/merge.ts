@@ -2,9 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { kvmtestError } from '../errors.js';
 import { parseAxisValue } from '../matrix/grid.js';
 import { buildReport } from '../matrix/totals.js';
-import type { AxisValue, CellResult, CellStatus, MatrixReport } from '../matrix/types.js';
+import type { AxisValue, CaseStatus, CellResult, CellStatus, MatrixReport } from '../matrix/types.js';
 
 const CELL_STATUSES = new Set<CellStatus>(['passed', 'failed', 'error', 'timeout', 'flaky', 'skipped']);
+const CASE_STATUSES = new Set<CaseStatus>(['passed', 'failed', 'error', 'skipped']);
+/** A case's text fields, each a string when present (`suite` and `file` may be missing from older or hand-made reports). */
+const CASE_TEXT = ['suite', 'file', 'message', 'details'] as const;
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -22,10 +25,17 @@ function problemOf(value: unknown): string | undefined {
   if (typeof value.startedAt !== 'string' || Number.isNaN(Date.parse(value.startedAt))) return '"startedAt" is not a date';
   if (typeof value.durationMs !== 'number') return '"durationMs" is not a number';
   if (!isObject(value.host)) return '"host" is missing';
+  // a Set: looking each cell up in the array made a check of n cells cost n²
+  const ids = new Set(value.allCellIds as string[]);
   for (const [i, cell] of (value.cells as unknown[]).entries()) {
     if (!isObject(cell) || typeof cell.id !== 'string') return `cells[${i}] has no "id"`;
     if (!CELL_STATUSES.has(cell.status as CellStatus)) return `cell ${cell.id} has an unknown status ${JSON.stringify(cell.status)}`;
+    if (typeof cell.image !== 'string' || !isObject(cell.axes)) return `cell ${cell.id} lacks its "image" or "axes"`;
     if (!Array.isArray(cell.cases) || !Array.isArray(cell.attempts)) return `cell ${cell.id} lacks its "cases" or "attempts" array`;
+    if (cell.collected !== undefined && !(Array.isArray(cell.collected) && cell.collected.every(isObject))) return `cell ${cell.id} has a "collected" that is not a list`;
+    if (typeof cell.stdoutTail !== 'string' || typeof cell.stderrTail !== 'string') return `cell ${cell.id} lacks its "stdoutTail" or "stderrTail"`;
+    const problem = (cell.cases as unknown[]).map(caseProblem).findIndex((p) => p !== undefined);
+    if (problem >= 0) return `cell ${cell.id}: cases[${problem}] ${caseProblem((cell.cases as unknown[])[problem])}`;
     if (!isObject(cell.durations)) return `cell ${cell.id} lacks "durations"`;
     if (cell.consoleLog !== undefined && typeof cell.consoleLog !== 'string') return `cell ${cell.id} has a "consoleLog" that is not a path`;
     const capsule = cell.capsule;
@@ -34,8 +44,19 @@ function problemOf(value: unknown): string | undefined {
       !(isObject(capsule) && (typeof capsule.error === 'string' || (typeof capsule.dir === 'string' && typeof capsule.bytes === 'number' && typeof capsule.tookMs === 'number')))
     )
       return `cell ${cell.id} has a "capsule" that is neither { dir, bytes, tookMs } nor { error }`;
-    if (!(value.allCellIds as string[]).includes(cell.id)) return `cell ${cell.id} is not in its own "allCellIds"`;
+    if (!ids.has(cell.id)) return `cell ${cell.id} is not in its own "allCellIds"`;
   }
+  return undefined;
+}
+
+/** What is wrong with one parsed case of a report, or undefined: a name and a known status; its text fields strings. */
+function caseProblem(c: unknown): string | undefined {
+  if (!isObject(c)) return 'is not an object';
+  if (typeof c.name !== 'string') return 'has no "name"';
+  if (!CASE_STATUSES.has(c.status as CaseStatus)) return `has an unknown status ${JSON.stringify(c.status)}`;
+  const bad = CASE_TEXT.find((key) => c[key] !== undefined && typeof c[key] !== 'string');
+  if (bad) return `has a "${bad}" that is not text`;
+  if (c.durationMs !== undefined && typeof c.durationMs !== 'number') return 'has a "durationMs" that is not a number';
   return undefined;
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CellResult } from '../../../src/matrix/types.js';
 import { toHtml } from '../../../src/report/html.js';
+import { mergeReports } from '../../../src/report/merge.js';
 import { debian11, debian12, full, report } from '../fixtures/sample-run.js';
 
 describe('toHtml', () => {
@@ -62,6 +63,40 @@ describe('toHtml', () => {
     expect(html).toContain('<th scope="col">cpus=1</th><th scope="col">cpus=2</th>');
     expect(html).toMatch(/<th scope="row">debian-12<\/th><td class="passed"[^>]*><a href="#cell-1">passed<\/a><\/td><td class="none">/);
     expect(html).toContain('href="#cell-2"');
+  });
+});
+
+describe('toHtml of a large merged report (issue 22)', () => {
+  it('2,000 cells that share no image or axes: the grid is one row per cell, the page stays small', () => {
+    // each entry was looked up among all cells, on an images × columns grid: 20 s and a 94 MB page for these
+    const cells = Array.from({ length: 2000 }, (_, i) => ({ ...debian12, id: `img-${i}/a${i}=v`, image: `img-${i}`, axes: { [`a${i}`]: 'v' }, cases: [] }));
+    const merged = mergeReports([JSON.parse(JSON.stringify(report(cells, { matrixKey: 'mk' })))]);
+    const html = toHtml(merged);
+    expect(html.match(/<td class="passed" data-cell=/g)).toHaveLength(2000);
+    expect(html).not.toContain('<td class="none">');
+    expect(html).toContain('2000 cells share too few images and axes for a grid: one row each.');
+    expect(html.length).toBeLessThan(8 * 2 ** 20);
+  });
+
+  it('a dense grid is still a grid: the first cell of each image and column, and a dash where none ran', () => {
+    const cells = [1, 2, 3].flatMap((cpus) => ['debian-11', 'debian-12'].map((image) => ({ ...debian12, id: `${image}/cpus=${cpus}`, image, axes: { cpus } })));
+    const html = toHtml(report(cells.slice(0, 5)));
+    expect(html).toContain('<th scope="col">cpus=1</th><th scope="col">cpus=2</th><th scope="col">cpus=3</th>');
+    expect(html.match(/<td class="none">/g)).toHaveLength(1);
+  });
+
+  it('a case without a file (a report from elsewhere) is shown without one', () => {
+    const cases = [{ name: 'no file', suite: 's', status: 'failed' }] as unknown as CellResult['cases'];
+    const html = toHtml(mergeReports([report([{ ...debian11, cases }])]));
+    expect(html).toMatch(/<span class="case-name">s &gt; no file<\/span><\/p>/);
+  });
+
+  it('at most 1,000 failed cases on the whole page, so a page of many failing cells still opens', () => {
+    const cases = Array.from({ length: 100 }, (_, i) => ({ name: `case ${i}`, suite: '', status: 'failed' as const, message: 'm', file: '/r.xml' }));
+    const cells = Array.from({ length: 30 }, (_, i) => ({ ...debian11, id: `d-${i}`, image: `d-${i}`, cases }));
+    const html = toHtml(report(cells));
+    expect(html.match(/data-testid="case"/g)).toHaveLength(1000);
+    expect(html).toContain('and 100 more in the JSON report');
   });
 });
 
@@ -133,6 +168,13 @@ describe('toHtml: the failure capsule of a cell', () => {
       const page = toHtml(withCapsule({ ...saved, dir }), options);
       expect(page).not.toContain('<script>');
       expect(capsules(page)[0]).toContain('<code>/out/cells/&lt;script&gt;alert(1)&lt;/script&gt;&#39;; rm -rf ~ #/capsule</code>');
+    }
+  });
+
+  it('a path starting with "-" is shown as ./-…, never as an option of kvmtest repro', () => {
+    for (const dir of ['/out/-rf/capsule', '/out/--cold/capsule']) {
+      const [block] = capsules(toHtml(withCapsule({ ...saved, dir }), { baseDir: '/out' }));
+      expect(block).toContain(`<code>kvmtest repro ./${dir.slice(5)}</code>`);
     }
   });
 

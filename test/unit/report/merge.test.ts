@@ -69,6 +69,34 @@ describe('mergeReports', () => {
     expect(mergeReports([good]).cells[0]!.capsule).toEqual({ dir: '/out/cells/x/capsule', bytes: 1, tookMs: 2 });
   });
 
+  it('rejects cells and cases the reporters could not render, naming the cell and the case', () => {
+    const withCases = (cases: unknown[]) => ({ ...shard1, cells: shard1.cells.map((c, i) => (i === 0 ? { ...c, cases } : c)) });
+    expect(rejection(() => mergeReports([withCases([null])])).message).toContain('cell debian-11: cases[0] is not an object');
+    expect(
+      rejection(() =>
+        mergeReports([
+          withCases([
+            { name: 'a', status: 'passed' },
+            { name: 'b', status: 'bogus' },
+          ]),
+        ]),
+      ).message,
+    ).toContain('cases[1] has an unknown status "bogus"');
+    expect(rejection(() => mergeReports([withCases([{ status: 'failed' }])])).message).toContain('cases[0] has no "name"');
+    expect(rejection(() => mergeReports([withCases([{ name: 'a', status: 'failed', message: 42 }])])).message).toContain('has a "message" that is not text');
+    const noAxes = { ...shard1, cells: shard1.cells.map((c, i) => (i === 0 ? { ...c, axes: undefined } : c)) };
+    expect(rejection(() => mergeReports([noAxes])).message).toContain('lacks its "image" or "axes"');
+    // a case without a suite or file (older or hand-made reports) is fine
+    expect(mergeReports([withCases([{ name: 'a', status: 'failed' }])]).cells[0]!.cases).toEqual([{ name: 'a', status: 'failed' }]);
+  });
+
+  it('checks a report of many cells in linear time', () => {
+    const ids = Array.from({ length: 50_000 }, (_, i) => `img-${i}`);
+    const cells = ids.map((id) => ({ ...debian12, id, image: id }));
+    const merged = mergeReports([report(cells, { matrixKey: 'mk', allCellIds: ids })]);
+    expect(merged.cells).toHaveLength(50_000);
+  });
+
   it('turns cells no shard ran into SHARD_MISSING errors', () => {
     const matrix = report([debian12, { ...ubuntu24, id: 'ubuntu-24.04/cpus=2', axes: { cpus: 2 } }], { matrixKey: 'mk-2' });
     const merged = mergeReports([{ ...report([debian12], { matrixKey: 'mk-2', allCellIds: matrix.allCellIds, shards: ['1/2'] }) }]);
