@@ -1,5 +1,5 @@
 import type { CellPhase, CellResult, CellSpec, MatrixEvent } from '../matrix/types.js';
-import { shellQuote } from '../util/shell-quote.js';
+import { shellPath } from '../util/shell-quote.js';
 import { fenced, underGithubActions } from '../util/stop-commands.js';
 import { cellProblem, formatDuration, isBadCase, oneLine, paint, paintStatus, STATUS_MARK, summaryTable } from './table.js';
 
@@ -50,7 +50,7 @@ function capsuleLine(result: CellResult): string {
   const capsule = result.capsule;
   if (!capsule) return '';
   if ('error' in capsule) return `  capsule: ${oneLine(capsule.error)}`;
-  return `  capsule: ${capsule.dir} (${(capsule.bytes / 2 ** 20).toFixed(1)} MiB, ${formatDuration(capsule.tookMs)}) · kvmtest repro ${shellQuote(capsule.dir)}`;
+  return `  capsule: ${capsule.dir} (${(capsule.bytes / 2 ** 20).toFixed(1)} MiB, ${formatDuration(capsule.tookMs)}) · kvmtest repro ${shellPath(capsule.dir)}`;
 }
 
 /**

@@ -119,6 +119,10 @@ describe('the capsule line under a finished cell', () => {
     return written();
   };
 
+  it('a capsule path starting with "-" is printed as ./-…, never as an option of kvmtest repro', () => {
+    expect(doneOf({ ...debian11, capsule: { ...saved, dir: '-x y/capsule' } })).toContain("kvmtest repro './-x y/capsule'\n");
+  });
+
   it('where the capsule went, its size and save time, and the command that steps into it', () => {
     expect(doneOf({ ...debian11, capsule: saved })).toBe(
       '✖ debian-11 failed 22.1s · exit code 1, 1 of 2 tests failed\n  capsule: /out/cells/debian-11/capsule (150.5 MiB, 4.2s) · kvmtest repro /out/cells/debian-11/capsule\n',
