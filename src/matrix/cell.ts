@@ -109,7 +109,7 @@ export async function runCellAttempt(cell: CellSpec, ctx: CellContext, timeoutMs
       ...(ctx.options.cwd ? { cwd: ctx.options.cwd } : {}),
       durations: phaseDurations(durations, running),
     };
-    capsule = await saveCellCapsule(vm, dirname(ctx.outDir), notes, outer);
+    capsule = await saveCellCapsule(vm, dirname(ctx.outDir), notes, outer, ctx.options);
     durations.capsule = Math.round(performance.now() - t);
   };
   const runEnv = cellEnv(cell, ctx.options.env, ctx.attempt);

@@ -10,19 +10,8 @@ export const DEFAULT_CELL_TIMEOUT_MS = 30 * 60_000;
 export const DEFAULT_CAPSULE_BUDGET_MIB = 8 * 1024;
 
 /** How a run's capsules are kept (MatrixOptions' fields: to move into types.ts with the others). */
-export interface CapsuleStorageOptions {
-  /**
-   * Keep the values of the run's env in each capsule's manifest (default false: only the names,
-   * since a value may be a secret and a capsule travels as a CI artifact).
-   */
-  capsuleEnv?: boolean;
-  /**
-   * What this run's capsules may take on disk together: '8G' (the default), '500M' or a number of
-   * MiB. A capsule whose worst case (the guest's memory, its disk layers) does not fit in what is
-   * left, or in the output filesystem's free space, is not saved; the cell's result says why.
-   */
-  capsuleBudget?: string | number;
-}
+/** The capsule storage options (documented on MatrixOptions). */
+export type CapsuleStorageOptions = Pick<MatrixOptions, 'capsuleEnv' | 'capsuleBudget'>;
 
 /** The grid checked and defaulted, with the full matrix it expands to (before sharding). */
 export interface ResolvedMatrixGrid extends MatrixGrid {

@@ -62,6 +62,17 @@ export interface MatrixOptions {
    * CPU model (x86_64: Nehalem) unless boot.cpu says otherwise, so capsules move between hosts.
    */
   capsule?: CapsuleWhen;
+  /**
+   * Keep the values of the run's env in each capsule's manifest (default false: only the names,
+   * since a value may be a secret and a capsule travels as a CI artifact).
+   */
+  capsuleEnv?: boolean;
+  /**
+   * What this run's capsules may take on disk together: '8G' (the default), '500M' or a number of
+   * MiB. A capsule whose worst case (the guest's memory, its disk layers) does not fit in what is
+   * left, or in the output filesystem's free space, is not saved; the cell's result says why.
+   */
+  capsuleBudget?: string | number;
   /** Where collected files and console logs go; default a temporary directory kept after the run. */
   outDir?: string;
   /** Host directory relative push paths resolve against; default process.cwd() (the config file's directory for the CLI). */
