@@ -118,7 +118,10 @@ program
     ]),
   )
   .option('--capsule-env', "keep the env's values in capsules (default: names only; a value may be a secret)")
-  .option('--capsule-budget <size>', "what this run's capsules may take together (default 8G); past it, or past the output filesystem's free space, a cell's capsule is not saved and its result says why")
+  .option(
+    '--capsule-budget <size>',
+    "what this run's capsules may take together (default 8G); past it, or past the output filesystem's free space, a cell's capsule is not saved and its result says why",
+  )
   .argument('[command...]', "the command (after --); replaces the config's run")
   .action(async (command: string[], opts) => {
     process.exitCode = await matrixCommand(command, opts);
