@@ -42,7 +42,7 @@ CHUNK = 256 * 1024  # largest body we emit (output reads, pull data)
 CREDIT_WINDOW = 4 << 20  # stdin/push bytes the host may have sent and we not yet acknowledged (`consumed`)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_MESSAGE = 4000  # keeps error/log headers far below MAX_HEADER
-ERROR_CODES = ("ENOENT", "EACCES", "ENOTDIR", "EISDIR", "ENOSPC", "EINVAL", "EBADTAR", "EIO")  # every code an error frame may carry
+ERROR_CODES = ("ENOENT", "EACCES", "ENOTDIR", "EISDIR", "ENOSPC", "EINVAL", "EBADTAR", "EIO", "ETOOMANY", "ETOOBIG")  # every code an error frame may carry
 REQUESTS = ("hello", "ping", "identity", "exec", "stdin", "stdin-end", "signal", "resize", "push", "data", "end", "pull", "copy-in")
 # ---- end of the shared block
 
@@ -687,10 +687,6 @@ class FrameWriter:
             raise Aborted()
 
 
-def raise_error(exc):
-    raise exc
-
-
 class CopyIn(Request):
     """Copies in what the host attached as a disk (a bulk push): a read-only ext2 image of a tree,
     mounted and copied into dest; or a file attached as itself, of which `bytes` are copied. The disk
@@ -726,6 +722,10 @@ class CopyIn(Request):
         proc = self.proc
         if proc is not None and proc.poll() is None:
             proc.kill()
+
+    def cancel(self):
+        """The host gave up (`end` on its id) and detaches the disk: stop copying; the error answer goes nowhere."""
+        self.abort()
 
     def _device(self):
         if shutil_which("modprobe"):  # udev loads it on the first SCSI disk; not every guest runs udev
@@ -784,7 +784,7 @@ class CopyIn(Request):
         try:
             self._call(["mount", "-t", "overlay", "overlay", "-o", "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work), self.dest], "mount the overlay")
         except AgentError:
-            self._call(["umount", lower], "umount")
+            self._call(["umount", lower], "umount", always=True)
             raise
 
     def _copy_file(self, dev):
@@ -824,12 +824,12 @@ class CopyIn(Request):
                 # a copy, not a view: the files are the guest's, root's, with their modes, links and hard links
                 self._call(["cp", "-a", "--no-preserve=ownership", mnt + "/.", self.dest], "copy")
             finally:
-                self._call(["umount", mnt], "umount")
+                self._call(["umount", mnt], "umount", always=True)  # an aborted copy still lets go of the disk
         finally:
             os.rmdir(mnt)
 
-    def _call(self, argv, what):
-        if self.aborted:
+    def _call(self, argv, what, always=False):
+        if self.aborted and not always:
             raise AgentError("EIO", "copy-in aborted")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, err = self.proc.communicate()
@@ -847,30 +847,47 @@ def shutil_which(name):
 
 
 class Pull(Request):
-    """Streams a file, or a directory's contents, as a pax tar."""
+    """Streams a file, or a directory's contents, as a pax tar; stops itself at the host's caps."""
 
     def __init__(self, agent, gen, rid, req):
         Request.__init__(self, agent, gen, rid)
         self.path, self.aborted, self.file = req.get("path"), False, None
         if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise AgentError("EINVAL", "pull needs an absolute path")
+        self.max_entries, self.max_bytes = pull_cap(req, "maxEntries"), pull_cap(req, "maxBytes")
 
     def start(self):
         try:  # most failures (missing path, no permission) are answered before pull-start
-            mode = os.stat(self.path).st_mode
-            if stat.S_ISREG(mode):
+            st = os.stat(self.path)
+            if stat.S_ISREG(st.st_mode):
                 self.file = open(self.path, "rb")
-            elif not stat.S_ISDIR(mode):
+                self._check_bytes(tar_bytes(st.st_size))
+            elif not stat.S_ISDIR(st.st_mode):
                 raise AgentError("EINVAL", "not a regular file or directory: %s" % self.path)
         except OSError as e:
+            self.close_file()
             raise to_agent_error(e, self.path)
+        except AgentError:
+            self.close_file()
+            raise
         spawn(self._run, "pull-%d" % self.rid)
 
     def abort(self):
         self.aborted = True
 
+    def cancel(self):
+        """The host gave up on this pull (`end` on its id): stop at the next member or chunk, answer nothing."""
+        self.aborted = True
+        self.agent.unregister(self.rid, self)
+
+    def close_file(self):
+        if self.file:
+            self.file.close()
+
     def _run(self):
         try:
+            if not self.file and (self.max_entries is not None or self.max_bytes is not None):
+                self._count_tree()  # over a cap: refused before any data, the walk read at most maxEntries + 1 names
             self.send("pull-start", kind="file" if self.file else "dir")
             writer = FrameWriter(self)
             with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK) as tar:
@@ -881,28 +898,102 @@ class Pull(Request):
             writer.emit(bytes(writer.buf))
             self.finish("end")
         except Aborted:
-            pass
+            self.agent.unregister(self.rid, self)
         except Exception as e:  # after some data: the host discards the partial stream
             self.fail(e, "pull %s" % self.path)
         finally:
-            if self.file:
-                self.file.close()
+            self.close_file()
+
+    def _check_bytes(self, total):
+        if self.max_bytes is not None and total > self.max_bytes:
+            raise AgentError("ETOOBIG", "pull %s: more than %d bytes (maxBytes)" % (self.path, self.max_bytes))
+
+    def _count_tree(self):
+        total = 0
+        for _, full, kind in walk_tree(self.path, self.max_entries, self):
+            if kind == "file" and self.max_bytes is not None:
+                try:
+                    total += tar_bytes(os.lstat(full).st_size)
+                except FileNotFoundError:
+                    continue  # gone since the listing: the stream will not hold it either
+            else:
+                total += 512
+            self._check_bytes(total)
 
     def _add_tree(self, tar):
-        for top, dirs, files in os.walk(self.path, onerror=raise_error):
-            dirs.sort()  # deterministic order: os.walk descends in this order
-            rel = os.path.relpath(top, self.path)
-            for name in sorted(dirs + files):
-                full = os.path.join(top, name)
-                info = tar.gettarinfo(full, arcname=name if rel == "." else rel + "/" + name)  # lstat: links stay links
-                if info is None or not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
-                    log("pull %d: skipping special file %s" % (self.rid, full))
-                    continue  # sockets, fifos, devices: a push would refuse them too
-                if info.isreg():
-                    with open(full, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
+        total = 0
+        for arcname, full, _ in walk_tree(self.path, self.max_entries, self, quiet=False):
+            info = tar.gettarinfo(full, arcname=arcname)  # lstat: links stay links
+            if info is None or not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
+                log("pull %d: skipping special file %s" % (self.rid, full))
+                continue  # sockets, fifos, devices: a push would refuse them too
+            total += tar_bytes(info.size) if info.isreg() else 512
+            self._check_bytes(total)  # the tree may have grown since it was counted
+            if info.isreg():
+                with open(full, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+
+
+def pull_cap(req, name):
+    value = req.get(name)
+    if value is not None and not (type(value) is int and value > 0):  # bool is an int in Python: not a cap
+        raise AgentError("EINVAL", "pull %s must be a positive integer" % name)
+    return value
+
+
+def tar_bytes(size):
+    """What a regular file costs in a tar stream: a header block and its data in whole blocks (pax extensions aside)."""
+    return 512 + (size + 511) // 512 * 512
+
+
+def entry_kind(entry):
+    """A directory entry's kind without following it (d_type, an lstat where the file system has none); None: special."""
+    if entry.is_symlink():
+        return "link"
+    if entry.is_dir(follow_symlinks=False):
+        return "dir"
+    if entry.is_file(follow_symlinks=False):
+        return "file"
+    return None
+
+
+def list_dir(path, room, pull, quiet):
+    """One directory's names and kinds, sorted; at most `room` of them are read (ETOOMANY beyond it)."""
+    out = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            kind = entry_kind(entry)
+            if kind is None:
+                if not quiet:
+                    log("pull %d: skipping special file %s" % (pull.rid, entry.path))
+                continue
+            if room is not None and len(out) >= room:
+                raise AgentError("ETOOMANY", "pull %s: more than %d entries (maxEntries)" % (pull.path, pull.max_entries))
+            if pull.aborted:
+                raise Aborted()
+            out.append((entry.name, kind))
+    out.sort()
+    return out
+
+
+def walk_tree(root, max_entries, pull, quiet=True):
+    """Yields (arcname, path, kind) of a tree's members, one directory listed at a time: each directory's
+    entries in name order, then its subdirectories in that order (os.walk's order); the root is followed
+    if it is a link, nothing under it is. ETOOMANY as soon as more than max_entries names were read."""
+    count, stack = 0, [("", root)]
+    while stack:
+        rel, top = stack.pop()
+        names = list_dir(top, None if max_entries is None else max_entries - count, pull, quiet)
+        count += len(names)
+        subdirs = []
+        for name, kind in names:
+            arcname, full = rel + name, os.path.join(top, name)
+            yield arcname, full, kind
+            if kind == "dir":
+                subdirs.append((arcname + "/", full))
+        stack.extend(reversed(subdirs))
 
 
 # ---------------------------------------------------------------- agent
@@ -1182,6 +1273,9 @@ class Agent:
         push = self.lookup(rid, Push)
         if push:
             push.queue.close()
+        stopped = self.lookup(rid, Pull) or self.lookup(rid, CopyIn)  # the host gave up on it
+        if stopped:
+            stopped.cancel()
 
     def received(self, item):
         """One decoded frame or FrameError; whatever a frame holds, the loop goes on to the next."""

@@ -65,6 +65,7 @@ const CODES = {
   OUTPUT_LIMIT: 'command',
   PULL_TOO_LARGE: 'command',
   PULL_TOO_MANY_ENTRIES: 'command',
+  TRANSFER_TIMEOUT: 'command',
   // a cell's results could not be judged
   CELL_TIMEOUT: 'result',
   RESULT_PARSE_FAILED: 'result',

@@ -108,11 +108,15 @@ export interface PullRequest {
   t: 'pull';
   id: number;
   path: string;
+  /** The host's caps (it enforces them too: the agent may be replaced): an honest agent stops at them with ETOOMANY / ETOOBIG. */
+  maxEntries?: number;
+  maxBytes?: number;
 }
 export interface DataFrame {
   t: 'data';
   id: number;
 }
+/** End of a push's tar stream (host → agent), of a pull's (agent → host); on a pull or copy-in id from the host: it gave up, stop. */
 export interface EndFrame {
   t: 'end';
   id: number;
@@ -221,8 +225,8 @@ export interface Exchanges {
   identity: { request: IdentityRequest; answers: Done | ErrorAnswer; follow: never; ends: 'done' };
   exec: { request: ExecRequest; answers: Started | OutputFrame | Consumed | Exit | ErrorAnswer; follow: StdinData | StdinEnd | SignalRequest | ResizeRequest; ends: 'exit' };
   push: { request: PushRequest; answers: Consumed | Done | ErrorAnswer; follow: DataFrame | EndFrame; ends: 'done' };
-  pull: { request: PullRequest; answers: PullStart | DataFrame | EndFrame | ErrorAnswer; follow: never; ends: 'end' };
-  'copy-in': { request: CopyInRequest; answers: Done | ErrorAnswer; follow: never; ends: 'done' };
+  pull: { request: PullRequest; answers: PullStart | DataFrame | EndFrame | ErrorAnswer; follow: EndFrame; ends: 'end' };
+  'copy-in': { request: CopyInRequest; answers: Done | ErrorAnswer; follow: EndFrame; ends: 'done' };
 }
 export type RequestType = keyof Exchanges;
 /** The request's own fields (the client adds `t` and `id`). */

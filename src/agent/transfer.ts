@@ -5,13 +5,27 @@ import { execa } from 'execa';
 import { KvmtestError, kvmtestError } from '../errors.js';
 import type { AgentClient, Exchange } from './client.js';
 import { CreditWindow } from './credit.js';
+import { abortError, type TransferOptions, transferSignal } from './deadline.js';
 import { CHUNK_BYTES, type TransferKind } from './protocol.js';
 import { DEFAULT_LIMITS, type DroppedMember, type PullLimits, TreeExtractor } from './pull/extract.js';
 import { finalTarget, makeStage, moveIntoPlace, prepareDestination, removeMade, removeStage } from './pull/place.js';
 
-/** Copies a host file or directory to `dest` in the guest as a tar stream (the host's GNU tar); modes are kept. */
-export async function push(client: AgentClient, source: string, dest: string): Promise<void> {
+/**
+ * Copies a host file or directory to `dest` in the guest as a tar stream (the host's GNU tar); modes are kept.
+ * On abort or timeout the stream is ended early: the agent stops, what arrived so far stays in the guest.
+ */
+export async function push(client: AgentClient, source: string, dest: string, options: TransferOptions = {}): Promise<void> {
   assertGuestPath(dest, 'push destination');
+  const { signal, done } = transferSignal(`push of ${source}`, options);
+  try {
+    await pushStream(client, source, dest, signal);
+  } finally {
+    done();
+  }
+}
+
+async function pushStream(client: AgentClient, source: string, dest: string, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) throw abortError(`push of ${source}`, signal);
   const info = await stat(source).catch((error: NodeJS.ErrnoException) => {
     throw kvmtestError('LOCAL_PATH_NOT_FOUND', `cannot push ${source}: ${error.code === 'ENOENT' ? 'no such file or directory on the host' : error.message}`, { cause: error });
   });
@@ -20,30 +34,43 @@ export async function push(client: AgentClient, source: string, dest: string): P
 
   const credit = new CreditWindow(); // paced by the agent's `consumed` frames
   const exchange = client.request('push', { dest, kind }, { onFrame: ({ header }) => header.t === 'consumed' && credit.grant(header.bytes) });
-  // the guest may refuse early (disk full, unsafe member): stop sending at once
+  // the guest may refuse early (disk full, unsafe member), the caller may stop: stop sending at once
   let refused: unknown;
-  exchange.answer.catch((error) => {
-    refused = error;
+  const stopSending = (error: unknown) => {
+    refused ??= error;
     credit.close();
-  });
+  };
+  exchange.answer.catch(stopSending);
+  const archive = tarStream(source, kind);
+  const onAbort = () => {
+    const error = abortError(`push of ${source}`, signal!);
+    stopSending(error);
+    archive.kill();
+    exchange.close(error);
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   const send = async (chunk: Buffer) => {
     await credit.take(chunk.length);
     if (refused) throw refused;
     await exchange.send({ t: 'data' }, chunk);
   };
-  const archive = tarStream(source, kind);
   try {
     for await (const chunk of archive.stdout as AsyncIterable<Buffer>) {
       for (let at = 0; at < chunk.length; at += CHUNK_BYTES) await send(chunk.subarray(at, at + CHUNK_BYTES));
     }
     const result = await archive;
+    if (refused) throw refused;
     if (result.exitCode !== 0) throw kvmtestError('HOST_IO', `cannot push ${source}: tar: ${new TextDecoder().decode(result.stderr).trim().split('\n').slice(-2).join(' ')}`);
     await exchange.send({ t: 'end' });
     await exchange;
   } catch (error) {
     archive.kill();
-    exchange.close();
-    throw error;
+    exchange.close(error);
+    // an agent still reading would wait for the rest until the link ends: the stream's end lets it go (one that answered ignores it)
+    exchange.send({ t: 'end' }).catch(() => {});
+    throw refused ?? error;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -53,7 +80,10 @@ export async function push(client: AgentClient, source: string, dest: string): P
  */
 function tarStream(source: string, kind: TransferKind) {
   const [cwd, member] = kind === 'dir' ? [source, '.'] : [dirname(source), `./${basename(source)}`];
-  return execa('tar', ['--create', '--file=-', '--format=gnu', '--sparse', '--numeric-owner', '--owner=0', '--group=0', `--directory=${cwd}`, '--', member], {
+  // the named source is followed when it is a link (as a push by disk does), links inside a tree stay links: a tree's `.` is
+  // the link's target already, a file's one member needs --dereference (which follows nothing else: it has no tree)
+  const follow = kind === 'file' ? ['--dereference'] : [];
+  return execa('tar', ['--create', '--file=-', '--format=gnu', '--sparse', '--numeric-owner', '--owner=0', '--group=0', ...follow, `--directory=${cwd}`, '--', member], {
     buffer: { stdout: false, stderr: true },
     reject: false,
     stdin: 'ignore',
@@ -62,10 +92,7 @@ function tarStream(source: string, kind: TransferKind) {
   });
 }
 
-export interface PullOptions extends Partial<PullLimits> {
-  /** Stops the pull (ABORTED); nothing is left at the destination. */
-  signal?: AbortSignal;
-}
+export interface PullOptions extends Partial<PullLimits>, TransferOptions {}
 
 export interface PullResult {
   /** Members not made on the host, and why: links leading outside or dangling, special files, duplicates (at most 1000 listed). */
@@ -82,15 +109,25 @@ export interface PullResult {
  * The guest's archive is unpacked into a private directory next to `dest` and moved into place
  * only when complete, so a refused pull leaves nothing (see pull/extract.ts for the rules).
  * Refused: a destination that is or lies under a symbolic link (PULL_DEST_SYMLINK), unsafe member
- * names (UNSAFE_ARCHIVE), more than maxBytes or maxEntries (PULL_TOO_LARGE, PULL_TOO_MANY_ENTRIES).
- * Links that would lead outside or dangle, and special files, are dropped and listed in the result.
+ * names (UNSAFE_ARCHIVE), more than maxBytes or maxEntries (PULL_TOO_LARGE, PULL_TOO_MANY_ENTRIES:
+ * the caps go to the agent, which stops itself at them, and the host counts too), past `timeout`
+ * (TRANSFER_TIMEOUT) or on `signal` (ABORTED). Links that would lead outside or dangle, and special
+ * files, are dropped and listed in the result. A pull the host gives up on is ended in the guest too.
  */
 export async function pull(client: AgentClient, source: string, dest: string, options: PullOptions = {}): Promise<PullResult> {
   assertGuestPath(source, 'pull source');
   const limits = pullLimits(options);
-  const { signal } = options;
-  const aborted = () => kvmtestError('ABORTED', `the pull of ${source} was aborted`, { cause: signal?.reason });
-  if (signal?.aborted) throw aborted();
+  const { signal, done } = transferSignal(`pull of ${source}`, options);
+  try {
+    return await pullInto(client, source, dest, limits, signal);
+  } finally {
+    done();
+  }
+}
+
+async function pullInto(client: AgentClient, source: string, dest: string, limits: PullLimits, signal: AbortSignal | undefined): Promise<PullResult> {
+  const what = `pull of ${source}`;
+  if (signal?.aborted) throw abortError(what, signal);
   const destination = await prepareDestination(dest);
   let stage: string | undefined;
   let extractor: TreeExtractor | undefined;
@@ -98,18 +135,18 @@ export async function pull(client: AgentClient, source: string, dest: string, op
   let stop!: (error: unknown) => void;
   const stopped = new Promise<never>((_, reject) => (stop = reject));
   stopped.catch(() => {});
-  const onAbort = () => stop(aborted());
+  const onAbort = () => stop(abortError(what, signal!));
   signal?.addEventListener('abort', onAbort, { once: true });
   let exchange: Exchange<'pull'> | undefined;
   try {
     stage = await makeStage(destination.path);
     const root = join(stage, 'root');
     await mkdir(root, 0o755);
+    if (signal?.aborted) throw abortError(what, signal);
     exchange = client.request(
       'pull',
-      { path: source },
+      { path: source, maxEntries: limits.maxEntries, maxBytes: limits.maxBytes },
       {
-        signal,
         onFrame: ({ header, body }) => {
           if (header.t === 'pull-start' && !extractor) {
             const kind = header.kind === 'file' ? 'file' : 'dir';
@@ -138,7 +175,11 @@ export async function pull(client: AgentClient, source: string, dest: string, op
     const { dropped, droppedTotal, received, entries } = ex.result;
     return { dropped, droppedTotal, bytes: received, entries };
   } catch (error) {
-    exchange?.close();
+    if (exchange) {
+      exchange.close();
+      // the agent would stream the rest into a closed request: its `end` stops it (one that finished ignores it)
+      exchange.send({ t: 'end' }).catch(() => {});
+    }
     await extractor?.dispose(error instanceof Error ? error : undefined);
     if (stage) await removeStage(stage);
     stage = undefined;

@@ -23,7 +23,7 @@ export const CREDIT_WINDOW_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** The agent cuts its error and log messages to this many characters (the host accepts up to validate.ts's MAX_MESSAGE_CHARS). */
 export const AGENT_MESSAGE_CHARS = 4000;
-/** Codes of the agent's `error` frames: errno-like, stable. */
-export const AGENT_ERROR_CODES = ['ENOENT', 'EACCES', 'ENOTDIR', 'EISDIR', 'ENOSPC', 'EINVAL', 'EBADTAR', 'EIO'] as const;
+/** Codes of the agent's `error` frames: errno-like, stable; ETOOMANY and ETOOBIG: a pull over the host's maxEntries or maxBytes. */
+export const AGENT_ERROR_CODES = ['ENOENT', 'EACCES', 'ENOTDIR', 'EISDIR', 'ENOSPC', 'EINVAL', 'EBADTAR', 'EIO', 'ETOOMANY', 'ETOOBIG'] as const;
 /** Frame types the host sends and the agent serves. */
 export const HOST_FRAME_TYPES = ['hello', 'ping', 'identity', 'exec', 'stdin', 'stdin-end', 'signal', 'resize', 'push', 'data', 'end', 'pull', 'copy-in'] as const;

@@ -40,6 +40,13 @@ export interface ExtractResult {
 
 export const MAX_DROPPED_LISTED = 1000;
 
+/**
+ * The parser is fed this much at a time, and the next slice only once the last one's members are on
+ * their way to disk: at most SLICE_BYTES / 512 members (ReadEntry objects) wait at any moment, however
+ * densely a hostile guest packs its headers.
+ */
+export const SLICE_BYTES = 64 * 1024;
+
 /** Writes here create, never follow or replace: a name that exists already is a duplicate member. */
 const CREATE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
 const DIR_NOFOLLOW = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
@@ -60,10 +67,14 @@ export class TreeExtractor extends Writable {
   private readonly parser: tar.Parser;
   private readonly limits: PullLimits;
   private failure: Error | undefined;
-  private failed!: Promise<void>;
-  private onFailed!: () => void;
   private chain: Promise<void> = Promise.resolve();
   private pending = 0;
+  /** Members whose header was parsed and that are not done with: in node-tar's queue or in ours. */
+  private waiting = 0;
+  /** The most members that waited at once (see SLICE_BYTES). */
+  peakWaiting = 0;
+  /** The member whose data is being copied: destroyed on failure, so its copy stops. */
+  private copying: tar.ReadEntry | undefined;
   private parserDrained = true;
   private wakers: (() => void)[] = [];
   private parseEnded = false;
@@ -84,9 +95,9 @@ export class TreeExtractor extends Writable {
   ) {
     super({ highWaterMark: 1024 * 1024 });
     this.limits = { ...DEFAULT_LIMITS, ...limits };
-    this.failed = new Promise((resolve) => (this.onFailed = resolve));
     // gzip is still sniffed by node-tar (it cannot be turned off): the byte caps bound what it inflates
-    this.parser = new tar.Parser({ strict: false, zstd: false, maxMetaEntrySize: 64 * 1024 });
+    // the filter sees each member as its header is parsed: counted there, a flood of headers is refused at the cap
+    this.parser = new tar.Parser({ strict: false, zstd: false, maxMetaEntrySize: 64 * 1024, filter: () => this.meet() });
     this.parser.on('entry', (entry: tar.ReadEntry) => this.onEntry(entry));
     this.parser.on('warn', (code: string, message: string) => this.onWarn(code, message));
     this.parser.on('error', (error: Error) => this.fail(kvmtestError('UNSAFE_ARCHIVE', `the pulled archive is malformed: ${error.message}`, { cause: error })));
@@ -122,10 +133,16 @@ export class TreeExtractor extends Writable {
       this.fail(kvmtestError('PULL_TOO_LARGE', `the pull brought more than ${this.limits.maxBytes} bytes (the maxBytes option)`));
       return callback(this.failure);
     }
-    this.parserDrained = false;
-    if (this.parser.write(chunk)) this.parserDrained = true;
-    // the next chunk only once this one is on its way to disk: memory holds about one chunk
-    this.until(() => this.parserDrained && this.pending <= 1).then(() => callback(this.failure ?? null));
+    this.feed(chunk).then(() => callback(this.failure ?? null));
+  }
+
+  /** A chunk to the parser a slice at a time, each once the last is on its way to disk: memory holds about one slice. */
+  private async feed(chunk: Buffer): Promise<void> {
+    for (let at = 0; at < chunk.length && !this.failure; at += SLICE_BYTES) {
+      this.parserDrained = false;
+      if (this.parser.write(chunk.subarray(at, at + SLICE_BYTES))) this.parserDrained = true;
+      await this.until(() => this.parserDrained && this.pending <= 1);
+    }
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -169,7 +186,7 @@ export class TreeExtractor extends Writable {
       this.failure = error;
       debug('pull stopped: %s', error.message);
       this.parser.abort(error);
-      this.onFailed();
+      this.copying?.destroy();
       this.wake();
       // the owner hears of it now ('error'), not at the end of the stream
       if (!this.destroyed) this.destroy(error);
@@ -199,7 +216,25 @@ export class TreeExtractor extends Writable {
     this.fail(kvmtestError('UNSAFE_ARCHIVE', `the pulled archive is malformed: ${code}: ${message}`));
   }
 
+  /** A member's header was parsed: counted now, not when its turn comes; false (node-tar skips it) once the pull failed. */
+  private meet(): boolean {
+    if (this.failure) return false;
+    try {
+      this.count(1);
+    } catch (error) {
+      this.fail(error as Error);
+      return false;
+    }
+    this.waiting++;
+    this.peakWaiting = Math.max(this.peakWaiting, this.waiting);
+    return true;
+  }
+
   private onEntry(entry: tar.ReadEntry): void {
+    if (this.failure) {
+      this.waiting--;
+      return void entry.resume();
+    }
     this.pending++;
     this.chain = this.chain.then(async () => {
       try {
@@ -210,13 +245,13 @@ export class TreeExtractor extends Writable {
         // whatever became of it, the parser must be able to move past its data
         if (!entry.emittedEnd) entry.resume();
         this.pending--;
+        this.waiting--;
         this.wake();
       }
     });
   }
 
   private async member(entry: tar.ReadEntry): Promise<void> {
-    this.count(1);
     const name = memberPath(entry.path);
     if (!name.ok) throw kvmtestError('UNSAFE_ARCHIVE', `refused the pulled archive: ${name.reason}`);
     const kind = memberKind(entry.type);
@@ -283,22 +318,30 @@ export class TreeExtractor extends Writable {
     this.files++;
     try {
       await handle.chmod(clampMode(entry.mode, 'file'));
-      await this.copy(entry, handle);
+      if (entry.size > 0) await this.copy(entry, handle);
       if (entry.mtime) await handle.utimes(entry.mtime, entry.mtime);
     } finally {
       await handle.close();
     }
   }
 
-  /** The member's data to the file, one chunk at a time; stops when the pull fails. */
+  /** The member's data to the file, one chunk at a time; a failure destroys the entry, which ends the loop (no promise per member outlives it). */
   private async copy(entry: tar.ReadEntry, handle: FileHandle): Promise<void> {
-    const stopped = this.failed.then(() => 'stopped' as const);
+    if (this.failure) throw this.failure;
+    this.copying = entry;
     const iterator = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-    for (;;) {
-      const next = await Promise.race([iterator.next(), stopped]);
-      if (next === 'stopped' || next.done) break;
-      await handle.write(next.value);
-      this.written += next.value.length;
+    try {
+      // checked before each next(): a destroyed entry's next() would wait forever
+      while (!this.failure) {
+        const next = await iterator.next();
+        if (next.done) break;
+        await handle.write(next.value);
+        this.written += next.value.length;
+      }
+    } catch (error) {
+      throw this.failure ?? error;
+    } finally {
+      this.copying = undefined;
     }
     if (this.failure) throw this.failure;
   }

@@ -30,7 +30,7 @@ interface FakePull {
 }
 
 /** An AgentClient whose agent answers hello and one kind of pull, with the given stream. */
-async function fakeAgent(answer: FakePull): Promise<{ client: AgentClient; stalls: () => number }> {
+async function fakeAgent(answer: FakePull): Promise<{ client: AgentClient; stalls: () => number; received: HostMessage[] }> {
   const toAgent = new PassThrough();
   // room for many frames: the agent waits only when the host stops reading, not because a frame is large
   const toHost = new PassThrough({ highWaterMark: 1024 * 1024 });
@@ -38,6 +38,7 @@ async function fakeAgent(answer: FakePull): Promise<{ client: AgentClient; stall
   const decoder = new FrameDecoder<HostMessage>();
   decoder.synced = true;
   let stalls = 0;
+  const received: HostMessage[] = [];
   const send = async (header: Record<string, unknown> & { t: string; id: number }, body?: Buffer) => {
     if (!toHost.write(encodeFrame(header, body))) {
       stalls++;
@@ -59,6 +60,7 @@ async function fakeAgent(answer: FakePull): Promise<{ client: AgentClient; stall
   };
   toAgent.on('data', (chunk: Buffer) => {
     for (const { header } of decoder.push(chunk)) {
+      received.push(header);
       if (header.t === 'hello')
         void send({
           t: 'hello',
@@ -76,7 +78,7 @@ async function fakeAgent(answer: FakePull): Promise<{ client: AgentClient; stall
     }
   });
   await client.handshake();
-  return { client, stalls: () => stalls };
+  return { client, stalls: () => stalls, received };
 }
 
 const places = usePullPlaces();
@@ -92,6 +94,13 @@ async function pullDir(members: Member[] | Buffer, dest: string, options: PullOp
 }
 
 const mode = (path: string) => lstatSync(path).mode & 0o7777;
+
+async function until(condition: () => boolean): Promise<void> {
+  for (const end = Date.now() + 5000; !condition(); ) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 // ---------------------------------------------------------------- the extractor through pull()
 
@@ -303,6 +312,36 @@ describe('pull: a refused pull leaves nothing', () => {
     const { client } = await fakeAgent({ kind: 'dir', data: big.subarray(0, 4 * 1024 * 1024), hang: true, onFrame: (sent) => sent >= 1024 * 1024 && controller.abort() });
     try {
       await expect(pull(client, '/results', dest, { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+    } finally {
+      client.close();
+    }
+    expect(readdirSync(parent)).toEqual([]);
+  });
+
+  it("the caps go to the agent with the request; an agent that ignores them is refused by the host's own count, and told `end`", async () => {
+    const { parent, dest } = place();
+    // an agent that streams 3000 empty files although it was told 1000
+    const { client, received } = await fakeAgent({ kind: 'dir', data: tarOf(Array.from({ length: 3000 }, (_, i) => ({ path: `f${i}` }))) });
+    try {
+      await expect(pull(client, '/results', dest, { maxEntries: 1000 })).rejects.toMatchObject({ code: 'PULL_TOO_MANY_ENTRIES', message: expect.stringMatching(/more than 1000 entries/) });
+      await until(() => received.some((f) => f.t === 'end'));
+    } finally {
+      client.close();
+    }
+    const request = received.find((f) => f.t === 'pull');
+    expect(request).toMatchObject({ path: '/results', maxEntries: 1000, maxBytes: 4 * 2 ** 30 });
+    expect(received.find((f) => f.t === 'end')).toMatchObject({ id: request!.id });
+    expect(readdirSync(parent)).toEqual([]);
+  });
+
+  it('a stuck guest (pull-start, some data, then nothing): TRANSFER_TIMEOUT at the timeout, nothing left, `end` sent', async () => {
+    const { parent, dest } = place();
+    const { client, received } = await fakeAgent({ kind: 'dir', data: tarOf([{ path: 'a', body: 'a' }], { end: false }), hang: true });
+    try {
+      const t0 = performance.now();
+      await expect(pull(client, '/results', dest, { timeout: 200 })).rejects.toMatchObject({ code: 'TRANSFER_TIMEOUT' });
+      expect(performance.now() - t0).toBeLessThan(3000);
+      await until(() => received.some((f) => f.t === 'end'));
     } finally {
       client.close();
     }
