@@ -11,7 +11,10 @@ export interface TreeStats {
   bytes: number;
 }
 
-/** Walks a directory tree (links are counted, never followed; names as bytes, so any name counts). */
+/**
+ * Walks a directory tree (links inside it are counted, never followed; names as bytes, so any name counts).
+ * A root that is a link is followed, as every push path follows its named source (mke2fs -d, tar -C, stat).
+ */
 export async function treeStats(root: string): Promise<TreeStats> {
   const stats: TreeStats = { entries: 1, blockBytes: 0, bytes: 0 };
   const pending: Buffer[] = [Buffer.from(root)];

@@ -1,5 +1,6 @@
 import createDebug from 'debug';
 import { AgentClient, LINK_LOSS_GRACE_MS } from '../agent/client.js';
+import { type TransferOptions, transferSignal } from '../agent/deadline.js';
 import { type ExecOptions, type ExecResult, GuestProcess } from '../agent/exec.js';
 import type { HelloAnswer } from '../agent/protocol.js';
 import { assertGuestPath, type PullOptions, type PullResult, pull, push } from '../agent/transfer.js';
@@ -114,23 +115,30 @@ export class Guest implements AsyncDisposable {
    * Copies a host file or directory into the guest (dest is the path it becomes). Large ones (16 MiB,
    * or 256 entries) go by disk: the file itself, or an ext2 image of the tree, hot-plugged read-only
    * and copied in by the agent, then detached; small ones stream over the agent's link. `via` forces one.
+   * A source that is a symbolic link is followed either way (links inside a tree stay links).
+   * `signal` stops it (ABORTED), `timeout` bounds it (TRANSFER_TIMEOUT): a disk is detached, what arrived stays.
    */
-  async push(source: string, dest: string, options: { via?: PushVia } = {}): Promise<void> {
+  async push(source: string, dest: string, options: { via?: PushVia } & TransferOptions = {}): Promise<void> {
     await this.relinking;
     this.assertRunning();
     const via = options.via ?? 'auto';
     if (!['auto', 'stream', 'disk'].includes(via)) throw kvmtestError('INVALID_OPTION', `Expected the "via" option to be 'auto', 'stream' or 'disk', got ${JSON.stringify(via)}`);
-    if (via !== 'stream') {
-      assertGuestPath(dest, 'push destination');
-      const what = await describeSource(source);
-      const mke2fs = await mke2fsPath();
-      if (what && choosePushPath(via, what, Boolean(mke2fs)) === 'disk') {
-        // QMP and the agent fail differently when QEMU dies mid-way: the machine's own cause wins
-        await pushByDisk(this.machine, source, dest, what, mke2fs).catch((error) => this.rethrow(this.machine.error ?? error));
-        return;
+    const { signal, done } = transferSignal(`push of ${source}`, options);
+    try {
+      if (via !== 'stream') {
+        assertGuestPath(dest, 'push destination');
+        const what = await describeSource(source);
+        const mke2fs = await mke2fsPath();
+        if (what && choosePushPath(via, what, Boolean(mke2fs)) === 'disk') {
+          // QMP and the agent fail differently when QEMU dies mid-way: the machine's own cause wins
+          await pushByDisk(this.machine, source, dest, what, mke2fs, { signal }).catch((error) => this.rethrow(this.machine.error ?? error));
+          return;
+        }
       }
+      await push(this.agent, source, dest, { signal }).catch((error) => this.rethrow(error));
+    } finally {
+      done();
     }
-    await push(this.agent, source, dest).catch((error) => this.rethrow(error));
   }
 
   /**
@@ -138,17 +146,25 @@ export class Guest implements AsyncDisposable {
    * guest's private dir), hot-plugged and mounted read-only; with `writable`, an overlay on it takes
    * the guest's writes on the guest's own disk (the host's files never change). Faster than a push
    * for a tree the guest mostly reads (fixtures, a toolchain); later host changes are not seen.
+   * `signal` stops it (ABORTED), `timeout` bounds it (TRANSFER_TIMEOUT): the disk is detached again.
    */
-  async mount(source: string, dest: string, options: { writable?: boolean } = {}): Promise<void> {
+  async mount(source: string, dest: string, options: { writable?: boolean } & TransferOptions = {}): Promise<void> {
     await this.relinking;
     this.assertRunning();
     assertGuestPath(dest, 'mount point');
-    await mountTree(this.machine, source, dest, options.writable === true).catch((error) => this.rethrow(this.machine.error ?? error));
+    const { signal, done } = transferSignal(`mount of ${source}`, options);
+    try {
+      await mountTree(this.machine, source, dest, options.writable === true, { signal }).catch((error) => this.rethrow(this.machine.error ?? error));
+    } finally {
+      done();
+    }
   }
 
   /**
    * Copies a guest file or directory to the host, safely: see `pull()` in agent/transfer.ts. The
    * result lists the members that were dropped (links leading outside or dangling, special files).
+   * maxEntries / maxBytes cap it (the guest's agent is told them and stops itself; the host counts too),
+   * `signal` stops it (ABORTED), `timeout` bounds it (TRANSFER_TIMEOUT); a refused pull leaves nothing.
    */
   async pull(source: string, dest: string, options: PullOptions = {}): Promise<PullResult> {
     await this.relinking;
